@@ -1,0 +1,51 @@
+# Set-up and checks. `make demo` and `make test` work on a fresh machine (Python 3.10+, gcc, PyPI).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Numba's on-disk cache goes stale across modules (numba #8926): tests use a fresh one each run.
+TEST_CACHE := $(shell mktemp -d -u /tmp/fastnn-numba-cache.XXXXXX)
+
+.PHONY: all install build demo test bench fashion-mnist clean
+
+all: build
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml setup.py
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0" "scipy>=1.11"
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Recompile changed .pyx files in place (editable installs do not rebuild by themselves).
+build: $(STAMP)
+	$(BIN)/python setup.py -q build_ext --inplace -j 2
+
+demo: build
+	$(BIN)/python -m fastnn demo
+
+# Full Fashion-MNIST from Debian, when this machine can install it (tests that need it skip otherwise).
+fashion-mnist:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	  || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will skip"; \
+	else echo "note: not root; Fashion-MNIST tests will skip"; fi
+
+test: build fashion-mnist
+	NUMBA_CACHE_DIR=$(TEST_CACHE) $(BIN)/python -m pytest -q tests
+	NUMBA_CACHE_DIR=$(TEST_CACHE) $(BIN)/python -m pytest -q bench
+	rm -rf $(TEST_CACHE)
+
+# Measures every benchmark and saves JSON under .benchmarks/ (needs a quiet machine; takes minutes).
+bench: build
+	$(BIN)/python -m pip install -q threadpoolctl
+	$(BIN)/python -m pytest bench --benchmark-enable --benchmark-only --benchmark-autosave \
+	  --benchmark-columns=min,median,mean,stddev,rounds --benchmark-sort=name
+
+clean:
+	rm -rf build *.egg-info kernels/cython/*.c kernels/cython/*.so .benchmarks

@@ -1,0 +1,1 @@
+"""The Cython backend: the reference kernels as compiled extension modules, same names and signatures."""

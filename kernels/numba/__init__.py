@@ -1,0 +1,1 @@
+"""The Numba backend: the reference kernels compiled with numba.njit, same names and signatures."""

@@ -1,0 +1,40 @@
+"""Builds the Cython kernels; everything else is declared in pyproject.toml.
+
+Every ``kernels/cython/<name>.pyx`` becomes ``fastnn._kernels.cython.<name>``.
+Flags are safe on any x86-64; set FASTNN_NATIVE=1 to opt in to ``-march=native``.
+"""
+import glob
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+compile_args = ["-O3"]
+if os.environ.get("FASTNN_NATIVE") == "1":
+    compile_args.append("-march=native")
+
+extensions = [
+    Extension(
+        "fastnn._kernels.cython." + os.path.splitext(os.path.basename(path))[0],
+        [path],
+        include_dirs=[numpy.get_include()],
+        extra_compile_args=compile_args,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+    for path in sorted(glob.glob(os.path.join("kernels", "cython", "*.pyx")))
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            # Safe because the Python layer checks shapes, dtypes and contiguity first.
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    )
+)
