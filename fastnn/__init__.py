@@ -2,9 +2,23 @@
 
 Kernels exist in three backends with one meaning -- ``numpy`` (the reference), ``numba`` and ``cython``
 -- switchable at run time with :func:`set_backend` or the :func:`use_backend` context manager.
-"""
-from .backend import available_backends, get_backend, set_backend, use_backend
 
+A network in a few lines::
+
+    import fastnn
+    from fastnn.layers import Dense, Sigmoid
+    model = fastnn.Sequential([Dense(784, 30), Sigmoid(), Dense(30, 10), Sigmoid()], seed=0)
+    history = model.fit(X, y, loss="cross_entropy", optimizer=fastnn.optim.SGD(0.5), epochs=3, batch_size=10)
+    fastnn.save(model, "model.npz")
+"""
 __version__ = "0.1.0"
 
-__all__ = ["available_backends", "get_backend", "set_backend", "use_backend", "__version__"]
+from .backend import available_backends, get_backend, set_backend, use_backend  # noqa: E402
+from . import init, layers, losses, optim, training  # noqa: E402
+from .io import load, save  # noqa: E402
+from .network import Sequential  # noqa: E402
+
+__all__ = [
+    "available_backends", "get_backend", "set_backend", "use_backend", "__version__",
+    "Sequential", "save", "load", "init", "layers", "losses", "optim", "training",
+]

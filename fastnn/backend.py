@@ -35,6 +35,7 @@ KERNELS = {
     "norm": ("batchnorm_forward_train", "batchnorm_forward_eval", "batchnorm_backward"),
     "dropout": ("dropout_forward", "dropout_backward"),
     "augment": ("augment_images",),
+    "fused": ("train_epoch",),
 }
 
 _PACKAGES = {"numpy": "reference", "numba": "numba", "cython": "cython"}
@@ -119,6 +120,9 @@ def get_backend():
         return local[-1]
     if _global["name"] is None:
         _global["name"] = _default()
+    elif _global["name"] not in BACKENDS:
+        bad, _global["name"] = _global["name"], None
+        raise ValueError(f"FASTNN_BACKEND={bad!r} is not a backend; valid backends are {', '.join(BACKENDS)}")
     return _global["name"]
 
 

@@ -1,0 +1,526 @@
+"""The command line: ``python -m fastnn train ...`` and ``python -m fastnn demo``.
+
+Exit status: 0 on success, 2 for a bad option (one line on stderr, as argparse does), 1 when training
+itself fails (e.g. it diverged) or a data file is bad, 130 on Ctrl-C.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+__all__ = ["main", "build_parser"]
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "softplus", "identity")
+OUTPUTS = ("auto", "sigmoid", "softmax", "identity")
+LOSSES = ("cross_entropy", "quadratic", "mse", "log_likelihood")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
+INITS = ("normalized", "large", "xavier", "he")
+DATASETS = ("mnist", "fashion-mnist")
+# Default learning rate per optimizer: the seeds' eta 0.5 for SGD with cross-entropy, else the usual.
+DEFAULT_LR = {"sgd": 0.5, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001, "adagrad": 0.01, "adadelta": 1.0}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``fastnn train: error: ... (see --help)``, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Appends "(default: ...)" to options whose help does not state a default and whose default means something."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or not action.option_strings or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            return text
+        return text + " (default: %(default)s)"
+
+
+# --- argument types: each raises ArgumentTypeError, which argparse turns into one line and status 2 ---
+
+
+def _layer_sizes(text):
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 784,30,10, got {text!r}") from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected at least two sizes >= 1 like 784,30,10, got {text!r}")
+    return sizes
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _batch_size(text):
+    if text.lower() == "full":
+        return None
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}") from None
+
+
+def _number(low=None, high=None, low_open=False, high_open=True):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        bad = not math.isfinite(value)
+        if low is not None:
+            bad |= value <= low if low_open else value < low
+        if high is not None:
+            bad |= value >= high if high_open else value > high
+        if bad:
+            lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}, "
+            hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+            raise argparse.ArgumentTypeError(f"expected a number in {lo}{hi}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _data(text):
+    if text.lower() in DATASETS:
+        return text.lower()
+    if os.path.isdir(text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected mnist, fashion-mnist or a directory of IDX files, got {text!r}")
+
+
+def _writable_file(text):
+    directory = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(f"directory {directory} does not exist (for {text!r})")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory, expected a file name")
+    return text
+
+
+# --- the parser ---------------------------------------------------------------------------------------
+
+
+def _add_common(p, epochs):
+    """Options shared by train and demo."""
+    p.add_argument("--epochs", type=_positive_int, default=epochs, metavar="N",
+                   help="passes over the training data (default: %(default)s)")
+    p.add_argument("--backend", choices=("numpy", "numba", "cython"), default=None,
+                   help="kernel backend (default: cython when built, else numpy; env FASTNN_BACKEND)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating-point type of data, weights and arithmetic (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights, shuffling, dropout and augmentation (default: %(default)s)")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="train on the first N training samples only (default: all of them)")
+    p.add_argument("--test-limit", type=_positive_int, default=None, metavar="N",
+                   help="evaluate on the first N test samples only (default: all of them)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
+
+
+def build_parser():
+    """The ``argparse`` parser of ``python -m fastnn`` (subcommands ``train`` and ``demo``)."""
+    from . import __version__
+
+    parser = _Parser(
+        prog="python -m fastnn",
+        description="fastnn: train fully connected neural networks on the CPU (NumPy, Numba or Cython kernels).",
+        epilog="Run `python -m fastnn train --help` for the training options.",
+    )
+    parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,demo}")
+
+    train = sub.add_parser(
+        "train",
+        help="train a network on MNIST, Fashion-MNIST or a directory of IDX files",
+        description="Train a fully connected network and report test accuracy. Data: `mnist` is the MNIST "
+        "test set shipped with fastnn (8,000 train / 2,000 test) unless FASTNN_DATA names a directory "
+        "of the full MNIST IDX files; `fashion-mnist` is /usr/share/datasets/fashion-mnist "
+        "(apt-get install dataset-fashion-mnist); a DIR holds train-/t10k- IDX files (plain or .gz).",
+        formatter_class=_Formatter,
+    )
+    train.add_argument("--data", type=_data, default="mnist", metavar="{mnist,fashion-mnist,DIR}",
+                       help="the dataset")
+    train.add_argument("--layers", type=_layer_sizes, default="784,30,10", metavar="SIZES",
+                       help="layer sizes, comma-separated: inputs (784), hidden layers, classes (10)")
+    train.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid", help="hidden-layer activation")
+    train.add_argument("--output", choices=OUTPUTS, default="auto",
+                       help="output activation; auto: softmax for log_likelihood, else sigmoid")
+    train.add_argument("--loss", choices=LOSSES, default="cross_entropy", help="cost function")
+    train.add_argument("--init", choices=INITS, default="normalized",
+                       help="weight initialization: normalized N(0,1/n_in), large N(0,1), xavier, he")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer")
+    train.add_argument("--lr", type=_number(0, None, low_open=True), default=None,
+                       help="learning rate (default: 0.5 for sgd, 0.001 for adam/adamw/rmsprop, "
+                       "0.01 for adagrad, 1.0 for adadelta)")
+    train.add_argument("--momentum", type=_number(0, 1), default=0.0, help="SGD momentum, in [0, 1)")
+    train.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD with --momentum > 0)")
+    train.add_argument("--batch-size", type=_batch_size, default=10, metavar="N",
+                       help="mini-batch size; 1 is stochastic, 'full' is full-batch gradient descent")
+    train.add_argument("--l1", type=_number(0), default=0.0, help="L1 strength lambda: adds lambda/n * sum|w| over the weights (not biases)")
+    train.add_argument("--l2", type=_number(0), default=0.0, help="L2 strength lambda: adds lambda/(2n) * sum w^2 over the weights (not biases)")
+    train.add_argument("--clip-norm", type=_number(0, None, low_open=True), default=None, metavar="NORM",
+                       help="clip the global gradient norm to NORM before every step (default: no clipping)")
+    train.add_argument("--dropout", type=_number(0, 1), default=0.0, metavar="P",
+                       help="dropout probability after each hidden activation, in [0, 1)")
+    train.add_argument("--batch-norm", action="store_true", help="batch normalization before each hidden activation")
+    train.add_argument("--augment", action="store_true",
+                       help="expand the training data each epoch with random shifts and rotations")
+    train.add_argument("--max-shift", type=_nonnegative_int, default=2, metavar="PIXELS", help="largest shift with --augment")
+    train.add_argument("--max-angle", type=_number(0, 180, high_open=False), default=10.0, metavar="DEGREES",
+                       help="largest rotation with --augment")
+    train.add_argument("--no-validate", action="store_true",
+                       help="do not evaluate on the test set after every epoch (only at the end)")
+    _add_common(train, epochs=30)
+    train.set_defaults(parser=train)
+    train.add_argument("--save", type=_writable_file, default=None, metavar="PATH",
+                       help="save the trained model (architecture, weights, optimizer state) to PATH (.npz)")
+    train.add_argument("--json", type=_writable_file, default=None, metavar="PATH",
+                       help="write a JSON summary (options, per-epoch metrics, test result) to PATH")
+
+    demo = sub.add_parser(
+        "demo",
+        help="train a small network on the embedded MNIST digits and print its test accuracy",
+        description="Train a 784-30-10 sigmoid network (cross-entropy, SGD eta 0.5, mini-batches of 10) on "
+        "8,000 embedded MNIST digits, report its accuracy on 2,000 held-out digits and show three of them.",
+        formatter_class=_Formatter,
+    )
+    _add_common(demo, epochs=10)
+    demo.set_defaults(parser=demo)
+    return parser
+
+
+# --- progress -----------------------------------------------------------------------------------------
+
+
+def _make_progress(stream, quiet):
+    """A fit callback printing one line per epoch: a bar of the epochs done, seconds, samples/s, training
+    loss and accuracy, test loss and accuracy. On a terminal, if fit reports batches (Keras's
+    ``on_train_batch_end``), the line is redrawn with a carriage return as the epoch progresses."""
+    from .training import Callback
+
+    class Progress(Callback):
+        width = 20
+
+        def on_train_begin(self, logs=None):
+            logs = logs or {}
+            self.epochs = logs.get("epochs", 0)
+            self.samples = logs.get("samples", 0)
+            self.batches = logs.get("batches", 0)
+            self.tty = hasattr(stream, "isatty") and stream.isatty()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self.epoch_start = time.perf_counter()
+
+        def _head(self, done):
+            """``epoch  3/30 [===       ]`` with ``done`` epochs (a float) of the total filled."""
+            filled = int(round(self.width * done / self.epochs)) if self.epochs else self.width
+            k = str(self.epoch + 1).rjust(len(str(self.epochs)))
+            return f"epoch {k}/{self.epochs} [" + "=" * filled + " " * (self.width - filled) + "]"
+
+        def on_train_batch_end(self, batch, logs=None):
+            if quiet or not self.tty or not self.batches:
+                return
+            fraction = (batch + 1) / self.batches
+            elapsed = time.perf_counter() - self.epoch_start
+            rate = fraction * self.samples / elapsed if elapsed > 0 else 0.0
+            stream.write(f"\r{self._head(self.epoch + fraction)} {fraction:4.0%} of epoch  {rate:9,.0f} samples/s")
+            stream.flush()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if quiet:
+                return
+            logs = logs or {}
+            seconds = logs.get("seconds") or (time.perf_counter() - self.epoch_start)
+            rate = self.samples / seconds if seconds > 0 else float("nan")
+            parts = [self._head(epoch + 1), f"{seconds:6.2f}s", f"{rate:9,.0f} samples/s",
+                     f"loss {logs.get('loss', float('nan')):.4f}"]
+            if _finite(logs.get("accuracy")):
+                parts.append(f"acc {logs['accuracy']:.4f}")
+            if logs.get("val_loss") is not None:
+                parts.append(f"test loss {logs['val_loss']:.4f}")
+            if _finite(logs.get("val_accuracy")):
+                parts.append(f"test acc {logs['val_accuracy']:.4f}")
+            # \r plus clear-to-end-of-line replaces a partial bar drawn by on_train_batch_end.
+            stream.write(("\r\x1b[K" if self.tty else "") + "  ".join(parts) + "\n")
+            stream.flush()
+
+    return Progress()
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+# --- building and running -------------------------------------------------------------------------------
+
+
+def _activation(name, width):
+    from . import layers
+
+    return {
+        "sigmoid": layers.Sigmoid, "tanh": layers.Tanh, "relu": layers.ReLU, "softplus": layers.Softplus,
+        "identity": layers.Identity, "softmax": layers.Softmax,
+        "leaky_relu": lambda: layers.LeakyReLU(0.01), "prelu": lambda: layers.PReLU(width),
+    }[name]()
+
+
+def build_model(sizes, activation="sigmoid", output="sigmoid", init="normalized", dropout=0.0,
+                batch_norm=False, dtype="float32", seed=0, backend=None):
+    """A ``Sequential`` of Dense layers of ``sizes`` with ``activation`` between them (optionally batch
+    norm before it and dropout after it) and ``output`` after the last one; weights drawn from ``seed``."""
+    from . import layers
+    from .network import Sequential
+
+    stack = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        stack.append(layers.Dense(n_in, n_out, init=init))
+        if i == len(sizes) - 2:
+            stack.append(_activation(output, n_out))
+            break
+        if batch_norm:
+            stack.append(layers.BatchNorm(n_out))
+        stack.append(_activation(activation, n_out))
+        if dropout > 0:
+            stack.append(layers.Dropout(dropout))
+    return Sequential(stack, dtype=dtype, backend=backend, seed=seed)
+
+
+def _load_data(name, dtype):
+    from . import datasets
+
+    if name == "embedded":
+        return datasets.load_embedded_mnist(dtype), "embedded MNIST test set (8,000 train / 2,000 test)"
+    if name == "mnist":
+        directory = os.environ.get("FASTNN_DATA")
+        source = f"MNIST, {directory}" if directory else "embedded MNIST test set (8,000 train / 2,000 test)"
+        return datasets.load_mnist(dtype=dtype), source
+    if name == "fashion-mnist":
+        return datasets.load_fashion_mnist(dtype=dtype), f"Fashion-MNIST, {datasets.FASHION_MNIST_DIR}"
+    return datasets.load_idx_directory(name, dtype=dtype), name
+
+
+class _UsageError(Exception):
+    """A semantic error in the options, found after parsing: reported like argparse's, status 2."""
+
+
+def _check_options(args, n_features, n_classes):
+    if args.layers[0] != n_features:
+        raise _UsageError(f"--layers starts with {args.layers[0]} inputs but the data has {n_features} features")
+    if args.layers[-1] != n_classes:
+        raise _UsageError(f"--layers ends with {args.layers[-1]} outputs but the data has {n_classes} classes")
+    if args.optimizer != "sgd" and (args.momentum or args.nesterov):
+        raise _UsageError("--momentum and --nesterov apply to --optimizer sgd only")
+    if args.nesterov and not args.momentum:
+        raise _UsageError("--nesterov needs --momentum > 0")
+    if args.output == "softmax" and args.loss == "cross_entropy":
+        raise _UsageError("--loss cross_entropy is the binary cross-entropy of sigmoid outputs; "
+                          "with --output softmax use --loss log_likelihood")
+
+
+def run_train(args, out=sys.stdout):
+    """Train as ``args`` (from :func:`build_parser`) says, printing progress to ``out``; returns the
+    summary dict (what ``--json`` writes)."""
+    import fastnn
+
+    from . import optim
+    from .augment import Augment
+
+    backend = args.backend or fastnn.get_backend()
+    (train, test), source = _load_data(args.data, args.dtype)
+    X_train, y_train = train
+    X_test, y_test = test
+    if args.limit:
+        X_train, y_train = X_train[: args.limit], y_train[: args.limit]
+    if args.test_limit:
+        X_test, y_test = X_test[: args.test_limit], y_test[: args.test_limit]
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    _check_options(args, X_train.shape[1], n_classes)
+
+    output = args.output
+    if output == "auto":
+        output = "softmax" if args.loss == "log_likelihood" else "sigmoid"
+    model = build_model(args.layers, args.activation, output, args.init, args.dropout, args.batch_norm,
+                        args.dtype, args.seed, backend)
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    if args.optimizer == "sgd":
+        optimizer = optim.SGD(lr, momentum=args.momentum, nesterov=args.nesterov)
+    else:
+        optimizer = optim.get(args.optimizer, lr=lr)
+    augment = Augment(args.max_shift, args.max_angle) if args.augment else None
+
+    arch = "-".join(str(s) for s in args.layers)
+    batch = "full" if args.batch_size is None else args.batch_size
+    extras = [f"l1 {args.l1:g}"] if args.l1 else []
+    extras += [f"l2 {args.l2:g}"] if args.l2 else []
+    extras += [f"clip norm {args.clip_norm:g}"] if args.clip_norm else []
+    extras += [f"dropout {args.dropout:g}"] if args.dropout else []
+    extras += ["batch norm"] if args.batch_norm else []
+    extras += [repr(augment)] if augment else []
+    if not args.quiet:
+        print(f"data     {source}: {len(X_train):,} train, {len(X_test):,} test, {X_train.shape[1]} features, "
+              f"{n_classes} classes", file=out)
+        print(f"network  {arch} {args.activation}/{output}, {args.init} init, {args.loss} loss, "
+              f"{args.optimizer} lr {lr:g}" + (f" momentum {args.momentum:g}" if args.momentum else "")
+              + (" nesterov" if args.nesterov else "") + f", batch {batch}"
+              + (", " + ", ".join(extras) if extras else ""), file=out)
+        print(f"engine   backend {backend}, {args.dtype}, seed {args.seed}, {args.epochs} epoch"
+              + ("s" if args.epochs != 1 else ""), file=out)
+
+    fit_kwargs = dict(
+        loss=args.loss, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
+        validation_data=None if args.no_validate else (X_test, y_test), seed=args.seed,
+        callbacks=[_make_progress(out, args.quiet)], verbose=0,
+    )
+    if args.l1:
+        fit_kwargs["l1"] = args.l1
+    if args.l2:
+        fit_kwargs["l2"] = args.l2
+    if augment is not None:
+        fit_kwargs["augment"] = augment
+    if args.clip_norm is not None:
+        fit_kwargs["clip_norm"] = args.clip_norm
+    start = time.perf_counter()
+    history = model.fit(X_train, y_train, **fit_kwargs)
+    seconds = time.perf_counter() - start
+    result = model.evaluate(X_test, y_test, loss=args.loss)
+    correct = int(round(result["accuracy"] * len(X_test)))
+    epoch_seconds = sum(history.seconds) if history.seconds else seconds
+    print(f"test accuracy {result['accuracy']:.4f} ({correct:,}/{len(X_test):,}), test loss {result['loss']:.4f}; "
+          f"{len(history)} epoch{'s' if len(history) != 1 else ''} in {seconds:.1f}s ({len(X_train) * len(history) / epoch_seconds:,.0f} samples/s "
+          f"training, backend {backend}, {args.dtype})", file=out)
+
+    if getattr(args, "show_digits", 0):
+        print(_ascii_digits(X_test[: args.show_digits], y_test, model.predict(X_test[: args.show_digits])), file=out)
+    if args.save:
+        fastnn.save(model, args.save)
+        if not args.quiet:
+            print(f"saved model to {args.save}", file=out)
+    summary = {
+        "fastnn_version": fastnn.__version__,
+        "data": source,
+        "n_train": len(X_train),
+        "n_test": len(X_test),
+        "layers": args.layers,
+        "activation": args.activation,
+        "output": output,
+        "loss": args.loss,
+        "init": args.init,
+        "optimizer": args.optimizer,
+        "lr": lr,
+        "momentum": args.momentum,
+        "nesterov": args.nesterov,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "l1": args.l1,
+        "l2": args.l2,
+        "clip_norm": args.clip_norm,
+        "dropout": args.dropout,
+        "batch_norm": args.batch_norm,
+        "augment": {"max_shift": augment.max_shift, "max_angle_deg": augment.max_angle_deg} if augment else None,
+        "backend": backend,
+        "dtype": args.dtype,
+        "seed": args.seed,
+        "history": history.to_dict(),
+        "test": {"loss": float(result["loss"]), "accuracy": float(result["accuracy"])},
+        "seconds": seconds,
+        "saved_model": args.save,
+    }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=2, allow_nan=False, default=_json_default)
+            f.write("\n")
+        if not args.quiet:
+            print(f"wrote summary to {args.json}", file=out)
+    return summary
+
+
+def _ascii_digits(X, y, outputs):
+    """Test digits side by side as text (every second pixel), each captioned with the prediction."""
+    shades = " .:-=+*#%@"
+    blocks = []
+    for x, label, out in zip(X, y, outputs):
+        img = x.reshape(28, 28)[::2, ::2]
+        rows = ["".join(shades[min(9, int(v * 10))] * 2 for v in row) for row in img]
+        caption = f"predicted {int(out.argmax())}, label {int(label)}"
+        blocks.append([caption.ljust(28)] + rows)
+    return "\n".join("   ".join(parts) for parts in zip(*blocks))
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {value!r}")
+
+
+def _demo_args(args):
+    """The demo as train options: 784-30-10 sigmoid, cross-entropy, SGD 0.5, batch 10, embedded MNIST."""
+    values = dict(
+        data="mnist", layers=[784, 30, 10], activation="sigmoid", output="sigmoid", loss="cross_entropy",
+        init="normalized", optimizer="sgd", lr=0.5, momentum=0.0, nesterov=False, batch_size=10, l1=0.0,
+        l2=0.0, clip_norm=None, dropout=0.0, batch_norm=False, augment=False, max_shift=2, max_angle=10.0, no_validate=False,
+        save=None, json=None, show_digits=3,
+    )
+    values.update(vars(args))
+    values["data"] = "embedded"  # even when FASTNN_DATA names a directory
+    return argparse.Namespace(**values)
+
+
+def main(argv=None):
+    """Entry point of ``python -m fastnn`` and the ``fastnn`` script; returns the exit status."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command is None:
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        parser.print_help(sys.stderr)
+        return 2
+    if unknown:  # reported by the subcommand, so the hint points at its --help
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    sub = args.parser
+    if args.command == "demo":
+        args = _demo_args(args)
+    from .datasets import IDXError
+    from .training import TrainingDiverged
+
+    try:
+        run_train(args, sys.stdout)
+    except (IDXError, FileNotFoundError) as exc:  # before ValueError: IDXError is one
+        print(f"{sub.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except TrainingDiverged as exc:
+        print(f"{sub.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:  # e.g. --backend cython without built extensions
+        print(f"{sub.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except (_UsageError, ValueError) as exc:
+        # ValueError: a combination of options the library refuses (e.g. FASTNN_BACKEND names no backend).
+        sub.error(str(exc))
+    except KeyboardInterrupt:
+        print(f"\n{sub.prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,238 @@
+"""The fused training path: a whole epoch of a supported model in one kernel call (``kernels/*/fused``).
+
+``plan(model, loss, optimizer, l1, l2)`` returns a :class:`FusedRunner` when the model, loss and optimizer
+are all supported, else None (then ``Sequential.fit`` trains layer by layer). Supported:
+
+- layers: ``Dense``, each optionally followed by one ``Sigmoid``, ``Tanh``, ``ReLU`` or ``Identity``
+  (``Softmax`` only at the end);
+- loss + output: ``cross_entropy`` after ``Sigmoid``, ``log_likelihood`` after ``Softmax`` (both with the
+  fused delta (a - y)/n, as fit uses), ``quadratic`` after any element-wise output;
+- optimizer: ``SGD`` (plain, momentum, Nesterov) and ``Adam`` (not AdamW), any ``weight_decay``;
+- ``l1``/``l2`` penalties on weights; no gradient clipping, augmentation, Dropout or BatchNorm.
+
+The runner packs every parameter into one flat buffer (and the optimizer state into one (k, P) array) and
+makes the layers' ``W``/``b`` arrays and the optimizer's state arrays views into them, so nothing is copied
+between epochs and the layer-by-layer path, ``get_weights``, ``save`` and ``state_dict`` keep working on
+the same memory. An epoch then runs every mini-batch (in the order fit drew), forward, backward and update
+in one call, and returns what fit's History needs. Set the environment variable ``FASTNN_FUSED=0`` to
+turn the fused path off everywhere.
+"""
+import os
+
+import numpy as np
+
+from . import backend as _backend
+from . import layers as _layers
+from . import losses as _losses
+from . import optim as _optim
+from ._kernels.reference import fused as _codes
+
+__all__ = ["plan", "FusedRunner", "GEMM_MIN"]
+
+# Products of at least this many multiply-adds go to BLAS, smaller ones to hand-written loops. Measured
+# on the project machine (Zen4, SciPy's OpenBLAS 0.3.30 with its small-matrix kernels) with
+# `python bench/fused_epoch_timing.py --products`: BLAS was faster at every size tried, from 1.5x at
+# 10 x 5 x 3 (70 ns against 109 ns) to 5x at 10 x 784 x 30, and whole epochs with loops only were 3-4x
+# slower; so 0. (The loops remain for BLAS libraries without fast small-matrix paths.)
+GEMM_MIN = 0
+
+_ACTS = {
+    _layers.Identity: _codes.IDENTITY,
+    _layers.Sigmoid: _codes.SIGMOID,
+    _layers.Tanh: _codes.TANH,
+    _layers.ReLU: _codes.RELU,
+    _layers.Softmax: _codes.SOFTMAX,
+}
+
+
+def _parse(model):
+    """(sizes, acts, dense layers) of a supported stack, else None."""
+    dense, acts, sizes = [], [], []
+    act_allowed = False  # an activation may follow a Dense layer, one at most
+    for layer in model.layers:
+        kind = type(layer)
+        if kind is _layers.Dense:
+            if dense and sizes[-1] != layer.n_in:
+                return None
+            if not dense:
+                sizes.append(layer.n_in)
+            sizes.append(layer.n_out)
+            dense.append(layer)
+            acts.append(_codes.IDENTITY)
+            act_allowed = True
+        elif kind in _ACTS and act_allowed:
+            acts[-1] = _ACTS[kind]
+            act_allowed = False
+        else:
+            return None
+    if not dense or _codes.SOFTMAX in acts[:-1]:
+        return None
+    return np.array(sizes, dtype=np.int64), np.array(acts, dtype=np.int64), dense
+
+
+def _loss_code(loss, out_act):
+    kind = type(loss)
+    if kind is _losses.CrossEntropy and out_act == _codes.SIGMOID:
+        return _codes.BCE
+    if kind is _losses.LogLikelihood and out_act == _codes.SOFTMAX:
+        return _codes.NLL
+    if kind is _losses.Quadratic and out_act != _codes.SOFTMAX:
+        return _codes.QUADRATIC
+    return None
+
+
+def _optimizer_code(optimizer):
+    kind = type(optimizer)
+    if kind is _optim.SGD:
+        if not optimizer.momentum:
+            return _codes.SGD
+        return _codes.NESTEROV if optimizer.nesterov else _codes.MOMENTUM
+    if kind is _optim.Adam:
+        return _codes.ADAM
+    return None
+
+
+def plan(model, loss, optimizer, l1=0.0, l2=0.0, *, clip_norm=None, augment=None):
+    """A :class:`FusedRunner` for training ``model`` with ``loss`` and ``optimizer``, or None.
+
+    ``loss`` and ``optimizer`` are objects (``fastnn.losses.get`` / ``fastnn.optim.get`` of what fit got);
+    ``l1``/``l2`` are fit's lambdas (divided by the training-set size at each epoch). None when anything
+    is unsupported (see the module docstring), when ``clip_norm`` or ``augment`` is set, or when the
+    environment variable ``FASTNN_FUSED`` is ``0``.
+    """
+    if os.environ.get("FASTNN_FUSED", "").strip() == "0" or clip_norm is not None or augment is not None:
+        return None
+    parsed = _parse(model)
+    if parsed is None:
+        return None
+    sizes, acts, dense = parsed
+    loss_code = _loss_code(loss, int(acts[-1]))
+    opt_code = _optimizer_code(optimizer)
+    if loss_code is None or opt_code is None:
+        return None
+    return FusedRunner(model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2)
+
+
+class FusedRunner:
+    """Runs fused epochs for one model + loss + optimizer (made by :func:`plan`).
+
+    ``params`` (P,) holds every Dense layer's W (row-major) then b, layer after layer; ``state`` (k, P) the
+    optimizer's arrays in the same layout (SGD with momentum: the momentum buffer; Adam: exp_avg, then
+    exp_avg_sq). The model's and the optimizer's arrays are views into them.
+
+    ``flush_denormals`` (default True): the compiled kernels flush subnormal floats to zero during the
+    epoch (x86 FTZ/DAZ, this thread only, restored afterwards). Measured with
+    ``python bench/fused_epoch_timing.py --denormals`` (float32 Adam, 784-100-10 ReLU + softmax, batch
+    128, cython): epochs went from 0.28 s to 0.31-0.32 s once ~4,500 moments of dead units had become
+    subnormal; with flushing they stayed at 0.28 s, with the same loss and accuracy to 4 decimals.
+    """
+
+    flush_denormals = True
+
+    def __init__(self, model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2):
+        self.model, self.dense, self.sizes, self.acts = model, dense, sizes, acts
+        self.loss, self.loss_code = loss, loss_code
+        self.optimizer, self.opt_code = optimizer, opt_code
+        self.l1, self.l2 = float(l1), float(l2)
+        self.dtype = model.dtype
+        self.offsets, n_params = _codes.param_layout(sizes)
+        self.params = np.empty(n_params, dtype=self.dtype)
+        self.state = np.zeros((_codes.STATE_ROWS[opt_code], n_params), dtype=self.dtype)
+        self._views = [(self.params[w0:b0].reshape(sizes[l], sizes[l + 1]), self.params[b0:b0 + sizes[l + 1]])
+                       for l, (w0, b0) in enumerate(self.offsets)]
+        self._targets = (None, None)
+        self._state_views = None
+        self.last_objective = None
+        self._bind_params()
+
+    def _bind_params(self):
+        """Copy the layers' current W, b into the flat buffer and make the layers hold views of it."""
+        for layer, (w, b) in zip(self.dense, self._views):
+            w[...] = layer.params[0]
+            b[...] = layer.params[1]
+            layer.params = [w, b]
+
+    def _ranges(self):
+        """(lo, hi) of every parameter in the flat layout, in ``model.params()`` order (W0, b0, W1, ...)."""
+        return [r for l, (w0, b0) in enumerate(self.offsets) for r in ((w0, b0), (b0, b0 + self.sizes[l + 1]))]
+
+    def _bind_state(self):
+        """Adopt the optimizer's state (zeros if it has none yet) and make its arrays views of ``state``."""
+        names = self.optimizer.state_names
+        own = self.optimizer.state
+        ranges = self._ranges()
+        mismatch = own and (len(own) != len(ranges) or any(
+            s[n].size != hi - lo for s, (lo, hi) in zip(own, ranges) for n in names))
+        if mismatch:
+            raise ValueError(f"{type(self.optimizer).__name__} state does not match the model's parameters")
+        views = []
+        for i, (lo, hi) in enumerate(ranges):
+            entry = {}
+            for k, name in enumerate(names):
+                view = self.state[k, lo:hi]
+                view[...] = own[i][name].reshape(-1) if own else 0
+                entry[name] = view
+            views.append(entry)
+        self.optimizer.state = views
+        self._state_views = views
+
+    def _check_bound(self):
+        """Re-pack whatever was replaced since the last epoch (a reset, set of new arrays, loaded state)."""
+        layers = zip(self.dense, self._views)
+        if any(layer.params[0] is not w or layer.params[1] is not b for layer, (w, b) in layers):
+            self._bind_params()
+        if self.state.shape[0] and self.optimizer.state is not self._state_views:
+            self._bind_state()
+
+    def _hyper(self, n):
+        opt = self.optimizer
+        h = np.zeros(_codes.N_HYPER)
+        h[_codes.LR] = opt.lr
+        h[_codes.WEIGHT_DECAY] = opt.weight_decay
+        if self.opt_code in (_codes.MOMENTUM, _codes.NESTEROV):
+            h[_codes.MU] = opt.momentum
+        if self.opt_code == _codes.ADAM:
+            h[_codes.BETA1], h[_codes.BETA2] = opt.betas
+            h[_codes.EPS] = opt.eps
+        h[_codes.L2] = self.l2 / n
+        h[_codes.L1] = self.l1 / n
+        h[_codes.LOSS_EPS] = _losses._eps(self.dtype)
+        h[_codes.FLUSH_DENORMALS] = 1.0 if self.flush_denormals else 0.0
+        return h
+
+    def _target_rows(self, targets):
+        """The (n, k) float rows the kernel takes: log_likelihood's int labels become one-hot, once per fit."""
+        if self._targets[0] is targets:
+            return self._targets[1]
+        if targets.ndim == 1:
+            rows = np.zeros((targets.shape[0], int(self.sizes[-1])), dtype=self.dtype)
+            rows[np.arange(targets.shape[0]), targets] = 1
+        else:
+            rows = np.ascontiguousarray(targets, dtype=self.dtype)
+        self._targets = (targets, rows)
+        return rows
+
+    def run_epoch(self, X, targets, order, batch_size):
+        """Train one epoch; return ``(objective_sum, n_correct, n_updates)`` as the kernel defines them.
+
+        X: (n, n_in) array of the model dtype; targets: what ``loss.prepare`` returned for the training
+        data; order: int permutation of range(n), or None for the natural order; batch_size: int.
+        ``objective_sum / n`` is History's ``loss``, ``n_correct / n`` its ``accuracy`` (when the
+        targets are classes). ``n_updates`` < ceil(n / batch_size) means the batch of that index had a
+        non-finite objective and was not applied (training diverged); ``last_objective`` then holds that
+        value (NaN or inf) for the message. ``optimizer.iterations`` advances by ``n_updates``. Call
+        inside the model's backend scope (fit does).
+        """
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        n = X.shape[0]
+        order = np.arange(n, dtype=np.int64) if order is None else np.ascontiguousarray(order, dtype=np.int64)
+        self._check_bound()
+        y = self._target_rows(targets)
+        k = _backend.kernels()
+        total, correct, updates, last = k.train_epoch(
+            X, y, order, self.params, self.state, self.sizes, self.acts, self.loss_code, self.opt_code,
+            self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
+        )
+        self.optimizer.iterations += int(updates)
+        self.last_objective = float(last)
+        return float(total), int(correct), int(updates)

@@ -1,0 +1,451 @@
+"""``Sequential``: a stack of layers with fit / predict / evaluate.
+
+Regularization convention (the seeds', Nielsen's ``network2``): with ``n`` the number of training
+samples given to ``fit``,
+
+- L2: C = C0 + l2 / (2n) * sum(w^2), so each step adds (l2 / n) * w to the weight gradient
+  (the seeds' "weight decay" factor 1 - eta * l2 / n with plain SGD);
+- L1: C = C0 + l1 / n * sum(|w|), adding (l1 / n) * sign(w).
+
+They apply to weights only (``W`` of Dense and Maxout layers), never to biases, PReLU slopes or
+BatchNorm's gamma/beta. C0 is the mean loss over the batch, so the penalty's weight per step does not
+depend on the batch size. ``evaluate`` reports the data loss C0 alone.
+
+Reproducibility: one ``numpy.random.Generator`` made from ``fit(seed=...)`` draws, per epoch, the
+shuffling permutation, then per batch the augmentation parameters and each Dropout layer's mask seed
+(in layer order). The three backends therefore see the same batches and masks, and with float64 they
+follow the same trajectory up to rounding. ``Sequential(seed=...)`` draws the initial weights from
+one Generator in layer order.
+"""
+import contextlib
+import math
+import time
+
+import numpy as np
+
+from . import backend as _backend
+from . import losses as _losses
+from . import optim as _optim
+from ._checks import FLOAT_DTYPES, check_array, check_consistent_length, check_scalar
+from .init import get_rng
+from . import layers as _layers
+from .layers import Dense, Dropout, Layer
+from .training import Callback, History, ProgressLogger, TrainingDiverged
+
+__all__ = ["Sequential"]
+
+PREDICT_BATCH = 4096  # rows per forward pass in predict/evaluate: bounds memory on big inputs
+
+
+class Sequential:
+    """A feed-forward network: ``layers`` applied in order.
+
+    Parameters
+    ----------
+    layers : list of fastnn.layers.Layer
+        Consecutive widths must agree (e.g. ``Dense(784, 30), Sigmoid(), Dense(30, 10), Sigmoid()``).
+    dtype : "float32" or "float64"
+        Parameters, activations and gradients use this dtype end to end; inputs are converted once.
+    backend : None or "numpy", "numba", "cython"
+        Kernels for this model; None follows the global backend (:func:`fastnn.set_backend`).
+    seed : None or int
+        If given, re-draw every layer's initial parameters from ``numpy.random.default_rng(seed)``.
+
+    Attributes
+    ----------
+    optimizer : fastnn.optim.Optimizer or None
+        The optimizer of the last ``fit`` (or loaded by :func:`fastnn.load`); ``fit(optimizer=None)``
+        resumes with it.
+    loss : fastnn.losses.Loss or None
+        The loss of the last ``fit``; the default of ``evaluate``.
+    """
+
+    def __init__(self, layers, dtype="float32", backend=None, seed=None):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} is a {type(layer).__name__}, not a fastnn.layers.Layer")
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise ValueError("the same layer object appears twice; create a new layer for each position")
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            self.dtype = None
+        if self.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.layers = layers
+        self.backend = backend
+        if seed is not None:
+            rng = get_rng(seed)
+            for layer in layers:
+                layer.reset_parameters(rng)
+        for layer in layers:
+            layer.astype(self.dtype)
+        self.n_in, self.n_out = self._widths()
+        self.optimizer = None
+        self.loss = None
+        self.stop_training = False
+
+    # -- structure -------------------------------------------------------------------------------------
+
+    def _widths(self):
+        first, width = None, None
+        for i, layer in enumerate(self.layers):
+            if layer.n_in is None:
+                continue
+            if width is not None and layer.n_in != width:
+                raise ValueError(
+                    f"layer {i} ({layer!r}) expects {layer.n_in} inputs but the layers before it give {width}"
+                )
+            first = layer.n_in if first is None else first
+            width = layer.n_out
+        return first, width
+
+    @property
+    def backend(self):
+        """The backend name of this model, or None to follow the global backend."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, name):
+        if name is not None:
+            name = _backend._check_name(name)
+            _backend.kernels(name)  # fail now, with the install hint, if it cannot load
+        self._backend = name
+
+    def _scope(self):
+        return _backend.use_backend(self._backend) if self._backend else contextlib.nullcontext()
+
+    def params(self):
+        """The trainable arrays, in layer order (the optimizer updates them in place)."""
+        return [p for layer in self.layers for p in layer.params]
+
+    def grads(self):
+        """The gradients from the last backward pass, matching ``params()``."""
+        return [g for layer in self.layers for g in layer.grads]
+
+    def count_params(self):
+        """The number of trainable scalars."""
+        return sum(p.size for p in self.params())
+
+    def get_weights(self):
+        """Copies of every layer's arrays in layer order (Dense: W (n_in, n_out), then b (n_out,);
+        BatchNorm: gamma, beta, running_mean, running_var; PReLU: alpha)."""
+        return [a.copy() for layer in self.layers for _, a in layer.state_arrays()]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` (the layout of ``get_weights``) into the model, converting to its dtype."""
+        weights = list(weights)
+        expected = sum(len(layer.state_arrays()) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"this model holds {expected} weight arrays, got {len(weights)}")
+        i = 0
+        for layer in self.layers:
+            n = len(layer.state_arrays())
+            arrays = [
+                check_array(w, f"weights[{i + j}]", min_ndim=1, allow_empty=True)
+                for j, w in enumerate(weights[i:i + n])
+            ]
+            layer.set_state_arrays(arrays)
+            i += n
+
+    def summary(self):
+        """A text table of the layers, their output widths and parameter counts."""
+        rows = [f"Sequential(dtype={self.dtype.name}, backend={self._backend or 'global'})"]
+        width = self.n_in
+        for i, layer in enumerate(self.layers):
+            width = layer.n_out if layer.n_out is not None else width
+            count = sum(p.size for p in layer.params)
+            rows.append(f"  {i:>2}  {layer!r:<44} out={width!s:<6} params={count}")
+        rows.append(f"  total params: {self.count_params()}")
+        return "\n".join(rows)
+
+    def __repr__(self):
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([{inner}], dtype={self.dtype.name!r}, backend={self._backend!r})"
+
+    # -- passes ----------------------------------------------------------------------------------------
+
+    def _check_X(self, X, name="X"):
+        X = check_array(X, name, ndim=2, dtype=self.dtype)
+        if self.n_in is not None and X.shape[1] != self.n_in:
+            raise ValueError(f"{name} has {X.shape[1]} features, but the model expects {self.n_in}")
+        return X
+
+    def _forward(self, x, training):
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def _backward(self, grad, skip_last):
+        """Backpropagate grad (dC/d output, or the fused dC/dz of the last layer when ``skip_last``)."""
+        layers = self.layers[:-1] if skip_last else self.layers
+        for i in range(len(layers) - 1, -1, -1):
+            layer = layers[i]
+            if i == 0 and isinstance(layer, Dense):
+                layer.backward(grad, need_input_grad=False)  # nobody needs dC/dX
+            else:
+                grad = layer.backward(grad)
+
+    def predict(self, X, batch_size=None):
+        """The last layer's output for X (n, n_in), in inference mode: array (n, n_out) of the model dtype."""
+        X = self._check_X(X)
+        step = batch_size or PREDICT_BATCH
+        with self._scope():
+            if X.shape[0] <= step:
+                return self._forward(X, False)
+            return np.concatenate([self._forward(X[i:i + step], False) for i in range(0, X.shape[0], step)])
+
+    def evaluate(self, X, y, loss=None, batch_size=None):
+        """Loss (data term only, no L1/L2 penalty) and accuracy of the model on (X, y).
+
+        ``loss`` defaults to the loss of the last ``fit``. Returns ``{"loss": float, "accuracy": float}``;
+        accuracy is the fraction of correct argmax predictions (or ``output > 0.5`` for one output), NaN
+        when y holds non-class targets.
+        """
+        loss = self._get_loss(loss)
+        X = self._check_X(X)
+        check_consistent_length(X, y, names=("X", "y"))
+        a = self.predict(X, batch_size)
+        targets, labels = loss.prepare(y, a.shape[1], self.dtype)
+        with self._scope():
+            value = loss.value(a, targets)
+        return {"loss": value, "accuracy": _losses.accuracy(a, labels) if labels is not None else float("nan")}
+
+    def loss_and_grads(self, X, y, loss=None, training=True):
+        """One forward and backward pass over (X, y) without updating anything.
+
+        Returns ``(loss_value, grads)``: the mean data loss (float) and copies of the gradients of it
+        with respect to ``params()``, in that order. ``training`` selects the forward mode (Dropout masks
+        and BatchNorm batch statistics when True; BatchNorm cannot backpropagate in inference mode).
+        Useful for gradient checks.
+        """
+        loss = self._get_loss(loss)
+        X = self._check_X(X)
+        check_consistent_length(X, y, names=("X", "y"))
+        n_out = self.n_out if self.n_out is not None else X.shape[1]
+        targets, _ = loss.prepare(y, n_out, self.dtype)
+        fused = loss.fused_with is not None and isinstance(self.layers[-1], getattr(_layers, loss.fused_with))
+        with self._scope():
+            a = self._forward(X, training)
+            value = loss.value(a, targets)
+            self._backward(loss.delta(a, targets) if fused else loss.grad(a, targets), fused)
+        return value, [g.copy() for g in self.grads()]
+
+    def _get_loss(self, loss):
+        if loss is None:
+            if self.loss is None:
+                raise ValueError("no loss given and the model has not been fit; pass loss=...")
+            return self.loss
+        return _losses.get(loss)
+
+    # -- training --------------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        X,
+        y,
+        loss=None,
+        optimizer=None,
+        epochs=1,
+        batch_size=32,
+        validation_data=None,
+        shuffle=True,
+        seed=None,
+        l1=0.0,
+        l2=0.0,
+        callbacks=(),
+        verbose=1,
+        augment=None,
+        clip_norm=None,
+    ):
+        """Train by mini-batch gradient descent; return a :class:`fastnn.training.History`.
+
+        Parameters
+        ----------
+        X : array (n, n_in)
+            Training inputs (converted once to the model dtype).
+        y : array (n,) of int labels, (n, n_out) one-hot or float targets
+            See :mod:`fastnn.losses` for what each loss accepts.
+        loss : str, Loss or None
+            ``"quadratic"``, ``"mse"``, ``"cross_entropy"``, ``"log_likelihood"`` (alias
+            ``"categorical_cross_entropy"``). None resumes with ``self.loss`` when the model has one
+            (after a fit or a load), else ``"quadratic"``.
+        optimizer : str, Optimizer or None
+            None resumes with ``self.optimizer`` when the model has one, else ``SGD(lr=0.01)``.
+        epochs : int
+        batch_size : int or None
+            Samples per step; None is full-batch gradient descent, 1 is stochastic. The last batch
+            of an epoch may be smaller.
+        validation_data : (X_val, y_val) or None
+            Evaluated after each epoch into ``val_loss``/``val_accuracy``.
+        shuffle : bool
+            Reshuffle the samples each epoch.
+        seed : None, int or Generator
+            Seeds shuffling, dropout masks and augmentation (one Generator for all).
+        l1, l2 : float
+            Regularization strengths lambda (see the module docstring: lambda/n, weights only).
+        callbacks : iterable of Callback
+            E.g. ``EarlyStopping``, learning-rate schedules from :mod:`fastnn.optim`.
+        verbose : int
+            0 silent, >= 1 one progress line per epoch.
+        augment : callable or None
+            ``augment(x_batch, rng) -> x_batch'`` applied to every training batch, e.g.
+            ``fastnn.augment.Augment()``.
+        clip_norm : float or None
+            Clip the global gradient norm to this value before every step.
+
+        Raises
+        ------
+        fastnn.training.TrainingDiverged
+            (a ``FloatingPointError``) when a batch's loss (or, with ``clip_norm``, its gradient norm) is
+            NaN or infinite. It names the epoch and batch; that batch's update is not applied, so the
+            model keeps the weights it had before it when they are finite. If an earlier step already
+            made them non-finite (the loss is checked every batch, the weights only then), the model
+            and its optimizer go back to their state at the start of that epoch; the message says which.
+        """
+        X = self._check_X(X)
+        n = X.shape[0]
+        loss = _losses.get(loss if loss is not None else (self.loss or "quadratic"))
+        check_consistent_length(X, y, names=("X", "y"))
+        n_out = self.n_out if self.n_out is not None else X.shape[1]
+        targets, labels = loss.prepare(y, n_out, self.dtype)
+        val = self._prepare_validation(validation_data, loss)
+        epochs = check_scalar(epochs, "epochs", int, min_val=0)
+        batch_size = n if batch_size is None else check_scalar(batch_size, "batch_size", int, min_val=1)
+        l1 = check_scalar(l1, "l1", min_val=0.0)
+        l2 = check_scalar(l2, "l2", min_val=0.0)
+        if clip_norm is not None:
+            clip_norm = check_scalar(clip_norm, "clip_norm", min_val=0.0, include_boundaries="neither")
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be callable as augment(x_batch, rng), got {type(augment).__name__}")
+        if optimizer is None:
+            optimizer = self.optimizer if self.optimizer is not None else _optim.SGD(lr=0.01)
+        self.optimizer = _optim.get(optimizer)
+        self.loss = loss
+        rng = get_rng(seed)
+
+        callbacks = list(callbacks)
+        if verbose:
+            callbacks.append(ProgressLogger())
+        for cb in callbacks:
+            cb.set_model(self)
+        batch_callbacks = [cb for cb in callbacks if isinstance(cb, Callback) and cb._wants_batches()]
+        fused = loss.fused_with is not None and isinstance(self.layers[-1], getattr(_layers, loss.fused_with))
+        params = self.params()
+        # (layer, index) of every regularized weight; penalties divide by the training-set size n.
+        weights = [(layer, i) for layer in self.layers for i in layer.regularized]
+        reg_params = [layer.params[i] for layer, i in weights]
+        dropouts = [layer for layer in self.layers if isinstance(layer, Dropout)]
+        saved_rngs = [layer.rng for layer in dropouts]
+        history = History()
+        self.stop_training = False
+        n_batches = math.ceil(n / batch_size)
+
+        try:
+            for layer in dropouts:
+                layer.rng = rng
+            with self._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                k = _backend.kernels()
+                for cb in callbacks:
+                    cb.on_train_begin({"epochs": epochs, "samples": n, "batches": n_batches})
+                for epoch in range(epochs):
+                    for cb in callbacks:
+                        cb.on_epoch_begin(epoch, {})
+                    start = time.perf_counter()
+                    # Restored if a batch leaves non-finite weights (checking every step would cost a pass).
+                    snapshot = (self.get_weights(), self.optimizer.state_dict())
+                    lr = self.optimizer.lr
+                    order = rng.permutation(n) if shuffle else None
+                    loss_sum = correct_sum = 0.0
+                    for b in range(n_batches):
+                        lo, hi = b * batch_size, min((b + 1) * batch_size, n)
+                        idx = order[lo:hi] if shuffle else slice(lo, hi)
+                        xb, tb = X[idx], targets[idx]
+                        if augment is not None:
+                            xb = self._augmented(augment, xb, rng)
+                        a = self._forward(xb, True)
+                        value = loss.value(a, tb)
+                        if l2:
+                            value += l2 / (2 * n) * sum(k.sum_squares(p.reshape(-1)) for p in reg_params)
+                        if l1:
+                            value += l1 / n * sum(k.sum_abs(p.reshape(-1)) for p in reg_params)
+                        if not math.isfinite(value):
+                            self._diverged(f"the loss is {value}", epoch, b, n_batches, snapshot, history)
+                        self._backward(loss.delta(a, tb) if fused else loss.grad(a, tb), fused)
+                        for layer, i in weights:
+                            if l2:
+                                k.add_l2_grad(layer.grads[i].reshape(-1), layer.params[i].reshape(-1), l2 / n)
+                            if l1:
+                                k.add_l1_grad(layer.grads[i].reshape(-1), layer.params[i].reshape(-1), l1 / n)
+                        grads = self.grads()
+                        if clip_norm is not None:
+                            norm = _optim.clip_grad_norm(grads, clip_norm)
+                            if not math.isfinite(norm):
+                                self._diverged(f"the gradient norm is {norm}", epoch, b, n_batches, snapshot, history)
+                        self.optimizer.step(params, grads)
+                        m = hi - lo
+                        loss_sum += value * m
+                        if labels is not None:
+                            correct_sum += _losses.accuracy(a, labels[idx]) * m
+                        for cb in batch_callbacks:
+                            cb.on_train_batch_end(b, {"size": m, "loss": value})
+                    logs = {"loss": loss_sum / n, "accuracy": correct_sum / n if labels is not None else float("nan")}
+                    if val is not None:
+                        result = self.evaluate(val[0], val[1], loss)
+                        logs["val_loss"], logs["val_accuracy"] = result["loss"], result["accuracy"]
+                    logs["seconds"] = time.perf_counter() - start
+                    logs["lr"] = lr
+                    history.append(epoch, logs)
+                    for cb in callbacks:
+                        cb.on_epoch_end(epoch, logs)
+                    if self.stop_training:
+                        break
+                for cb in callbacks:
+                    cb.on_train_end({})
+        finally:
+            for layer, saved in zip(dropouts, saved_rngs):
+                layer.rng = saved
+        return history
+
+    def _prepare_validation(self, validation_data, loss):
+        if validation_data is None:
+            return None
+        try:
+            Xv, yv = validation_data
+        except (TypeError, ValueError):
+            raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+        Xv = self._check_X(Xv, "X_val")
+        check_consistent_length(Xv, yv, names=("X_val", "y_val"))
+        loss.prepare(yv, self.n_out if self.n_out is not None else Xv.shape[1], self.dtype, name="y_val")
+        return Xv, yv
+
+    def _augmented(self, augment, xb, rng):
+        out = augment(xb, rng)
+        if not isinstance(out, np.ndarray) or out.shape != xb.shape:
+            got = getattr(out, "shape", type(out).__name__)
+            raise ValueError(f"augment must return an array of shape {xb.shape}, got {got}")
+        if out.dtype != self.dtype or not out.flags.c_contiguous:
+            out = np.ascontiguousarray(out, dtype=self.dtype)
+        return out
+
+    def _diverged(self, what, epoch, batch, n_batches, snapshot, history):
+        """Stop training: keep the current weights if finite, else the epoch's starting weights."""
+        k = _backend.kernels()
+        current = [a for layer in self.layers for _, a in layer.state_arrays()]
+        kept = f"from before batch {batch + 1}"
+        if not all(math.isfinite(k.sum_squares(a.reshape(-1))) for a in current):
+            weights, optimizer_state = snapshot
+            self.set_weights(weights)
+            self.optimizer.load_state_dict(optimizer_state)
+            kept = f"from the start of epoch {epoch + 1}; the optimizer state is restored too"
+        raise TrainingDiverged(
+            f"training diverged at epoch {epoch + 1}, batch {batch + 1} of {n_batches}: {what}. Training stopped; "
+            f"the model keeps its last finite weights ({kept}). Try a smaller learning rate, clip_norm=..., "
+            f"or the cross-entropy loss for sigmoid/softmax outputs.",
+            epoch + 1,
+            batch + 1,
+            history,
+        )

@@ -1,0 +1,165 @@
+"""One whole training epoch of a stack of Dense layers in one call: every mini-batch, forward, backward, update.
+
+This is the meaning of the fused kernel; the numba and cython backends do the same arithmetic without
+Python per batch and without allocation inside the loop. It is composed of the per-layer reference kernels
+(dense, activations, softmax, losses, optim), so one epoch here equals the layer-by-layer path of
+``Sequential.fit`` (same batches, same updates, same reported loss and accuracy).
+
+Flat parameter layout (see ``param_layout``): for layer l = 0 .. L-1 with ``sizes[l]`` inputs and
+``sizes[l+1]`` outputs, the weights W_l (sizes[l], sizes[l+1]) row-major, then the bias b_l (sizes[l+1],),
+back to back in one 1-D buffer ``params`` of P elements. Optimizer state is a 2-D (k, P) array in the same
+layout: k = 0 for SGD, 1 for (Nesterov) momentum (the momentum buffer), 2 for Adam (m, then v).
+
+Codes (module constants, identical in every backend):
+- activation after each Dense layer (``acts``, int64 (L,)): IDENTITY 0, SIGMOID 1, TANH 2, RELU 3,
+  SOFTMAX 4 (last layer only)
+- loss: BCE 0 (requires a sigmoid output), NLL 1 (requires a softmax output), QUADRATIC 2 (any
+  element-wise output). BCE and NLL backpropagate the fused delta (a - y)/n; QUADRATIC (a - y)/n * f'(z).
+- optimizer: SGD 0, MOMENTUM 1, NESTEROV 2, ADAM 3 (torch.optim semantics, see kernels/reference/optim.py)
+
+``hyper`` is float64 (10,): lr, momentum, beta1, beta2, eps, weight_decay, l2, l1, loss_eps,
+flush_denormals.
+``weight_decay`` is the optimizer's (torch: added to the gradient of every parameter, biases too); ``l2``
+and ``l1`` are penalties on weights only, added to the weight gradient before the step as ``add_l2_grad``
+then ``add_l1_grad`` do (g += l2 * W, g += l1 * sign(W)): the objective is C0 + l2/2 ||W||^2 + l1 ||W||_1.
+``loss_eps`` is the clipping of the reported BCE / NLL values (``bce_loss``, ``nll_loss``).
+``flush_denormals`` != 0 lets the compiled backends flush subnormal floats to zero during the call (x86
+FTZ/DAZ, restored afterwards): a speed option, as subnormal arithmetic is slow; results then differ
+from this reference, which never flushes, only where values fall below the smallest normal float
+(1.2e-38 in float32). Unused entries are ignored.
+"""
+import math
+
+import numpy as np
+
+from . import activations as _act
+from . import dense as _dense
+from . import losses as _loss
+from . import optim as _optim
+from .softmax import softmax
+
+IDENTITY, SIGMOID, TANH, RELU, SOFTMAX = 0, 1, 2, 3, 4
+BCE, NLL, QUADRATIC = 0, 1, 2
+SGD, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3
+# Indices into ``hyper``.
+LR, MU, BETA1, BETA2, EPS, WEIGHT_DECAY, L2, L1, LOSS_EPS, FLUSH_DENORMALS = range(10)
+N_HYPER = 10
+# Rows of optimizer state per optimizer code.
+STATE_ROWS = (0, 1, 1, 2)
+
+_FORWARD = {IDENTITY: _act.identity, SIGMOID: _act.sigmoid, TANH: _act.tanh, RELU: _act.relu}
+_BACKWARD = {
+    IDENTITY: _act.identity_backward, SIGMOID: _act.sigmoid_backward, TANH: _act.tanh_backward,
+    RELU: _act.relu_backward,
+}
+
+
+def param_layout(sizes):
+    """Offsets of the flat layout: int64 (L, 2) array of (weight offset, bias offset), and the total size P."""
+    sizes = [int(s) for s in sizes]
+    offsets = np.empty((len(sizes) - 1, 2), dtype=np.int64)
+    at = 0
+    for l in range(len(sizes) - 1):
+        offsets[l, 0] = at
+        at += sizes[l] * sizes[l + 1]
+        offsets[l, 1] = at
+        at += sizes[l + 1]
+    return offsets, at
+
+
+def _views(buf, sizes):
+    """Per-layer (W, b) views into a flat buffer laid out by ``param_layout``."""
+    offsets, _ = param_layout(sizes)
+    out = []
+    for l in range(len(sizes) - 1):
+        w0, b0 = offsets[l]
+        out.append((buf[w0:b0].reshape(sizes[l], sizes[l + 1]), buf[b0:b0 + sizes[l + 1]]))
+    return out
+
+
+def _output_loss_and_delta(z, a, y, out_act, loss, eps):
+    """Mean float64 data loss of the batch (as fastnn.losses reports it) and dC/dz of it."""
+    n = z.shape[0]
+    if loss == BCE:
+        return _loss.bce_loss(a, y, eps), _loss.sigmoid_bce_delta(a, y)
+    if loss == NLL:
+        # -1/n sum y ln max(a, eps): nll_loss for one-hot y (the only y fit passes), and soft targets too.
+        logs = np.log(np.maximum(a.astype(np.float64), eps))
+        value = -float(np.sum(np.where(y != 0, y * logs, 0), dtype=np.float64)) / n
+        return value, (a - y) / a.dtype.type(n)
+    return _loss.quadratic_loss(a, y), _BACKWARD[out_act](z, a, _loss.quadratic_grad(a, y))
+
+
+def _correct(a, y):
+    """Rows whose prediction matches the target: argmax (first on ties), or a > 0.5 for one column."""
+    if a.shape[1] == 1:
+        return int(np.count_nonzero((a[:, 0] > 0.5) == (y[:, 0] > 0.5)))
+    return int(np.count_nonzero(np.argmax(a, axis=1) == np.argmax(y, axis=1)))
+
+
+def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min):
+    """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
+
+    x: (n, sizes[0]) float32/float64; y: (n, sizes[-1]) targets of the same dtype (one-hot for NLL);
+    order: int64 (m,) row indices, mini-batches are order[k:k + batch_size] (the last one may be short);
+    params: (P,) flat parameters, updated in place; state: (k, P) optimizer state, updated in place;
+    sizes: int64 (L + 1,) layer widths; acts: int64 (L,) activation codes; loss, opt: codes;
+    hyper: float64 (10,) hyperparameters (see the module docstring); batch_size: int >= 1;
+    step: number of optimizer updates done before this call (Adam's bias correction uses step + 1, ...);
+    gemm_min: compiled backends use BLAS for products of at least this many multiply-adds and loops below
+    it (a speed choice only; ignored here).
+
+    Returns, as Python numbers: ``objective_sum`` (float), the sum over the batches of batch size times
+    (mean data loss + l2/2 ||W||^2 + l1 ||W||_1) at the parameters the batch saw; ``n_correct`` (int), the
+    rows classified right before their update (see ``_correct``; meaningless unless y holds classes);
+    ``n_updates`` (int), the number of batches applied: ceil(m / batch_size), unless a batch's objective was
+    NaN or infinite. That batch (0-based index ``n_updates``) is then not applied, not counted, and the
+    epoch stops there; ``last_objective`` (float) is the objective of the last batch evaluated, so the
+    non-finite value in that case. The caller adds ``n_updates`` to ``step``.
+    """
+    del gemm_min
+    sizes = [int(s) for s in sizes]
+    n_layers = len(sizes) - 1
+    layers = _views(params, sizes)
+    grads = np.zeros_like(params)
+    glayers = _views(grads, sizes)
+    lr, mu, beta1, beta2, eps, weight_decay, l2, l1, loss_eps, _ = (float(h) for h in hyper[:N_HYPER])
+    total, correct, updates, value = 0.0, 0, 0, 0.0
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        xb, yb = x[idx], y[idx]
+        zs, outs = [], [xb]
+        for l, (w, b) in enumerate(layers):
+            z = _dense.dense_forward(outs[-1], w, b)
+            a = softmax(z) if acts[l] == SOFTMAX else _FORWARD[int(acts[l])](z)
+            zs.append(z)
+            outs.append(a)
+        value, delta = _output_loss_and_delta(zs[-1], outs[-1], yb, int(acts[-1]), loss, loss_eps)
+        if l2:
+            value += l2 / 2 * sum(_optim.sum_squares(w.reshape(-1)) for w, _ in layers)
+        if l1:
+            value += l1 * sum(_optim.sum_abs(w.reshape(-1)) for w, _ in layers)
+        if not math.isfinite(value):
+            break
+        total += value * len(idx)
+        correct += _correct(outs[-1], yb)
+        for l in range(n_layers - 1, -1, -1):
+            gw, gb = _dense.dense_backward_params(outs[l], delta)
+            glayers[l][0][...] = gw
+            glayers[l][1][...] = gb
+            if l2:
+                _optim.add_l2_grad(glayers[l][0], layers[l][0], l2)
+            if l1:
+                _optim.add_l1_grad(glayers[l][0], layers[l][0], l1)
+            if l > 0:
+                da = _dense.dense_backward_input(delta, layers[l][0])
+                delta = _BACKWARD[int(acts[l - 1])](zs[l - 1], outs[l], da)
+        step += 1
+        updates += 1
+        if opt == SGD:
+            _optim.sgd_step(params, grads, lr, weight_decay)
+        elif opt in (MOMENTUM, NESTEROV):
+            _optim.momentum_step(params, grads, state[0], lr, mu, weight_decay, opt == NESTEROV)
+        else:
+            _optim.adam_step(params, grads, state[0], state[1], lr, beta1, beta2, eps, weight_decay, step)
+    return total, correct, updates, value

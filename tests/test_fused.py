@@ -1,0 +1,402 @@
+"""The fused training epoch (kernels/*/fused) and its runner (fastnn/fused.py).
+
+The reference equals a plain loop over the per-layer reference kernels (as Sequential.fit's layer-by-layer
+path computes, with its loss values, penalties and accuracy), and the numba and cython backends equal the
+reference, for every activation, output/loss and optimizer code, with and without penalties, BLAS and
+hand-written products, short last batches; divergence stops before the bad batch; flushing subnormals is
+confined to the call. The runner equals Sequential.fit epoch for epoch and declines what it cannot fuse.
+
+Tolerances after two epochs (6 updates of a small network), relative to the largest |parameter|:
+float64 1e-10, float32 2e-5. Observed over three seeds: float64 <= 1.3e-14, float32 <= 8e-7 (Adam is the
+largest: m / sqrt(v) turns a 1-ulp difference in a small gradient into a larger step difference). The
+backends differ from the reference only in rounding: BLAS or loop summation order, their own exp/tanh.
+"""
+import numpy as np
+import pytest
+
+from fastnn import Sequential, fused, losses, optim
+from fastnn import layers as L
+from fastnn._kernels.reference import fused as F
+from kernel_helpers import DTYPES, assert_close, load
+
+OUTPUTS = {  # (output activation, loss)
+    "sigmoid-bce": (F.SIGMOID, F.BCE),
+    "softmax-nll": (F.SOFTMAX, F.NLL),
+    "identity-quadratic": (F.IDENTITY, F.QUADRATIC),
+    "sigmoid-quadratic": (F.SIGMOID, F.QUADRATIC),
+}
+OPTS = {"sgd": F.SGD, "momentum": F.MOMENTUM, "nesterov": F.NESTEROV, "adam": F.ADAM}
+HIDDEN = {"sigmoid-tanh": (F.SIGMOID, F.TANH), "relu-identity": (F.RELU, F.IDENTITY)}
+NEVER = 1 << 62  # gemm_min that keeps every product in the hand-written loops
+FUSED_RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-10}
+
+
+def hyper(penalties=True, loss_eps=1e-7):
+    h = np.zeros(F.N_HYPER)
+    h[[F.LR, F.MU, F.BETA1, F.BETA2, F.EPS, F.LOSS_EPS]] = 0.05, 0.9, 0.9, 0.999, 1e-8, loss_eps
+    if penalties:
+        h[[F.WEIGHT_DECAY, F.L2, F.L1]] = 0.01, 0.003, 0.002
+    return h
+
+
+def problem(rng, dtype, sizes, out_act, loss, opt, n=11):
+    """Data, targets, a shuffled order, flat parameters and zero optimizer state."""
+    x = rng.standard_normal((n, sizes[0])).astype(dtype)
+    if loss == F.NLL:
+        y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], n)]
+    elif out_act == F.SIGMOID:
+        y = rng.random((n, sizes[-1])).astype(dtype)
+    else:
+        y = rng.standard_normal((n, sizes[-1])).astype(dtype)
+    _, n_params = F.param_layout(sizes)
+    params = (0.4 * rng.standard_normal(n_params)).astype(dtype)
+    state = np.zeros((F.STATE_ROWS[opt], n_params), dtype=dtype)
+    return x, y, rng.permutation(n).astype(np.int64), params, state
+
+
+# -- the per-layer path, written out with the reference kernels of each concept ----------------------------
+
+
+def layer_by_layer_epoch(ref, x, y, order, weights, biases, states, acts, loss, opt, h, batch_size, step):
+    """One epoch as Sequential.fit's layer-by-layer path does it: separate (W, b) arrays, the loss values of
+    fastnn.losses plus the penalties, per-array optimizer steps. Returns (objective sum, correct rows)."""
+    forward = {F.IDENTITY: ref.identity, F.SIGMOID: ref.sigmoid, F.TANH: ref.tanh, F.RELU: ref.relu}
+    backward = {F.IDENTITY: ref.identity_backward, F.SIGMOID: ref.sigmoid_backward,
+                F.TANH: ref.tanh_backward, F.RELU: ref.relu_backward}
+    lr, mu, beta1, beta2, eps, wd, l2, l1, loss_eps = (float(v) for v in h[:F.FLUSH_DENORMALS])
+    total, correct = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        xb, yb = x[idx], y[idx]
+        labels = np.argmax(yb, axis=1).astype(np.int64)
+        zs, outs = [], [xb]
+        for l, (w, b) in enumerate(zip(weights, biases)):
+            z = ref.dense_forward(outs[-1], w, b)
+            zs.append(z)
+            outs.append(ref.softmax(z) if acts[l] == F.SOFTMAX else forward[acts[l]](z))
+        z, a = zs[-1], outs[-1]
+        if loss == F.BCE:
+            value = ref.bce_loss(a, yb, loss_eps)
+            delta = ref.sigmoid_bce_delta(a, yb)
+        elif loss == F.NLL:
+            value = ref.nll_loss(a, labels, loss_eps)
+            delta = ref.softmax_nll_delta(a, labels)
+        else:
+            value = ref.quadratic_loss(a, yb)
+            delta = backward[acts[-1]](z, a, ref.quadratic_grad(a, yb))
+        value += l2 / 2 * sum(ref.sum_squares(w.reshape(-1)) for w in weights)
+        value += l1 * sum(ref.sum_abs(w.reshape(-1)) for w in weights)
+        total += value * len(idx)
+        correct += int(np.sum(np.argmax(a, axis=1) == labels))
+        grads = [None] * len(weights)
+        for l in range(len(weights) - 1, -1, -1):
+            gw, gb = ref.dense_backward_params(outs[l], delta)
+            if l2:
+                ref.add_l2_grad(gw, weights[l], l2)
+            if l1:
+                ref.add_l1_grad(gw, weights[l], l1)
+            grads[l] = (gw, gb)
+            if l:
+                delta = backward[acts[l - 1]](zs[l - 1], outs[l], ref.dense_backward_input(delta, weights[l]))
+        step += 1
+        for l in range(len(weights)):
+            for k, (p, g) in enumerate(zip((weights[l], biases[l]), grads[l])):
+                p, g = p.reshape(-1), g.reshape(-1)
+                s = [row.reshape(-1) for row in states[l][k]]
+                if opt == F.SGD:
+                    ref.sgd_step(p, g, lr, wd)
+                elif opt in (F.MOMENTUM, F.NESTEROV):
+                    ref.momentum_step(p, g, s[0], lr, mu, wd, opt == F.NESTEROV)
+                else:
+                    ref.adam_step(p, g, s[0], s[1], lr, beta1, beta2, eps, wd, step)
+    return total, correct
+
+
+def split(flat, sizes):
+    """Copies of the per-layer (W, b) arrays of a flat buffer."""
+    offsets, _ = F.param_layout(sizes)
+    ws = [flat[w0:b0].reshape(sizes[l], sizes[l + 1]).copy() for l, (w0, b0) in enumerate(offsets)]
+    bs = [flat[b0:b0 + sizes[l + 1]].copy() for l, (_, b0) in enumerate(offsets)]
+    return ws, bs
+
+
+@pytest.mark.parametrize("penalties", [False, True], ids=["plain", "penalties"])
+@pytest.mark.parametrize("hidden", HIDDEN.values(), ids=HIDDEN.keys())
+@pytest.mark.parametrize("opt", OPTS.values(), ids=OPTS.keys())
+@pytest.mark.parametrize("output", OUTPUTS.values(), ids=OUTPUTS.keys())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_reference_equals_layer_by_layer(ref, rng, dtype, output, opt, hidden, penalties):
+    sizes = np.array([6, 5, 4, 3], dtype=np.int64)
+    acts = np.array([*hidden, output[0]], dtype=np.int64)
+    loss, h, batch = output[1], hyper(penalties), 4
+    x, y, order, params, state = problem(rng, dtype, sizes, output[0], loss, opt)
+    ws, bs = split(params, sizes)
+    states = [[np.zeros((len(state),) + w.shape, dtype), np.zeros((len(state),) + b.shape, dtype)]
+              for w, b in zip(ws, bs)]
+    for epoch in range(2):
+        step = epoch * 3  # ceil(11 / 4) updates per epoch
+        got = F.train_epoch(x, y, order, params, state, sizes, acts, loss, opt, h, batch, step, 0)
+        expected = layer_by_layer_epoch(ref, x, y, order, ws, bs, states, acts, loss, opt, h, batch, step)
+        assert got[1:3] == (expected[1], 3)
+        assert_close(got[0], expected[0], 1e-12, what="objective sum")
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    ews, ebs = split(params, sizes)
+    for l in range(len(ws)):
+        assert_close(ews[l], ws[l], rtol, scale=np.abs(ws[l]).max(), what=f"W{l}")
+        assert_close(ebs[l], bs[l], rtol, scale=np.abs(bs[l]).max(), what=f"b{l}")
+
+
+@pytest.mark.parametrize("gemm_min", [0, NEVER], ids=["blas", "loops"])
+@pytest.mark.parametrize("penalties", [False, True], ids=["plain", "penalties"])
+@pytest.mark.parametrize("hidden", HIDDEN.values(), ids=HIDDEN.keys())
+@pytest.mark.parametrize("opt", OPTS.values(), ids=OPTS.keys())
+@pytest.mark.parametrize("output", OUTPUTS.values(), ids=OUTPUTS.keys())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_compiled_equals_reference(compiled, rng, dtype, output, opt, hidden, penalties, gemm_min):
+    sizes = np.array([7, 5, 6, 3], dtype=np.int64)
+    acts = np.array([*hidden, output[0]], dtype=np.int64)
+    loss, h, batch = output[1], hyper(penalties), 4
+    x, y, order, params, state = problem(rng, dtype, sizes, output[0], loss, opt)
+    x0, y0 = x.copy(), y.copy()
+    p_ref, s_ref = params.copy(), state.copy()
+    rtol = FUSED_RTOL[np.dtype(dtype)]
+    for epoch in range(2):
+        step = epoch * 3
+        got = compiled.train_epoch(x, y, order, params, state, sizes, acts, loss, opt, h, batch, step, gemm_min)
+        expected = F.train_epoch(x, y, order, p_ref, s_ref, sizes, acts, loss, opt, h, batch, step, 0)
+        assert [type(v) for v in got] == [float, int, int, float]
+        assert got[2] == expected[2] == 3
+        assert_close(got[3], expected[3], rtol, what="last batch objective")
+        assert abs(got[1] - expected[1]) <= (0 if dtype == np.float64 else 1), "correct rows"
+        assert_close(got[0], expected[0], rtol, what="objective sum")
+    assert params.dtype == dtype and state.dtype == dtype
+    assert_close(params, p_ref, rtol, scale=np.abs(p_ref).max(), what="parameters")
+    if state.size:
+        for k in range(len(state)):
+            assert_close(state[k], s_ref[k], rtol, scale=np.abs(s_ref[k]).max(), what=f"state row {k}")
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y, y0)
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba", "cython"])
+@pytest.mark.parametrize("sizes,batch", [([5, 3], 4), ([5, 4, 3], 1), ([5, 4, 3], 50)],
+                         ids=["no-hidden", "batch-1", "one-batch"])
+def test_shapes_single_layer_batch_one_and_one_batch(backend_name, rng, sizes, batch):
+    """One Dense layer only, online updates (batch 1), and a batch larger than the data."""
+    bk = load(backend_name)
+    sizes = np.array(sizes, dtype=np.int64)
+    acts = np.array([F.TANH] * (len(sizes) - 2) + [F.SOFTMAX], dtype=np.int64)
+    x, y, order, params, state = problem(rng, np.float64, sizes, F.SOFTMAX, F.NLL, F.MOMENTUM, n=9)
+    p_ref, s_ref = params.copy(), state.copy()
+    got = bk.train_epoch(x, y, order, params, state, sizes, acts, F.NLL, F.MOMENTUM, hyper(), batch, 0, 0)
+    expected = F.train_epoch(x, y, order, p_ref, s_ref, sizes, acts, F.NLL, F.MOMENTUM, hyper(), batch, 0, 0)
+    assert_close(params, p_ref, 1e-10, scale=np.abs(p_ref).max(), what="parameters")
+    assert_close(got[0], expected[0], 1e-10, what="objective sum")
+    assert got[1:3] == expected[1:3]
+    assert_close(got[3], expected[3], 1e-10, what="last batch objective")
+
+
+def test_epochs_continue_exactly(rng):
+    """Two calls with the running step count equal one call over both orders (Adam's bias correction)."""
+    sizes = np.array([4, 6, 2], dtype=np.int64)
+    acts = np.array([F.RELU, F.SIGMOID], dtype=np.int64)
+    x, y, order, params, state = problem(rng, np.float64, sizes, F.SIGMOID, F.BCE, F.ADAM, n=12)
+    both = np.concatenate([order, order[::-1]])
+    p2, s2 = params.copy(), state.copy()
+    first = F.train_epoch(x, y, order, params, state, sizes, acts, F.BCE, F.ADAM, hyper(), 3, 0, 0)
+    second = F.train_epoch(x, y, order[::-1].copy(), params, state, sizes, acts, F.BCE, F.ADAM, hyper(), 3, 4, 0)
+    whole = F.train_epoch(x, y, both, p2, s2, sizes, acts, F.BCE, F.ADAM, hyper(), 3, 0, 0)
+    np.testing.assert_array_equal(params, p2)
+    np.testing.assert_array_equal(state, s2)
+    assert first[0] + second[0] == pytest.approx(whole[0], rel=1e-14)
+    assert (first[1] + second[1], first[2] + second[2]) == whole[1:3] and whole[2] == 8
+    assert second[3] == whole[3]
+
+
+def test_loss_is_summed_over_samples(rng):
+    """The return value is the sum of per-sample losses at the parameters each batch saw (lr 0: fixed)."""
+    sizes = np.array([3, 2], dtype=np.int64)
+    acts = np.array([F.IDENTITY], dtype=np.int64)
+    x, y, order, params, state = problem(rng, np.float64, sizes, F.IDENTITY, F.QUADRATIC, F.SGD, n=7)
+    h = hyper(False)
+    h[F.LR] = 0.0
+    w, b = params[:6].reshape(3, 2), params[6:]
+    expected = 0.5 * np.sum((x @ w + b - y) ** 2)
+    got, _, updates, _ = F.train_epoch(x, y, order, params, state, sizes, acts, F.QUADRATIC, F.SGD, h, 3, 0, 0)
+    assert got == pytest.approx(expected, rel=1e-13)
+    assert updates == 3
+
+
+def test_param_layout():
+    offsets, total = F.param_layout([4, 3, 2])
+    np.testing.assert_array_equal(offsets, [[0, 12], [15, 21]])
+    assert total == 4 * 3 + 3 + 3 * 2 + 2
+
+
+@pytest.mark.parametrize("hidden", [F.IDENTITY, F.RELU, F.SIGMOID, F.TANH],
+                         ids=["identity", "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("backend_name", ["numpy", "numba", "cython"])
+def test_divergence_stops_before_the_bad_batch(backend_name, hidden, rng):
+    """A non-finite batch objective ends the epoch: that batch is not applied, nor counted. (Every
+    activation must pass NaN on, as NumPy's do, or it would hide the NaN from the loss.)"""
+    bk = load(backend_name)
+    sizes = np.array([3, 4, 2], dtype=np.int64)
+    acts = np.array([hidden, F.IDENTITY], dtype=np.int64)
+    x, y, order, params, state = problem(rng, np.float64, sizes, F.IDENTITY, F.QUADRATIC, F.SGD, n=12)
+    x[order[7]] = np.nan  # in the third batch of 3
+    before = params.copy()
+    F.train_epoch(x, y, order[:6], before, state, sizes, acts, F.QUADRATIC, F.SGD, hyper(False), 3, 0, 0)
+    total, correct, updates, last = bk.train_epoch(x, y, order, params, state, sizes, acts, F.QUADRATIC,
+                                                   F.SGD, hyper(False), 3, 0, 0)
+    assert updates == 2 and np.isnan(last)
+    assert np.isfinite(total) and 0 <= correct <= 6
+    assert_close(params, before, 1e-12, scale=np.abs(before).max(), what="parameters after two batches")
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba", "cython"])
+def test_saturated_bce_is_clipped_and_single_output_accuracy(backend_name):
+    """The reported BCE clips a to [eps, 1 - eps] as fastnn.losses does; one output counts a > 0.5 as 1."""
+    bk = load(backend_name)
+    sizes = np.array([2, 1], dtype=np.int64)
+    acts = np.array([F.SIGMOID], dtype=np.int64)
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    y = np.array([[0.0], [0.0], [1.0]])  # z = 100: a = 1.0 exactly, wrong; z = -1: right; z = 0: a = 0.5, wrong
+    params = np.array([100.0, -1.0, 0.0])
+    h = hyper(False, loss_eps=1e-12)
+    h[F.LR] = 0.0
+    total, correct, updates, last = bk.train_epoch(x, y, np.arange(3), params, np.zeros((0, 3)), sizes, acts,
+                                                   F.BCE, F.SGD, h, 3, 0, 0)
+    assert last == pytest.approx(total / 3, rel=1e-15)  # one batch: its mean objective
+    a = 1 / (1 + np.exp([-100.0, 1.0, 0.0]))
+    expected = -np.log1p(-(1 - 1e-12)) - np.log1p(-a[1]) - np.log(0.5)
+    assert total == pytest.approx(expected, rel=1e-12)
+    assert (correct, updates) == (1, 1)
+
+
+# -- fastnn.fused: the runner that Sequential.fit calls, against fit's layer-by-layer path -----------------
+
+MODELS = {
+    "sigmoid-bce-sgd": (lambda: [L.Dense(6, 5), L.Sigmoid(), L.Dense(5, 3), L.Sigmoid()], "cross_entropy",
+                        lambda: optim.SGD(lr=0.5), 0.0, 0.0),
+    "relu-softmax-adam-l2": (lambda: [L.Dense(6, 5), L.ReLU(), L.Dense(5, 4), L.Tanh(), L.Dense(4, 3),
+                                      L.Softmax()],
+                             "log_likelihood", lambda: optim.Adam(lr=0.01, weight_decay=0.01), 0.0, 0.5),
+    "linear-quadratic-nesterov-l1": (lambda: [L.Dense(6, 4), L.Dense(4, 3)], "quadratic",
+                                     lambda: optim.SGD(lr=0.05, momentum=0.9, nesterov=True), 0.3, 0.0),
+}
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba", "cython"])
+@pytest.mark.parametrize("case", MODELS.values(), ids=MODELS.keys())
+def test_runner_equals_fit(backend_name, case, rng):
+    """Epochs through the runner equal Sequential.fit's layer-by-layer epochs: weights, History's loss and
+    accuracy, optimizer state and step count (float64; the same seeded permutations)."""
+    make_layers, loss_name, make_opt, l1, l2 = case
+    x = rng.standard_normal((23, 6))
+    labels = rng.integers(0, 3, 23)
+    ref_model = Sequential(make_layers(), dtype="float64", backend=backend_name, seed=3)
+    model = Sequential(make_layers(), dtype="float64", backend=backend_name, seed=3)
+    opt = make_opt()
+    history = ref_model.fit(x, labels, loss=loss_name, optimizer=make_opt(), epochs=3, batch_size=4, seed=7,
+                            l1=l1, l2=l2, verbose=0)
+    loss = losses.get(loss_name)
+    targets, _ = loss.prepare(labels, 3, np.float64)
+    runner = fused.plan(model, loss, opt, l1, l2)
+    assert runner is not None
+    order_rng = np.random.default_rng(7)
+    with model._scope():
+        for epoch in range(3):
+            total, correct, updates = runner.run_epoch(x, targets, order_rng.permutation(23), 4)
+            assert updates == 6
+            assert total / 23 == pytest.approx(history.loss[epoch], rel=1e-10)
+            assert correct / 23 == history.accuracy[epoch]
+    for got, expected in zip(model.get_weights(), ref_model.get_weights()):
+        assert_close(got, expected, 1e-10, scale=np.abs(expected).max(), what="weights")
+    assert opt.iterations == ref_model.optimizer.iterations == 18
+    for got, expected in zip(opt.state_dict()["state"], ref_model.optimizer.state_dict()["state"]):
+        for name in expected:
+            assert_close(got[name], expected[name], 1e-10, scale=np.abs(expected[name]).max(), what=name)
+
+
+def test_runner_shares_memory_and_repacks(rng):
+    """Layers and optimizer hold views of the flat buffers; arrays replaced between epochs are adopted."""
+    model = Sequential([L.Dense(4, 3), L.Tanh(), L.Dense(3, 2), L.Sigmoid()], dtype="float32", seed=0)
+    opt = optim.SGD(lr=0.1, momentum=0.5)
+    runner = fused.plan(model, losses.get("cross_entropy"), opt)
+    assert all(np.shares_memory(p, runner.params) for p in model.params())
+    x = rng.standard_normal((8, 4)).astype(np.float32)
+    y = (rng.random((8, 2)) > 0.5).astype(np.float32)
+    runner.run_epoch(x, y, None, 3)
+    assert all(np.shares_memory(s["momentum_buffer"], runner.state) for s in opt.state)
+    np.testing.assert_array_equal(model.layers[0].W.reshape(-1), runner.params[:12])
+    new_w = np.ones((4, 3), dtype=np.float32)
+    model.layers[0].params[0] = new_w  # replaced, not written in place
+    opt.reset()
+    runner.run_epoch(x, y, None, 8)
+    assert model.layers[0].params[0] is not new_w and np.shares_memory(model.layers[0].W, runner.params)
+    assert opt.iterations == 1 and not np.array_equal(model.layers[0].W, new_w)
+
+
+@pytest.mark.parametrize("model_layers,loss_name,opt", [
+    ([L.Dense(4, 3), L.Softmax()], "cross_entropy", optim.SGD(lr=0.1)),       # BCE needs a sigmoid output
+    ([L.Dense(4, 3), L.Sigmoid()], "mse", optim.SGD(lr=0.1)),                  # mse is not fused
+    ([L.Dense(4, 3), L.Sigmoid()], "cross_entropy", optim.AdamW()),            # AdamW is not Adam
+    ([L.Dense(4, 3), L.Sigmoid()], "cross_entropy", optim.RMSprop()),
+    ([L.Dense(4, 3), L.Dropout(0.5), L.Sigmoid()], "cross_entropy", optim.SGD(lr=0.1)),
+    ([L.Sigmoid(), L.Dense(4, 3)], "quadratic", optim.SGD(lr=0.1)),           # activation before any Dense
+    ([L.Dense(4, 3), L.Sigmoid(), L.Tanh()], "quadratic", optim.SGD(lr=0.1)),  # two activations in a row
+    ([L.Dense(4, 3), L.Softmax(), L.Dense(3, 2)], "quadratic", optim.SGD(lr=0.1)),
+], ids=["bce-softmax", "mse", "adamw", "rmsprop", "dropout", "act-first", "two-acts", "inner-softmax"])
+def test_plan_declines_what_it_cannot_fuse(model_layers, loss_name, opt):
+    model = Sequential(model_layers, dtype="float64")
+    assert fused.plan(model, losses.get(loss_name), opt) is None
+
+
+def test_plan_declines_clipping_augmentation_and_when_turned_off(monkeypatch):
+    model = Sequential([L.Dense(4, 3), L.Sigmoid()], dtype="float64")
+    args = (model, losses.get("cross_entropy"), optim.SGD(lr=0.1))
+    assert fused.plan(*args) is not None
+    assert fused.plan(*args, clip_norm=1.0) is None
+    assert fused.plan(*args, augment=lambda xb, rng: xb) is None
+    monkeypatch.setenv("FASTNN_FUSED", "0")
+    assert fused.plan(*args) is None
+
+
+@pytest.mark.parametrize("backend_name", ["numba", "cython"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_flush_denormals_during_the_call_only(backend_name, dtype):
+    """With flush_denormals, a subnormal update result becomes 0; without, it is kept; and the caller's
+    floating-point mode is the same afterwards (NumPy still makes subnormals)."""
+    bk = load(backend_name)
+    tiny = np.finfo(dtype).tiny  # the smallest normal float; b = 2 tiny, b - 0.75 b = tiny / 2 is subnormal
+    sizes = np.array([1, 1], dtype=np.int64)
+    acts = np.array([F.IDENTITY], dtype=np.int64)
+    x = np.zeros((1, 1), dtype=dtype)
+    y = np.zeros((1, 1), dtype=dtype)
+    results = []
+    for flush in (0.0, 1.0):
+        params = np.array([0.0, 2 * tiny], dtype=dtype)
+        h = hyper(False)
+        h[F.LR] = 0.75
+        h[F.FLUSH_DENORMALS] = flush
+        bk.train_epoch(x, y, np.zeros(1, np.int64), params, np.zeros((0, 2), dtype), sizes, acts, F.QUADRATIC,
+                       F.SGD, h, 1, 0, 0)
+        results.append(params[1])
+        assert dtype.type(tiny) * dtype.type(0.25) != 0  # the caller's mode was restored
+    assert results[0] == dtype.type(tiny / 2) and results[1] == 0
+
+
+@pytest.mark.parametrize("output", [(F.SIGMOID, F.BCE), (F.SOFTMAX, F.NLL)], ids=["bce", "nll"])
+@pytest.mark.parametrize("backend_name", ["numpy", "numba", "cython"])
+def test_nan_output_is_not_clipped_away(backend_name, output, rng):
+    """The loss clipping (a to [eps, 1 - eps]) must keep NaN as NaN, so divergence is seen."""
+    bk = load(backend_name)
+    sizes = np.array([3, 2], dtype=np.int64)
+    acts = np.array([output[0]], dtype=np.int64)
+    x, y, order, params, state = problem(rng, np.float64, sizes, output[0], output[1], F.SGD, n=4)
+    params[-1] = np.nan  # the bias of output unit 1
+    before = params.copy()
+    total, correct, updates, last = bk.train_epoch(x, y, order, params, state, sizes, acts, output[1], F.SGD,
+                                                   hyper(False), 2, 0, 0)
+    assert (total, correct, updates) == (0.0, 0, 0) and np.isnan(last)
+    np.testing.assert_array_equal(params, before)
