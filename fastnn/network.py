@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from . import fused as _fused
 from . import backend as _backend
 from . import losses as _losses
 from . import optim as _optim
@@ -260,6 +261,7 @@ class Sequential:
         verbose=1,
         augment=None,
         clip_norm=None,
+        use_fused=True,
     ):
         """Train by mini-batch gradient descent; return a :class:`fastnn.training.History`.
 
@@ -296,6 +298,10 @@ class Sequential:
             ``fastnn.augment.Augment()``.
         clip_norm : float or None
             Clip the global gradient norm to this value before every step.
+        use_fused : bool
+            Run each epoch as one compiled call when the model, loss and optimizer allow it (see
+            :mod:`fastnn.fused`; the result equals the layer-by-layer path within rounding). False forces
+            the layer-by-layer path; so does the environment variable ``FASTNN_FUSED=0``.
 
         Raises
         ------
@@ -334,6 +340,11 @@ class Sequential:
             cb.set_model(self)
         batch_callbacks = [cb for cb in callbacks if isinstance(cb, Callback) and cb._wants_batches()]
         fused = loss.fused_with is not None and isinstance(self.layers[-1], getattr(_layers, loss.fused_with))
+        # Planned before params() is taken: the runner makes the layers' arrays views into its flat buffer.
+        runner = None
+        if use_fused and not batch_callbacks:
+            runner = _fused.plan(self, loss, self.optimizer, l1, l2, clip_norm=clip_norm, augment=augment)
+        self.fused_runner = runner
         params = self.params()
         # (layer, index) of every regularized weight; penalties divide by the training-set size n.
         weights = [(layer, i) for layer in self.layers for i in layer.regularized]
@@ -360,7 +371,12 @@ class Sequential:
                     lr = self.optimizer.lr
                     order = rng.permutation(n) if shuffle else None
                     loss_sum = correct_sum = 0.0
-                    for b in range(n_batches):
+                    if runner is not None:
+                        loss_sum, correct_sum, done = runner.run_epoch(X, targets, order, batch_size)
+                        if done < n_batches:
+                            objective = runner.last_objective
+                            self._diverged(f"the loss is {objective}", epoch, done, n_batches, snapshot, history)
+                    for b in range(n_batches if runner is None else 0):
                         lo, hi = b * batch_size, min((b + 1) * batch_size, n)
                         idx = order[lo:hi] if shuffle else slice(lo, hi)
                         xb, tb = X[idx], targets[idx]
