@@ -211,11 +211,11 @@ cdef inline void _act_backward(const floating* a, floating* d, Py_ssize_t size, 
     if act == SIGMOID:
         for q in range(size):
             v = a[q]
-            d[q] = d[q] * (v * (1 - v))
+            d[q] = d[q] * (v * (<floating>1 - v))
     elif act == TANH:
         for q in range(size):
             v = a[q]
-            d[q] = d[q] * (1 - v * v)
+            d[q] = d[q] * (<floating>1 - v * v)
     elif act == RELU:
         for q in range(size):
             d[q] = d[q] if a[q] > 0 else 0
@@ -258,7 +258,7 @@ cdef double _output(floating* z, const floating* b, const floating* y, Py_ssize_
                 if act == SIGMOID:
                     e = vexp(-vabs(v))
                     num = 1 if v >= 0 else e
-                    v = num / (1 + e)
+                    v = num / (<floating>1 + e)
                 elif act == TANH:
                     v = vtanh(v)
                 elif act == RELU:
