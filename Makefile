@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Numba's on-disk cache goes stale across modules (numba #8926): tests use a fresh one each run.
 TEST_CACHE := $(shell mktemp -d -u /tmp/fastnn-numba-cache.XXXXXX)
 
-.PHONY: all install build demo test bench fashion-mnist clean
+.PHONY: all install build demo test bench fashion-mnist torch clean
 
 all: build
 
@@ -36,7 +36,13 @@ fashion-mnist:
 	  || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will skip"; \
 	else echo "note: not root; Fashion-MNIST tests will skip"; fi
 
-test: build fashion-mnist
+# PyTorch 2.13.0 CPU (a local file on these machines) lets the torch.optim / BatchNorm1d comparisons run;
+# any other torch version would download a CUDA build, so only this one is tried, and only here.
+torch: $(STAMP)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "torch==2.13.0" \
+	  || echo "note: torch==2.13.0 not installed; the torch comparisons will skip"
+
+test: build fashion-mnist torch
 	NUMBA_CACHE_DIR=$(TEST_CACHE) $(BIN)/python -m pytest -q tests
 	NUMBA_CACHE_DIR=$(TEST_CACHE) $(BIN)/python -m pytest -q bench
 	rm -rf $(TEST_CACHE)

@@ -68,13 +68,18 @@ INITIALIZERS = {
 }
 
 
-def get_rng(rng=None):
-    """A ``numpy.random.Generator`` from None (fresh OS entropy), an int seed, or a Generator (returned as is)."""
+def get_rng(rng=None, name="rng"):
+    """A ``numpy.random.Generator`` from None (fresh OS entropy), an int seed >= 0, or a Generator (returned
+    as is). ``name`` is the argument named in error messages (e.g. ``"seed"``)."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise ValueError(f"{name} must be None, an int >= 0 or a numpy.random.Generator, got {rng}")
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"{name} must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
 
 
 def initialize(init, n_in, n_out, rng=None):
@@ -107,4 +112,6 @@ def initialize(init, n_in, n_out, rng=None):
         raise ValueError(
             f"initializer {init!r} returned shapes {w.shape} and {b.shape}; expected {(n_in, n_out)} and {(n_out,)}"
         )
+    if not (np.isfinite(w).all() and np.isfinite(b).all()):
+        raise ValueError(f"initializer {init!r} returned NaN or infinite values")
     return w, b

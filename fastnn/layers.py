@@ -11,6 +11,9 @@ Parameters are created in float64 and cast by ``Sequential`` to the model dtype 
 ``get_weights`` order: Dense/Maxout ``W`` (n_in, n_out[*pieces]) then ``b``; PReLU ``alpha`` (n,);
 BatchNorm ``gamma``, ``beta`` (trainable) then ``running_mean``, ``running_var`` (buffers).
 """
+import math
+import numbers
+
 import numpy as np
 
 from .backend import kernels
@@ -245,7 +248,7 @@ class LeakyReLU(Layer):
 
     def __init__(self, slope=0.01):
         super().__init__()
-        self.slope = float(slope)
+        self.slope = _finite(slope, "slope")
 
     def forward(self, x, training=False):
         z = _as_input(x, _float_dtype(x), None, self)
@@ -271,7 +274,7 @@ class PReLU(Layer):
     def __init__(self, n, alpha_init=0.25):
         super().__init__()
         self.n_in = self.n_out = _positive_int(n, "n")
-        self.alpha_init = float(alpha_init)
+        self.alpha_init = _finite(alpha_init, "alpha_init")
         self.reset_parameters()
 
     def reset_parameters(self, rng=None):
@@ -302,7 +305,7 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, seed=None):
         super().__init__()
-        p = float(p)
+        p = _finite(p, "p", range_checked=True)
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout probability p must be in [0, 1), got {p}")
         self.p = p
@@ -345,8 +348,8 @@ class BatchNorm(Layer):
     def __init__(self, n, momentum=0.1, eps=1e-5):
         super().__init__()
         self.n_in = self.n_out = _positive_int(n, "n")
-        self.momentum = float(momentum)
-        self.eps = float(eps)
+        self.momentum = _finite(momentum, "momentum", range_checked=True)
+        self.eps = _finite(eps, "eps")
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"BatchNorm momentum must be in [0, 1], got {momentum}")
         if not self.eps > 0:
@@ -387,6 +390,19 @@ class BatchNorm(Layer):
 
     def get_config(self):
         return {"n": self.n_in, "momentum": self.momentum, "eps": self.eps}
+
+
+def _finite(value, name, range_checked=False):
+    """A real-number argument as a float: TypeError for non-numbers, ValueError for NaN/inf unless the
+    caller's own range check reports them (``range_checked``)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not range_checked and not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
 
 
 def _positive_int(value, name):

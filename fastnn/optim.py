@@ -19,6 +19,7 @@ training, ``base_lr``:
   the monitored metric has not improved for ``patience`` epochs in a row.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -38,6 +39,11 @@ def _flat(a):
 
 
 def _check(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a float if it is a finite real number in the interval; else TypeError/ValueError naming it."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
     bad = not math.isfinite(value)
     if low is not None:
@@ -45,9 +51,9 @@ def _check(name, value, low=None, high=None, low_open=False, high_open=False):
     if high is not None:
         bad |= value >= high if high_open else value > high
     if bad:
-        lo = "" if low is None else ("(" if low_open else "[") + f"{low}, "
-        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
-        raise ValueError(f"{name} must be a finite number{' in ' + lo + hi if lo or hi else ''}, got {value}")
+        lo = "(-inf, " if low is None else ("(" if low_open else "[") + f"{low:g}, "
+        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        raise ValueError(f"{name} must be a finite number in {lo}{hi}, got {value!r}")
     return value
 
 

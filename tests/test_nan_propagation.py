@@ -166,7 +166,7 @@ LENGTHS = [1, 2, 5, 8, 16, 17, 37, 300]
 
 def _softmax_rows(rng, dtype, k, with_posinf=True):
     rows = []
-    for pos in sorted({0, 1, min(7, k - 1), k // 2, k - 1}):
+    for pos in sorted({0, min(1, k - 1), min(7, k - 1), k // 2, k - 1}):
         r = (3.0 * rng.standard_normal(k)).astype(dtype)
         r[pos] = np.nan
         rows.append(r)

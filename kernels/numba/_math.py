@@ -65,7 +65,9 @@ _F_HIGH = np.float32(89.0)   # exp(89) > largest float32
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _exp64(x):
-    xc = x if x > -1100.0 else -1100.0  # also maps -inf to an exact 0 below
+    # The clamps also map -inf to an exact 0 and NaN to a finite value: converting a NaN n to an integer
+    # below would be undefined (LLVM poison), so NaN is restored by a select at the end.
+    xc = x if x > -1100.0 else -1100.0
     xc = xc if xc < 710.0 else 710.0
     n = np.floor(xc * _LOG2E + 0.5)
     r = (xc - n * _LN2_HI) - n * _LN2_LO
@@ -84,7 +86,8 @@ def _exp64(x):
     k = np.int64(n)
     k1 = k >> 1
     k2 = k - k1
-    return p * _f64_from_bits((k1 + 1023) << 52) * _f64_from_bits((k2 + 1023) << 52)
+    res = p * _f64_from_bits((k1 + 1023) << 52) * _f64_from_bits((k2 + 1023) << 52)
+    return res if x == x else x  # NaN: the clamps above made it -1100, i.e. exp = 0
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -102,8 +105,9 @@ def _exp32(x):
     k = np.int32(n)
     k1 = k >> np.int32(1)
     k2 = k - k1
-    return p * _f32_from_bits((k1 + np.int32(127)) << np.int32(23)) * _f32_from_bits(
+    res = p * _f32_from_bits((k1 + np.int32(127)) << np.int32(23)) * _f32_from_bits(
         (k2 + np.int32(127)) << np.int32(23))
+    return res if x == x else x  # NaN (clamped to _F_LOW above)
 
 
 def exp(x):
@@ -332,37 +336,39 @@ def pairwise_sum(a, lo, n):
             ret = value
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _max_nan(m, v):
+    """max(m, v) that keeps a NaN from either side, as np.max: v if v > m or v is NaN, else m (a NaN m
+    stays, since no comparison with it is true)."""
+    return v if (v > m or v != v) else m
+
+
 @numba.njit(cache=True, error_model="numpy")
 def row_max(a):
-    """Largest element of a non-empty 1-D row (no NaN in the row); 8 independent running maxima."""
+    """Largest element of a non-empty 1-D row, NaN if the row holds a NaN (as np.max); 8 running maxima."""
     n = a.shape[0]
     m0 = a[0]
     if n < 16:
         for i in range(1, n):
-            m0 = a[i] if a[i] > m0 else m0
+            m0 = _max_nan(m0, a[i])
         return m0
     m1, m2, m3, m4, m5, m6, m7 = a[1], a[2], a[3], a[4], a[5], a[6], a[7]
     i = 8
     end = n - n % 8
     while i < end:
-        m0 = a[i] if a[i] > m0 else m0
-        m1 = a[i + 1] if a[i + 1] > m1 else m1
-        m2 = a[i + 2] if a[i + 2] > m2 else m2
-        m3 = a[i + 3] if a[i + 3] > m3 else m3
-        m4 = a[i + 4] if a[i + 4] > m4 else m4
-        m5 = a[i + 5] if a[i + 5] > m5 else m5
-        m6 = a[i + 6] if a[i + 6] > m6 else m6
-        m7 = a[i + 7] if a[i + 7] > m7 else m7
+        m0 = _max_nan(m0, a[i])
+        m1 = _max_nan(m1, a[i + 1])
+        m2 = _max_nan(m2, a[i + 2])
+        m3 = _max_nan(m3, a[i + 3])
+        m4 = _max_nan(m4, a[i + 4])
+        m5 = _max_nan(m5, a[i + 5])
+        m6 = _max_nan(m6, a[i + 6])
+        m7 = _max_nan(m7, a[i + 7])
         i += 8
     for j in range(end, n):
-        m0 = a[j] if a[j] > m0 else m0
-    m0 = m1 if m1 > m0 else m0
-    m2 = m3 if m3 > m2 else m2
-    m4 = m5 if m5 > m4 else m4
-    m6 = m7 if m7 > m6 else m6
-    m0 = m2 if m2 > m0 else m0
-    m4 = m6 if m6 > m4 else m4
-    return m4 if m4 > m0 else m0
+        m0 = _max_nan(m0, a[j])
+    m0 = _max_nan(_max_nan(_max_nan(m0, m1), _max_nan(m2, m3)), _max_nan(_max_nan(m4, m5), _max_nan(m6, m7)))
+    return m0
 
 
 @numba.njit(cache=True, error_model="numpy")

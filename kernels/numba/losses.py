@@ -129,7 +129,7 @@ def nll_loss(a, labels, eps):
     terms = np.empty(n, dtype=np.float64)
     for i in range(n):
         p = np.float64(a[i, labels[i]])
-        terms[i] = math.log(p if p > eps else eps)
+        terms[i] = math.log(eps if p < eps else p)  # np.maximum: a NaN p stays NaN
     return -pairwise_sum(terms, 0, n) / n
 
 
@@ -142,7 +142,7 @@ def nll_grad(a, labels, eps):
     g = np.zeros_like(a)
     for i in range(n):
         p = a[i, labels[i]]
-        g[i, labels[i]] = minus_one / ((p if p > e else e) * tn)
+        g[i, labels[i]] = minus_one / ((e if p < e else p) * tn)  # a NaN p stays NaN
     return g
 
 
