@@ -420,11 +420,22 @@ cdef inline double row_dot(const floating* a, const floating* b, Py_ssize_t k) n
 
 
 cdef inline floating row_max(const floating* p, Py_ssize_t k) noexcept nogil:
-    """Maximum of a contiguous row of k >= 1 elements (inputs have no NaN)."""
+    """Maximum of a contiguous row of k >= 1 elements, for shifting the softmax family.
+
+    The fast loop may skip a NaN; that only matters when the result is -inf (any other max makes the
+    row's exp sum NaN anyway), so only then is the row scanned for NaN, as the reference's np.max sees it.
+    """
+    cdef floating m
+    cdef Py_ssize_t j
     if floating is float:
-        return fnn_maxf(p, k)
+        m = fnn_maxf(p, k)
     else:
-        return fnn_max(p, k)
+        m = fnn_max(p, k)
+    if m == -INFINITY:
+        for j in range(k):
+            if p[j] != p[j]:
+                return p[j]
+    return m
 
 
 cdef inline void exp_shifted(const floating* z, floating* e, Py_ssize_t k) noexcept nogil:

@@ -181,8 +181,9 @@ def prelu_backward(const floating[:, ::1] z, const floating[::1] alpha, const fl
                 al = alpha[j]
                 ad = al * d
                 dv = d * v
-                dz[i, j] = d if v > 0 else ad
-                dal[j] += 0 if v > 0 else dv
+                # z <= 0, as the reference: a NaN z takes the da branch and adds nothing to dalpha.
+                dz[i, j] = ad if v <= 0 else d
+                dal[j] += dv if v <= 0 else 0
     return out, out_alpha
 
 

@@ -5,15 +5,18 @@ cannot vectorize, while NumPy has SIMD versions: a Numba loop calling libm's exp
 ``np.exp`` here. ``exp``, ``tanh``, ``log`` and ``log1p`` below use only arithmetic, selects and bit
 casts, so loops calling them vectorize. Measured accuracy (against long double): exp <= 1.5 ulp (float64)
 and 0.7 ulp (float32), tanh <= 2 ulp / 1.5 ulp, log and log1p <= 1 ulp / 0.5 ulp; -inf and underflow give
-exactly 0 from exp, subnormal results are kept, inf/NaN/0/-1 behave as in NumPy. The only fastmath flag
-used is ``contract`` (FMA) inside these helpers: it changes rounding, never inf/NaN handling.
+exactly 0 from exp, subnormal results are kept, inf/NaN/0/-1 behave as in NumPy: NaN in gives NaN out
+(exp clamps its argument, which would turn NaN into 0, so it selects NaN back at the end; tests in
+tests/test_nan_propagation.py). The only fastmath flag used is ``contract`` (FMA) inside these helpers: it
+changes rounding, never inf/NaN handling (flags such as ``nnan`` would let LLVM drop the NaN selects).
 
 Kernels must be compiled with ``error_model="numpy"``: the default "python" model guards every float
 division with a ZeroDivisionError branch, which stops the loop vectorizer (sigmoid was 10x slower).
 
 ``pairwise_sum`` is NumPy's summation order for a contiguous row (8 accumulators, blocks of 128,
 halving above), so row sums are bit-identical to ``np.sum(..., axis=1)`` of the same values;
-``column_sum`` is NumPy's order for ``np.sum(x, axis=0)``.
+``column_sum`` is NumPy's order for ``np.sum(x, axis=0)``. ``shift_max`` is the row maximum that the
+softmax family shifts by (NaN-aware only as far as those kernels need, see its docstring).
 
 Note: Numba's cache does not notice when this module changes (numba #8926): the kernels that call these
 helpers keep the old code. Use a fresh ``NUMBA_CACHE_DIR`` (or delete ``__pycache__``) after editing it.
@@ -64,9 +67,9 @@ _F_HIGH = np.float32(89.0)   # exp(89) > largest float32
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _exp64(x):
-    # The clamps also map -inf to an exact 0 and NaN to a finite value: converting a NaN n to an integer
-    # below would be undefined (LLVM poison), so NaN is restored by a select at the end.
+def _exp64_finite(x):
+    """exp(x) for x not NaN; a finite value for NaN. The clamps map -inf to an exact 0, and NaN to -1100:
+    converting a NaN n to an integer below would be undefined (LLVM poison)."""
     xc = x if x > -1100.0 else -1100.0
     xc = xc if xc < 710.0 else 710.0
     n = np.floor(xc * _LOG2E + 0.5)
@@ -86,12 +89,18 @@ def _exp64(x):
     k = np.int64(n)
     k1 = k >> 1
     k2 = k - k1
-    res = p * _f64_from_bits((k1 + 1023) << 52) * _f64_from_bits((k2 + 1023) << 52)
-    return res if x == x else x  # NaN: the clamps above made it -1100, i.e. exp = 0
+    return p * _f64_from_bits((k1 + 1023) << 52) * _f64_from_bits((k2 + 1023) << 52)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _exp64(x):
+    e = _exp64_finite(x)
+    return e if x == x else x  # NaN in, NaN out
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _exp32(x):
+def _exp32_finite(x):
+    """exp(x) for x not NaN (NaN is clamped to _F_LOW, giving 0), as _exp64_finite."""
     xc = x if x > _F_LOW else _F_LOW
     xc = xc if xc < _F_HIGH else _F_HIGH
     n = np.floor(xc * _F_LOG2E + _F_HALF)
@@ -105,9 +114,14 @@ def _exp32(x):
     k = np.int32(n)
     k1 = k >> np.int32(1)
     k2 = k - k1
-    res = p * _f32_from_bits((k1 + np.int32(127)) << np.int32(23)) * _f32_from_bits(
+    return p * _f32_from_bits((k1 + np.int32(127)) << np.int32(23)) * _f32_from_bits(
         (k2 + np.int32(127)) << np.int32(23))
-    return res if x == x else x  # NaN (clamped to _F_LOW above)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _exp32(x):
+    e = _exp32_finite(x)
+    return e if x == x else x  # NaN in, NaN out
 
 
 def exp(x):
@@ -141,26 +155,31 @@ def _tanh64(x):
     # found it too big to inline, and a loop with a call in it does not vectorize.
     ax = abs(x)
     s = x * x
-    e = _exp64(-2.0 * ax)
+    e = _exp64_finite(-2.0 * ax)
     small = ax <= 0.625
     num = x * s * ((_TP0 * s + _TP1) * s + _TP2) if small else 1.0 - e
     den = (((s + _TQ0) * s + _TQ1) * s + _TQ2) if small else 1.0 + e
     q = num / den
     large = q if x >= 0 else -q
     r = x + q if small else large
-    return r if x != 0 else x  # tanh(-0.0) = -0.0
+    # tanh(+-0) = +-0, tanh(NaN) = NaN: one select for both (exp's own NaN select would be a second one)
+    return r if (x < 0) | (x > 0) else x
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _tanh32(x):
+    # Vectorizes only because LLVM inlines it into the caller's loop, which it does at this size: with
+    # one more select in it, it did not (tanh float32 at 128x784: 710 us instead of 62 us). inline="always"
+    # (as _tanh64) would compile it with the caller's flags, i.e. without FMA: 7% slower. After editing,
+    # check that the loop still vectorizes.
     ax = abs(x)
     s = x * x
     small = ((((_F_TP0 * s + _F_TP1) * s + _F_TP2) * s + _F_TP3) * s + _F_TP4) * s * x + x
-    e = _exp32(_F_MTWO * ax)
+    e = _exp32_finite(_F_MTWO * ax)
     large = (_F_ONE - e) / (_F_ONE + e)
     large = large if x >= 0 else -large
     r = small if ax <= _F_TSMALL else large
-    return r if x != 0 else x
+    return r if (x < 0) | (x > 0) else x  # +-0 and NaN pass through (as _tanh64)
 
 
 def tanh(x):
@@ -336,38 +355,58 @@ def pairwise_sum(a, lo, n):
             ret = value
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _max_nan(m, v):
-    """max(m, v) that keeps a NaN from either side, as np.max: v if v > m or v is NaN, else m (a NaN m
-    stays, since no comparison with it is true)."""
-    return v if (v > m or v != v) else m
+@numba.njit(cache=True, error_model="numpy")
+def _has_nan(a):
+    for i in range(a.shape[0]):
+        if a[i] != a[i]:
+            return True
+    return False
 
 
 @numba.njit(cache=True, error_model="numpy")
-def row_max(a):
-    """Largest element of a non-empty 1-D row, NaN if the row holds a NaN (as np.max); 8 running maxima."""
+def shift_max(a):
+    """The shift m of exp(a - m) in the softmax family, for a non-empty 1-D row: its largest element when
+    the row holds no NaN.
+
+    With a NaN in the row the result is NaN or an element of the row (8 running maxima, each of which
+    ignores a NaN after its first element and keeps one at its start). Either way the caller's exp(a - m)
+    is NaN at the NaN and the row's sum is NaN, so every output that the reference (shifted by np.max,
+    i.e. by NaN) makes NaN is NaN here too. The one exception is handled here: when all the other elements
+    are -inf, the result is -inf and the caller would take its all -inf path (uniform softmax) and lose
+    the NaN, so a -inf result is checked for NaN in the row and NaN is returned instead. Only that rare
+    -inf case costs a second pass: a NaN test per element in the main loop made softmax at 128x784 5%
+    slower (this loop is bound by the latency of the maxima).
+    """
     n = a.shape[0]
     m0 = a[0]
     if n < 16:
         for i in range(1, n):
-            m0 = _max_nan(m0, a[i])
-        return m0
-    m1, m2, m3, m4, m5, m6, m7 = a[1], a[2], a[3], a[4], a[5], a[6], a[7]
-    i = 8
-    end = n - n % 8
-    while i < end:
-        m0 = _max_nan(m0, a[i])
-        m1 = _max_nan(m1, a[i + 1])
-        m2 = _max_nan(m2, a[i + 2])
-        m3 = _max_nan(m3, a[i + 3])
-        m4 = _max_nan(m4, a[i + 4])
-        m5 = _max_nan(m5, a[i + 5])
-        m6 = _max_nan(m6, a[i + 6])
-        m7 = _max_nan(m7, a[i + 7])
-        i += 8
-    for j in range(end, n):
-        m0 = _max_nan(m0, a[j])
-    m0 = _max_nan(_max_nan(_max_nan(m0, m1), _max_nan(m2, m3)), _max_nan(_max_nan(m4, m5), _max_nan(m6, m7)))
+            m0 = a[i] if a[i] > m0 else m0
+    else:
+        m1, m2, m3, m4, m5, m6, m7 = a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+        i = 8
+        end = n - n % 8
+        while i < end:
+            m0 = a[i] if a[i] > m0 else m0
+            m1 = a[i + 1] if a[i + 1] > m1 else m1
+            m2 = a[i + 2] if a[i + 2] > m2 else m2
+            m3 = a[i + 3] if a[i + 3] > m3 else m3
+            m4 = a[i + 4] if a[i + 4] > m4 else m4
+            m5 = a[i + 5] if a[i + 5] > m5 else m5
+            m6 = a[i + 6] if a[i + 6] > m6 else m6
+            m7 = a[i + 7] if a[i + 7] > m7 else m7
+            i += 8
+        for j in range(end, n):
+            m0 = a[j] if a[j] > m0 else m0
+        m0 = m1 if m1 > m0 else m0
+        m2 = m3 if m3 > m2 else m2
+        m4 = m5 if m5 > m4 else m4
+        m6 = m7 if m7 > m6 else m6
+        m0 = m2 if m2 > m0 else m0
+        m4 = m6 if m6 > m4 else m4
+        m0 = m4 if m4 > m0 else m0
+    if m0 == -np.inf and _has_nan(a):
+        return a.dtype.type(np.nan)
     return m0
 
 

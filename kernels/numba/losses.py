@@ -10,7 +10,7 @@ import math
 import numba
 import numpy as np
 
-from ._math import exp, log, log1p, pairwise_sum, row_max
+from ._math import exp, log, log1p, pairwise_sum, shift_max
 from .softmax import softmax
 
 
@@ -156,7 +156,7 @@ def softmax_nll_loss(z, labels):
     for i in range(n):
         for j in range(k):
             row[j] = z[i, j]
-        m = row_max(row)
+        m = shift_max(row)
         if m == -np.inf:  # all -inf: the uniform distribution
             picked[i] = 0.0 - math.log(k)
             continue

@@ -2,15 +2,16 @@
 
 Semantics of kernels/reference/softmax.py: shifted by the row maximum; ``-inf`` entries get probability
 0; a row that is entirely ``-inf`` gives the uniform distribution 1/k, log-softmax -log(k) and log-sum-exp
--inf. One pass per row for the max, one for exp (vectorized, see _math.exp) and one pairwise sum, in
-NumPy's order. No fastmath here: -inf must stay -inf.
+-inf. A NaN in a row makes that whole row NaN (the reference shifts by np.max, which is then NaN), as
+does +inf (inf - inf); see _math.shift_max. One pass per row for the max, one for exp (vectorized, see
+_math.exp) and one pairwise sum, in NumPy's order. No fastmath here: -inf must stay -inf, NaN NaN.
 """
 import math
 
 import numba
 import numpy as np
 
-from ._math import exp, pairwise_sum, row_max
+from ._math import exp, pairwise_sum, shift_max
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -34,7 +35,7 @@ def softmax(z):
     out = np.empty_like(z)
     for i in range(n):
         o = out[i]
-        s = _exp_shifted(z[i], row_max(z[i]), o)
+        s = _exp_shifted(z[i], shift_max(z[i]), o)
         for j in range(k):
             o[j] = o[j] / s
     return out
@@ -49,7 +50,7 @@ def log_softmax(z):
     zero = z.dtype.type(0)
     for i in range(n):
         row = z[i]
-        m = row_max(row)
+        m = shift_max(row)
         lse = math.log(_exp_shifted(row, m, e))
         o = out[i]
         if m == -np.inf:
@@ -69,7 +70,7 @@ def logsumexp(z):
     e = np.empty(k, dtype=z.dtype)
     for i in range(n):
         row = z[i]
-        m = row_max(row)
+        m = shift_max(row)
         s = _exp_shifted(row, m, e)
         out[i] = m if m == -np.inf else m + math.log(s)
     return out
