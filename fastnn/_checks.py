@@ -47,8 +47,10 @@ def _index(arr, flat):
     return idx[0] if len(idx) == 1 else idx
 
 
-def _as_numeric(x, name):
-    """np.asarray(x), refusing what cannot be a numeric array; returns the array (no dtype change)."""
+def _as_numeric(x, name, into=None):
+    """np.asarray(x), refusing what cannot be a numeric array; returns the array (no dtype change).
+
+    ``into`` is the dtype the caller converts to (named in the message), default the module's rule."""
     try:
         arr = np.asarray(x)
     except (ValueError, TypeError) as exc:
@@ -59,8 +61,10 @@ def _as_numeric(x, name):
         )
     if arr.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
-            f"argument {name!r} must be a numeric array (float32 or float64; bool, integer and float16 are "
-            f"converted to float64); got dtype {arr.dtype}"
+            f"argument {name!r} must be a numeric array ("
+            + (f"any real dtype, converted to {np.dtype(into).name}" if into is not None else
+               "float32 or float64; bool, integer and float16 are converted to float64")
+            + f"); got dtype {arr.dtype}"
         )
     return arr
 
@@ -126,7 +130,7 @@ def check_array(
     ValueError
         Wrong number of dimensions, empty array, NaN or a refused infinity.
     """
-    arr = _as_numeric(x, name)
+    arr = _as_numeric(x, name, dtype)
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:

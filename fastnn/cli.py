@@ -129,7 +129,7 @@ def _add_common(p, epochs):
                    help="kernel backend (default: cython when built, else numpy; env FASTNN_BACKEND)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="floating-point type of data, weights and arithmetic (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_nonnegative_int, default=0,
                    help="seed of the initial weights, shuffling, dropout and augmentation (default: %(default)s)")
     p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                    help="train on the first N training samples only (default: all of them)")

@@ -83,11 +83,14 @@ class Loss:
         else:
             if y.shape[1] != n_out:
                 raise ValueError(f"one-hot {name!r} has {y.shape[1]} columns but the network has {n_out} outputs")
-            labels = _one_hot_labels(check_array(y, name, ndim=2))
+            rows = check_array(y, name, ndim=2)
+            labels = _one_hot_labels(rows)
             if labels is None:
+                bad = ~(((rows == 0) | (rows == 1)).all(axis=1) & ((rows == 1).sum(axis=1) == 1))
+                row = int(np.argmax(bad))
                 raise ValueError(
                     f"the {self.name} loss needs integer class labels or one-hot rows (one 1, the rest 0) "
-                    f"in {name!r}"
+                    f"in {name!r}; row {row} is {rows[row].tolist()}"
                 )
         return labels, labels
 

@@ -16,24 +16,49 @@ shuffling permutation, then per batch the augmentation parameters and each Dropo
 (in layer order). The three backends therefore see the same batches and masks, and with float64 they
 follow the same trajectory up to rounding. ``Sequential(seed=...)`` draws the initial weights from
 one Generator in layer order.
+
+Bit-identical results need the same seed, data, backend, dtype, BLAS thread count (OpenBLAS splits large
+products between threads differently), fused or layer-by-layer path, and library versions/CPU; then two
+runs, in one process or two, give the same bits (tests/test_numeric_faults.py). A checkpoint
+(``fit(..., checkpoint=path)``) stores the Generator's state with the weights and optimizer, so
+``fastnn.load(path).fit(..., resume=True)`` continues bit-identically (tests/test_checkpoints.py).
+
+Inputs are checked before any kernel runs (``ValueError``/``TypeError`` naming the argument); X of any
+real dtype and layout is converted once to the model dtype, C-contiguous. ``predict``/``evaluate``
+raise ``ValueError`` rather than return a non-finite output; ``fit`` raises ``TrainingDiverged``.
 """
 import contextlib
 import math
+import os
 import time
 
 import numpy as np
 
 from . import fused as _fused
+from . import io as _io
 from . import backend as _backend
 from . import losses as _losses
 from . import optim as _optim
 from ._checks import FLOAT_DTYPES, check_array, check_consistent_length, check_scalar
 from .init import get_rng
 from . import layers as _layers
-from .layers import Dense, Dropout, Layer
-from .training import Callback, History, ProgressLogger, TrainingDiverged
+from .layers import BatchNorm, Dense, Dropout, Layer
+from .training import Callback, History, ProgressLogger, TrainingDiverged, generator_from_state, generator_state
 
 __all__ = ["Sequential"]
+
+
+def _check_checkpoint_path(path):
+    """fit's ``checkpoint`` argument as a str; its directory must exist (checked before training starts)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a file path (str or os.PathLike), got {type(path).__name__}")
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"checkpoint={path!r}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"checkpoint={path!r} is a directory, expected a file name")
+    return path
 
 PREDICT_BATCH = 4096  # rows per forward pass in predict/evaluate: bounds memory on big inputs
 
@@ -62,9 +87,14 @@ class Sequential:
     """
 
     def __init__(self, layers, dtype="float32", backend=None, seed=None):
-        layers = list(layers)
+        if isinstance(layers, Layer):
+            layers = [layers]
+        try:
+            layers = list(layers)
+        except TypeError:
+            raise TypeError(f"layers must be a list of fastnn.layers.Layer, got {type(layers).__name__}") from None
         if not layers:
-            raise ValueError("Sequential needs at least one layer")
+            raise ValueError("Sequential needs at least one layer, got an empty list")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} is a {type(layer).__name__}, not a fastnn.layers.Layer")
@@ -79,7 +109,7 @@ class Sequential:
         self.layers = layers
         self.backend = backend
         if seed is not None:
-            rng = get_rng(seed)
+            rng = get_rng(seed, "seed")
             for layer in layers:
                 layer.reset_parameters(rng)
         for layer in layers:
@@ -88,6 +118,9 @@ class Sequential:
         self.optimizer = None
         self.loss = None
         self.stop_training = False
+        # Where the last fit stopped (epochs done, the Generator's state...): what fit(resume=True) and a
+        # checkpoint need. None while an epoch is under way or after a failure (the weights would not match).
+        self.training_state = None
 
     # -- structure -------------------------------------------------------------------------------------
 
@@ -191,26 +224,49 @@ class Sequential:
                 grad = layer.backward(grad)
 
     def predict(self, X, batch_size=None):
-        """The last layer's output for X (n, n_in), in inference mode: array (n, n_out) of the model dtype."""
+        """The last layer's output for X (n, n_in), in inference mode: array (n, n_out) of the model dtype.
+
+        X is converted to the model dtype (any real numeric dtype, any memory order). ``batch_size``
+        (int >= 1, default 4096) bounds the rows per forward pass. Raises ``ValueError`` if the output is
+        not finite (values that overflow the model dtype inside the network), never returns NaN.
+        """
         X = self._check_X(X)
-        step = batch_size or PREDICT_BATCH
-        with self._scope():
+        return self._predict(X, batch_size, "X")
+
+    def _predict(self, X, batch_size, name):
+        step = PREDICT_BATCH if batch_size is None else check_scalar(batch_size, "batch_size", int, min_val=1)
+        # Overflow is reported below, once, as an error naming the row (not as RuntimeWarnings on the way).
+        with self._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if X.shape[0] <= step:
-                return self._forward(X, False)
-            return np.concatenate([self._forward(X[i:i + step], False) for i in range(0, X.shape[0], step)])
+                out = self._forward(X, False)
+            else:
+                out = np.concatenate([self._forward(X[i:i + step], False) for i in range(0, X.shape[0], step)])
+        if not np.isfinite(out).all():
+            bad = ~np.isfinite(out)
+            row = int(np.argmax(bad.any(axis=1)))
+            value = out[row][bad[row]][0]
+            raise ValueError(
+                f"the model's output for row {row} of {name!r} is {value} (not finite): values overflow "
+                f"{self.dtype.name} inside the network. Scale the inputs or use dtype='float64'."
+            )
+        return out
 
     def evaluate(self, X, y, loss=None, batch_size=None):
         """Loss (data term only, no L1/L2 penalty) and accuracy of the model on (X, y).
 
         ``loss`` defaults to the loss of the last ``fit``. Returns ``{"loss": float, "accuracy": float}``;
         accuracy is the fraction of correct argmax predictions (or ``output > 0.5`` for one output), NaN
-        when y holds non-class targets.
+        when y holds non-class targets. Inputs are checked as in ``fit``.
         """
+        return self._evaluate(X, y, loss, batch_size, ("X", "y"))
+
+    def _evaluate(self, X, y, loss, batch_size, names):
         loss = self._get_loss(loss)
-        X = self._check_X(X)
-        check_consistent_length(X, y, names=("X", "y"))
-        a = self.predict(X, batch_size)
-        targets, labels = loss.prepare(y, a.shape[1], self.dtype)
+        X = self._check_X(X, names[0])
+        targets, labels = loss.prepare(y, self.n_out if self.n_out is not None else X.shape[1], self.dtype,
+                                       name=names[1])
+        check_consistent_length(X, targets, names=names)
+        a = self._predict(X, batch_size, names[0])
         with self._scope():
             value = loss.value(a, targets)
         return {"loss": value, "accuracy": _losses.accuracy(a, labels) if labels is not None else float("nan")}
@@ -262,13 +318,19 @@ class Sequential:
         augment=None,
         clip_norm=None,
         use_fused=True,
+        checkpoint=None,
+        checkpoint_every=1,
+        resume=False,
     ):
         """Train by mini-batch gradient descent; return a :class:`fastnn.training.History`.
+
+        Every argument is checked before any kernel runs (``ValueError``/``TypeError`` naming it).
 
         Parameters
         ----------
         X : array (n, n_in)
-            Training inputs (converted once to the model dtype).
+            Training inputs, converted once to the model dtype (any real numeric dtype -- bool, integers,
+            float16/32/64 -- and any memory order; NaN and infinities are refused).
         y : array (n,) of int labels, (n, n_out) one-hot or float targets
             See :mod:`fastnn.losses` for what each loss accepts.
         loss : str, Loss or None
@@ -278,15 +340,18 @@ class Sequential:
         optimizer : str, Optimizer or None
             None resumes with ``self.optimizer`` when the model has one, else ``SGD(lr=0.01)``.
         epochs : int
+            The number of epochs to train; with ``resume=True``, the total number of epochs of the run
+            (Keras's ``epochs`` with ``initial_epoch``): training goes on from the epoch it stopped at.
         batch_size : int or None
             Samples per step; None is full-batch gradient descent, 1 is stochastic. The last batch
-            of an epoch may be smaller.
+            of an epoch may be smaller; a batch size larger than n means one batch of n.
         validation_data : (X_val, y_val) or None
             Evaluated after each epoch into ``val_loss``/``val_accuracy``.
         shuffle : bool
             Reshuffle the samples each epoch.
         seed : None, int or Generator
-            Seeds shuffling, dropout masks and augmentation (one Generator for all).
+            Seeds shuffling, dropout masks and augmentation (one Generator for all). Ignored with
+            ``resume=True``: the Generator continues from the saved state.
         l1, l2 : float
             Regularization strengths lambda (see the module docstring: lambda/n, weights only).
         callbacks : iterable of Callback
@@ -302,6 +367,18 @@ class Sequential:
             Run each epoch as one compiled call when the model, loss and optimizer allow it (see
             :mod:`fastnn.fused`; the result equals the layer-by-layer path within rounding). False forces
             the layer-by-layer path; so does the environment variable ``FASTNN_FUSED=0``.
+        checkpoint : str, os.PathLike or None
+            Save the model (:func:`fastnn.save`, atomically), its optimizer and the training state needed
+            to resume (epochs done, the Generator's state, batch size, shuffle) to this file every
+            ``checkpoint_every`` epochs and after the last epoch.
+        checkpoint_every : int >= 1
+        resume : bool
+            Go on from ``self.training_state``: the state a checkpoint file (``fastnn.load``) or the
+            previous ``fit`` of this model recorded. Training then continues exactly as the uninterrupted
+            run would have (same data, same backend: bit-identical weights). ``batch_size`` and
+            ``shuffle`` must be those of the recorded run, and ``callbacks`` must hold learning-rate
+            schedules of the same types in the same order (their progress is restored). Other callbacks
+            (``EarlyStopping``) start afresh.
 
         Raises
         ------
@@ -309,18 +386,20 @@ class Sequential:
             (a ``FloatingPointError``) when a batch's loss (or, with ``clip_norm``, its gradient norm) is
             NaN or infinite. It names the epoch and batch; that batch's update is not applied, so the
             model keeps the weights it had before it when they are finite. If an earlier step already
-            made them non-finite (the loss is checked every batch, the weights only then), the model
-            and its optimizer go back to their state at the start of that epoch; the message says which.
+            made them non-finite (the loss is checked every batch, the weights at the end of every
+            epoch), the model and its optimizer go back to their state at the start of that epoch; the
+            message says which.
         """
         X = self._check_X(X)
         n = X.shape[0]
         loss = _losses.get(loss if loss is not None else (self.loss or "quadratic"))
-        check_consistent_length(X, y, names=("X", "y"))
         n_out = self.n_out if self.n_out is not None else X.shape[1]
         targets, labels = loss.prepare(y, n_out, self.dtype)
+        check_consistent_length(X, targets, names=("X", "y"))
         val = self._prepare_validation(validation_data, loss)
         epochs = check_scalar(epochs, "epochs", int, min_val=0)
         batch_size = n if batch_size is None else check_scalar(batch_size, "batch_size", int, min_val=1)
+        batch_size = min(batch_size, n)  # one batch of n; keeps the kernels' int64 arguments in range
         l1 = check_scalar(l1, "l1", min_val=0.0)
         l2 = check_scalar(l2, "l2", min_val=0.0)
         if clip_norm is not None:
@@ -329,11 +408,28 @@ class Sequential:
             raise TypeError(f"augment must be callable as augment(x_batch, rng), got {type(augment).__name__}")
         if optimizer is None:
             optimizer = self.optimizer if self.optimizer is not None else _optim.SGD(lr=0.01)
-        self.optimizer = _optim.get(optimizer)
-        self.loss = loss
-        rng = get_rng(seed)
-
+        optimizer = _optim.get(optimizer)
+        # The rate may have been changed on the object since it was made.
+        check_scalar(optimizer.lr, "optimizer.lr", min_val=0.0, include_boundaries="neither")
+        n_batches = math.ceil(n / batch_size)
+        if any(isinstance(layer, BatchNorm) for layer in self.layers) and (batch_size == 1 or n % batch_size == 1):
+            raise ValueError(
+                f"BatchNorm needs at least 2 samples per batch in training, but batch_size={batch_size} with "
+                f"{n} samples leaves a batch of 1; choose another batch_size"
+            )
+        if checkpoint is not None:
+            checkpoint = _check_checkpoint_path(checkpoint)
+        checkpoint_every = check_scalar(checkpoint_every, "checkpoint_every", int, min_val=1)
         callbacks = list(callbacks)
+        # Callbacks whose progress a checkpoint records (learning-rate schedules), in order.
+        stateful = [cb for cb in callbacks if callable(getattr(cb, "state_dict", None))]
+        if resume:
+            initial_epoch, rng = self._resume_state(epochs, n, batch_size, shuffle, stateful)
+        else:
+            initial_epoch, rng = 0, get_rng(seed, "seed")
+        self.optimizer = optimizer
+        self.loss = loss
+
         if verbose:
             callbacks.append(ProgressLogger())
         for cb in callbacks:
@@ -353,7 +449,7 @@ class Sequential:
         saved_rngs = [layer.rng for layer in dropouts]
         history = History()
         self.stop_training = False
-        n_batches = math.ceil(n / batch_size)
+        settings = {"n_samples": n, "batch_size": batch_size, "shuffle": bool(shuffle)}
 
         try:
             for layer in dropouts:
@@ -361,8 +457,10 @@ class Sequential:
             with self._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 k = _backend.kernels()
                 for cb in callbacks:
-                    cb.on_train_begin({"epochs": epochs, "samples": n, "batches": n_batches})
-                for epoch in range(epochs):
+                    cb.on_train_begin({"epochs": epochs, "samples": n, "batches": n_batches,
+                                       "initial_epoch": initial_epoch})
+                for epoch in range(initial_epoch, epochs):
+                    self.training_state = None  # the weights are mid-epoch until it ends
                     for cb in callbacks:
                         cb.on_epoch_begin(epoch, {})
                     start = time.perf_counter()
@@ -408,15 +506,24 @@ class Sequential:
                             correct_sum += _losses.accuracy(a, labels[idx]) * m
                         for cb in batch_callbacks:
                             cb.on_train_batch_end(b, {"size": m, "loss": value})
+                    if not self._weights_finite():
+                        self._diverged("the weights are no longer finite at the end of the epoch", epoch, None,
+                                       n_batches, snapshot, history)
+                    self.training_state = {"epoch": epoch + 1, "rng": generator_state(rng), **settings}
                     logs = {"loss": loss_sum / n, "accuracy": correct_sum / n if labels is not None else float("nan")}
                     if val is not None:
-                        result = self.evaluate(val[0], val[1], loss)
+                        result = self._evaluate(val[0], val[1], loss, None, ("X_val", "y_val"))
                         logs["val_loss"], logs["val_accuracy"] = result["loss"], result["accuracy"]
                     logs["seconds"] = time.perf_counter() - start
                     logs["lr"] = lr
                     history.append(epoch, logs)
                     for cb in callbacks:
                         cb.on_epoch_end(epoch, logs)
+                    self.training_state["callbacks"] = [
+                        {"type": type(cb).__name__, "state": cb.state_dict()} for cb in stateful]
+                    last = epoch + 1 == epochs or self.stop_training
+                    if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or last):
+                        _io.save(self, checkpoint)
                     if self.stop_training:
                         break
                 for cb in callbacks:
@@ -426,6 +533,43 @@ class Sequential:
                 layer.rng = saved
         return history
 
+    def _resume_state(self, epochs, n, batch_size, shuffle, stateful):
+        """(initial_epoch, Generator) from ``self.training_state``, checked against this fit's arguments;
+        restores the recorded state of the ``stateful`` callbacks (learning-rate schedules)."""
+        state = self.training_state
+        if state is None:
+            raise ValueError(
+                "resume=True needs the training state of an earlier run: load a checkpoint written by "
+                "fit(..., checkpoint=path) with fastnn.load, or resume the model that last ran fit (and "
+                "completed an epoch)"
+            )
+        done = state["epoch"]
+        if epochs < done:
+            raise ValueError(
+                f"epochs={epochs} is the total number of epochs when resuming, but {done} are already done"
+            )
+        for name, value in (("n_samples", n), ("batch_size", batch_size), ("shuffle", bool(shuffle))):
+            if state.get(name) is not None and state[name] != value:
+                what = "X has" if name == "n_samples" else "this fit uses"
+                raise ValueError(
+                    f"cannot resume exactly: the recorded run used {name}={state[name]!r}, {what} {value!r}"
+                )
+        recorded = state.get("callbacks") or []
+        kinds = [entry["type"] for entry in recorded]
+        given = [type(cb).__name__ for cb in stateful]
+        if kinds != given:
+            raise ValueError(
+                f"cannot resume exactly: the recorded run had the schedules {kinds}, this fit has {given}; pass "
+                f"callbacks of the same types in the same order (their progress is restored from the record)"
+            )
+        for cb, entry in zip(stateful, recorded):
+            cb.load_state_dict(entry["state"])
+        return done, generator_from_state(state["rng"])
+
+    def _weights_finite(self):
+        k = _backend.kernels()
+        return all(math.isfinite(k.sum_squares(a.reshape(-1))) for layer in self.layers for _, a in layer.state_arrays())
+
     def _prepare_validation(self, validation_data, loss):
         if validation_data is None:
             return None
@@ -434,8 +578,8 @@ class Sequential:
         except (TypeError, ValueError):
             raise ValueError("validation_data must be a pair (X_val, y_val)") from None
         Xv = self._check_X(Xv, "X_val")
-        check_consistent_length(Xv, yv, names=("X_val", "y_val"))
-        loss.prepare(yv, self.n_out if self.n_out is not None else Xv.shape[1], self.dtype, name="y_val")
+        tv, _ = loss.prepare(yv, self.n_out if self.n_out is not None else Xv.shape[1], self.dtype, name="y_val")
+        check_consistent_length(Xv, tv, names=("X_val", "y_val"))
         return Xv, yv
 
     def _augmented(self, augment, xb, rng):
@@ -448,20 +592,24 @@ class Sequential:
         return out
 
     def _diverged(self, what, epoch, batch, n_batches, snapshot, history):
-        """Stop training: keep the current weights if finite, else the epoch's starting weights."""
-        k = _backend.kernels()
-        current = [a for layer in self.layers for _, a in layer.state_arrays()]
-        kept = f"from before batch {batch + 1}"
-        if not all(math.isfinite(k.sum_squares(a.reshape(-1))) for a in current):
+        """Stop training: keep the current weights if finite, else the epoch's starting weights.
+
+        ``batch`` is the 0-based batch whose loss was not finite, or None when the weights were found
+        non-finite at the end of the epoch.
+        """
+        self.training_state = None
+        kept = f"from before batch {batch + 1}" if batch is not None else None
+        if batch is None or not self._weights_finite():
             weights, optimizer_state = snapshot
             self.set_weights(weights)
             self.optimizer.load_state_dict(optimizer_state)
             kept = f"from the start of epoch {epoch + 1}; the optimizer state is restored too"
+        where = f"batch {batch + 1} of {n_batches}" if batch is not None else f"one of its {n_batches} batches"
         raise TrainingDiverged(
-            f"training diverged at epoch {epoch + 1}, batch {batch + 1} of {n_batches}: {what}. Training stopped; "
+            f"training diverged at epoch {epoch + 1}, {where}: {what}. Training stopped; "
             f"the model keeps its last finite weights ({kept}). Try a smaller learning rate, clip_norm=..., "
             f"or the cross-entropy loss for sigmoid/softmax outputs.",
             epoch + 1,
-            batch + 1,
+            None if batch is None else batch + 1,
             history,
         )

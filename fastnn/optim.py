@@ -309,6 +309,27 @@ class LRScheduler(Callback):
     def lr_at(self, t):
         raise NotImplementedError
 
+    # Recorded in checkpoints (fit's training state) so that fit(..., resume=True) continues the schedule.
+    _state = ("base_lr", "last_epoch")
+
+    def state_dict(self):
+        """The schedule's progress, JSON-serialisable."""
+        return {name: getattr(self, name) for name in self._state}
+
+    def load_state_dict(self, state):
+        """Restore :meth:`state_dict` output."""
+        if not isinstance(state, dict) or set(state) != set(self._state):
+            raise ValueError(f"{type(self).__name__} state needs the keys {self._state}, got {state!r}")
+        for name in self._state:
+            value = state[name]
+            counter = name in ("last_epoch", "wait", "cooldown_counter")
+            ok = (isinstance(value, int) and value >= 0) if counter else (
+                value is None or (isinstance(value, numbers.Real) and not math.isnan(value)))
+            if isinstance(value, bool) or not ok:
+                raise ValueError(f"{type(self).__name__} state {name!r} is {value!r}")
+        for name in self._state:
+            setattr(self, name, state[name])
+
 
 class StepLR(LRScheduler):
     """``base_lr * gamma ** (t // step_size)``."""
@@ -362,6 +383,8 @@ class ReduceLROnPlateau(LRScheduler):
         self.min_delta, self.min_lr = _check("min_delta", min_delta, 0), _check("min_lr", min_lr, 0)
         self.mode = _monitor_mode(monitor, mode)
         self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    _state = LRScheduler._state + ("best", "wait", "cooldown_counter")
 
     def _improved(self, value):
         if self.best is None:

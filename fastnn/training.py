@@ -11,7 +11,12 @@ data), ``seconds`` and ``lr``.
 import math
 import sys
 
-__all__ = ["History", "Callback", "EarlyStopping", "ProgressLogger", "TrainingDiverged"]
+import numpy as np
+
+__all__ = [
+    "History", "Callback", "EarlyStopping", "ProgressLogger", "TrainingDiverged", "generator_state",
+    "generator_from_state",
+]
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds", "lr")
 
@@ -19,7 +24,9 @@ METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds", "lr")
 class TrainingDiverged(FloatingPointError):
     """Training produced a non-finite loss or gradient. The model keeps its last finite weights.
 
-    Attributes: ``epoch`` and ``batch`` (1-based, where it happened) and ``history`` (the epochs completed).
+    Attributes: ``epoch`` and ``batch`` (1-based, where it happened; ``batch`` is None when the weights
+    were found non-finite at the end of the epoch although every batch's loss was finite) and ``history``
+    (the epochs completed in this fit).
     """
 
     def __init__(self, message, epoch, batch, history):
@@ -183,3 +190,56 @@ class ProgressLogger(Callback):
             if value is not None and not (name.endswith("accuracy") and math.isnan(value)):
                 parts.append(f"{name}: {value:.4f}")
         print(" - ".join(parts), file=self.stream or sys.stdout, flush=True)
+
+
+# -- the random state of a run, as JSON (checkpoints) --------------------------------------------------------
+
+# Bit generators a checkpoint may name: looked up in this table, never by a name taken from a file.
+_BIT_GENERATORS = {cls.__name__: cls for cls in (
+    np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937, np.random.Philox, np.random.SFC64)}
+_STATE_DTYPES = ("uint32", "uint64")
+
+
+def _to_json(value):
+    if isinstance(value, np.ndarray):
+        return {"array": value.tolist(), "dtype": value.dtype.name}
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _from_json(value):
+    if isinstance(value, dict):
+        if set(value) == {"array", "dtype"}:
+            if value["dtype"] not in _STATE_DTYPES:
+                raise ValueError(f"unexpected dtype {value['dtype']!r} in a generator state")
+            return np.array(value["array"], dtype=value["dtype"])
+        return {k: _from_json(v) for k, v in value.items()}
+    return value
+
+
+def generator_state(rng):
+    """The state of ``rng`` (a ``numpy.random.Generator``) as JSON-serialisable plain data."""
+    state = rng.bit_generator.state
+    if state.get("bit_generator") not in _BIT_GENERATORS:
+        raise ValueError(f"cannot record the state of a {state.get('bit_generator')!r} generator")
+    return _to_json(state)
+
+
+def generator_from_state(state):
+    """A new ``numpy.random.Generator`` in the state :func:`generator_state` recorded.
+
+    Raises ValueError for anything that is not such a state (the bit generator is chosen from a fixed
+    table of NumPy's: PCG64, PCG64DXSM, MT19937, Philox, SFC64).
+    """
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if not isinstance(name, str) or name not in _BIT_GENERATORS:
+        raise ValueError(f"not a random generator state (bit generator {name!r})")
+    bit_generator = _BIT_GENERATORS[name]()
+    try:
+        bit_generator.state = _from_json(state)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ValueError(f"invalid {name} state ({exc})") from None
+    return np.random.Generator(bit_generator)
