@@ -341,7 +341,7 @@ def set_threads(n):
     torch.set_num_threads(n)
 
 
-def matmul_gflops(dtype="float32", size=2048, repeats=5):
+def matmul_gflops(dtype="float32", size=2048, repeats=10):
     """Best GFLOP/s of ``a @ b`` with NumPy on (size, size) matrices: 2 size^3 flops per product."""
     rng = np.random.default_rng(0)
     a = rng.random((size, size)).astype(dtype)

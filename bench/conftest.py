@@ -1,0 +1,102 @@
+"""Shared set-up of the benchmarks (pytest-benchmark).
+
+``pytest bench`` (pyproject's addopts disable timing) runs every benchmark body once as a smoke test,
+on a tiny subset for the end-to-end ones; ``make bench`` (``--benchmark-enable --benchmark-only``)
+measures. Kernel benchmarks put the three backends of one kernel and shape in one group, e.g.
+``softmax-128x784-float32``, so pytest-benchmark prints them as one table. ``FASTNN_BENCH_THREADS=1``
+runs everything with one BLAS (and torch) thread instead of the libraries' defaults (one per core).
+"""
+import os
+import sys
+import tempfile
+
+# A fresh Numba cache unless the caller chose one: the on-disk cache goes stale across modules (numba
+# issue 8926). Must happen before numba is imported.
+os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="fastnn-bench-numba-"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # e2e.py, next to this file
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from fastnn import backend  # noqa: E402
+
+BACKENDS = ("numpy", "numba", "cython")
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+# Kernel calls take microseconds to milliseconds: a quarter second of rounds per member is plenty and
+# keeps `make bench` within minutes on two cores.
+KERNEL_MARK = pytest.mark.benchmark(max_time=0.25, min_rounds=5)
+
+
+def shape_id(shape):
+    return "x".join(str(s) for s in shape)
+
+
+def cases(kernels, shapes, extra_f64=()):
+    """(kernel, shape, dtype) for every kernel: float32 at every shape, float64 at the shapes in extra_f64."""
+    return [(k, s, F32) for k in kernels for s in shapes] + [(k, s, F64) for k in kernels for s in extra_f64]
+
+
+def case_ids(case):
+    kernel, shape, dtype = case
+    return f"{kernel}-{shape_id(shape)}-{dtype.name}"
+
+
+def load_backend(name):
+    """The kernel namespace of backend ``name``; skip (not fail) when it is not built: tests/ checks that."""
+    try:
+        return backend.kernels(name)
+    except ImportError as exc:
+        pytest.skip(f"backend {name!r} not available: {exc}")
+
+
+def run_kernel(benchmark, backend_name, kernel, args, shape, dtype):
+    """Time ``kernels(backend_name).<kernel>(*args)`` in group ``<kernel>-<shape>-<dtype>``.
+
+    The kernel is called once first, so Numba's JIT compile (and first-touch page faults) are not timed.
+    """
+    fn = getattr(load_backend(backend_name), kernel)
+    fn(*args)
+    benchmark.group = f"{kernel}-{shape_id(shape)}-{dtype.name}"
+    benchmark.extra_info.update(backend=backend_name, kernel=kernel, shape=list(shape), dtype=dtype.name)
+    return benchmark(fn, *args)
+
+
+def pytest_configure(config):
+    # FASTNN_BENCH_THREADS=n: n BLAS (and torch) threads for the whole run; unset = the libraries' defaults.
+    threads = os.environ.get("FASTNN_BENCH_THREADS", "").strip()
+    if threads:
+        import e2e
+
+        e2e.set_threads(int(threads))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20240611)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """After a measured run, the end-to-end ratios (fastnn vs torch and the NumPy reference) and GFLOP/s."""
+    results = getattr(config, "_fastnn_e2e", None)
+    if not results:
+        return
+    import e2e
+
+    tr = terminalreporter
+    tr.section("fastnn end-to-end summary (mean seconds per epoch; ratios = other / fastnn)")
+    rates = getattr(config, "_fastnn_matmul", {})
+    if rates:
+        tr.write_line("matmul rate (NumPy, 2048^2): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in sorted(rates.items())))
+    for (key, dtype), row in sorted(results.items()):
+        cfg = e2e.CONFIGS[key]
+        rate = rates.get(dtype)
+        parts = []
+        for impl, seconds in row.items():
+            share = f", {cfg.flops_per_epoch() / seconds / rate:.0%} of matmul" if rate and impl in ("numba", "cython", "torch") else ""
+            parts.append(f"{impl} {seconds:.3f} s{share}")
+        tr.write_line(f"{cfg.label} {dtype}: " + "; ".join(parts))
+        for ours in ("numba", "cython"):
+            if ours in row:
+                vs = [f"{row[o] / row[ours]:.1f}x vs {o}" for o in ("torch", "numpy", "numpy-loop", "sklearn") if o in row]
+                if vs:
+                    tr.write_line(f"    fastnn {ours}: " + ", ".join(vs))
