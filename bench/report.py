@@ -71,7 +71,7 @@ def run_e2e(args, threads, rates, log):
                 trainer = e2e.make_trainer(impl, config, X, y)
                 walls, epochs = e2e.time_epochs(trainer, args.repeats)
                 row[impl] = {"epoch": min(epochs), "wall": min(walls), "fused": trainer.fused,
-                             "all": [round(v, 4) for v in epochs]}
+                             "all": [round(v, 4) for v in epochs], "load": os.getloadavg()[0]}
                 log(f"threads {threads} {config.label} {dtype} {impl}: {min(epochs):.3f} s "
                     f"(all {row[impl]['all']}, wall {min(walls):.3f})")
                 del trainer
@@ -91,9 +91,10 @@ def best_fastnn(row):
 def e2e_tables(results, rates, threads, n_rows):
     lines = [f"#### {threads} thread{'s' if threads > 1 else ''} (BLAS and torch)", ""]
     impls = [i for i in e2e.IMPLS if any(i in row for row in results.values())]
-    head = "| config | dtype | " + " | ".join(impls) + " |"
-    lines += ["Seconds per epoch (best of the repeats; fastnn: epoch inside fit, [wall of fit(epochs=1)]):", "",
-              head, "|" + "---|" * (len(impls) + 2)]
+    head = "| config | dtype | " + " | ".join(impls) + " | load |"
+    lines += ["Seconds per epoch (best of the repeats; fastnn: epoch inside fit, [wall of fit(epochs=1)]; load = the "
+              "highest 1-minute load average seen after a cell of the row):", "",
+              head, "|" + "---|" * (len(impls) + 3)]
     for (key, dtype), row in results.items():
         cells = []
         for impl in impls:
@@ -104,7 +105,8 @@ def e2e_tables(results, rates, threads, n_rows):
                 cells.append(f"{fmt_s(r['epoch'])} [{fmt_s(r['wall'])}]")
             else:
                 cells.append(fmt_s(r["epoch"]))
-        lines.append(f"| {key} {e2e.CONFIGS[key].name} | {dtype} | " + " | ".join(cells) + " |")
+        load = max((r.get("load", 0.0) for r in row.values()), default=0.0)
+        lines.append(f"| {key} {e2e.CONFIGS[key].name} | {dtype} | " + " | ".join(cells) + f" | {load:.1f} |")
     lines += ["", "Ratios (other's seconds / fastnn's; fastnn = its faster compiled backend) and achieved GFLOP/s "
               "(6 n sum of layer products per epoch) as a share of the matmul rate at this thread count:", "",
               "| config | dtype | fastnn | vs torch | vs numpy ref | vs numpy loop | vs sklearn | fastnn GFLOP/s (share) "
@@ -371,8 +373,11 @@ def plot_ratios(all_results, path, log):
         labels = [f"{k}\n{d}" for k, d in keys]
         values = [results[k]["torch"]["epoch"] / best_fastnn(results[k])[1] for k in keys]
         ax.bar(np.arange(len(keys)) + i * width, values, width, label=f"{threads} thread(s)")
+        goals = [TARGETS[k]["torch"] for k, _ in keys]
     if labels:
-        ax.set_xticks(np.arange(len(labels)) + width * (len(all_results) - 1) / 2, labels)
+        centres = np.arange(len(labels)) + width * (len(all_results) - 1) / 2
+        ax.hlines(goals, centres - 0.45, centres + 0.45, colors="black", linestyles="dashed", label="issue 4 target")
+        ax.set_xticks(centres, labels)
     ax.set_yscale("log")
     ax.set_ylabel("torch seconds / fastnn seconds per epoch")
     ax.set_title("fastnn speed-up over PyTorch CPU (higher is better)")
@@ -464,7 +469,8 @@ def main(argv=None):
          f"- Data: {source}, {n_rows} training rows; {args.repeats} timed epochs per cell, best reported",
          f"- Command: `{' '.join(shlex.quote(a) for a in [os.path.relpath(sys.executable)] + sys.argv)}` "
          f"({minutes:.1f} min)", ""]
-    L += ["## Matrix-multiply rate (NumPy `a @ b`, 2048 x 2048, best of 5)", "",
+    L += ["## Matrix-multiply rate (NumPy `a @ b`, 2048 x 2048; best of 10 products, measured before and after "
+          "the epochs, the better kept)", "",
           "| threads | float32 GFLOP/s | float64 GFLOP/s |", "|---|---|---|"]
     for threads in thread_counts:
         L.append(f"| {threads} | {rates[('float32', threads)]:.1f} | {rates[('float64', threads)]:.1f} |")

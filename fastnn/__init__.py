@@ -13,12 +13,16 @@ A network in a few lines::
 """
 __version__ = "0.1.0"
 
-from .backend import available_backends, get_backend, set_backend, use_backend  # noqa: E402
+from .backend import available_backends, get_backend, set_backend, use_backend
+from .threads import get_num_threads, set_num_threads, use_num_threads  # noqa: E402
 from . import init, layers, losses, optim, training  # noqa: E402
 from .io import load, save  # noqa: E402
 from .network import Sequential  # noqa: E402
 
 __all__ = [
+    "get_num_threads",
+    "set_num_threads",
+    "use_num_threads",
     "available_backends", "get_backend", "set_backend", "use_backend", "__version__",
     "Sequential", "save", "load", "init", "layers", "losses", "optim", "training",
 ]

@@ -9,9 +9,19 @@ installed with the ``test`` and ``bench`` extras, or ``pip install threadpoolctl
 functions raise ImportError saying so. It does not touch OpenMP libraries (PyTorch's, for one) or the
 environment (``OPENBLAS_NUM_THREADS``, ``OPENBLAS_CORETYPE`` ... keep working as OpenBLAS documents).
 
-Default: fastnn changes nothing until you call :func:`set_num_threads`, so OpenBLAS uses one thread per
-core (2 on the project machine). :data:`DEFAULT_NUM_THREADS` records the measured recommendation; see
-BENCHMARKS.md ("Threads") for the figures behind it.
+Default (:data:`DEFAULT_NUM_THREADS` = None): fastnn changes nothing until you call
+:func:`set_num_threads`, so OpenBLAS keeps its own default of one thread per core, and its own rule that
+small products run on one thread. Measured on the project machine (2 cores, BENCHMARKS.md "Threads"):
+
+- mini-batch 10 (784-30-10, 784-100-10): the same seconds per epoch with 1 and 2 threads (OpenBLAS runs
+  those products on one thread whatever the setting);
+- 784-512-512-10 at batch 256: 2 threads 1.8x faster than 1, even while another job held a core;
+- 784-100-10 at batch 128: 2 threads 1.3x faster on a quiet machine, but 2.1x *slower* than 1 while
+  another process kept a core busy (OpenBLAS's threads wait for each other and one of them is descheduled).
+
+So on a machine of your own keep the default; when other processes compete for the cores (several
+trainings at once, a shared server), ``fastnn.set_num_threads(1)`` gives steady times for small and
+medium layers.
 """
 import contextlib
 import importlib
@@ -19,10 +29,8 @@ import sys
 
 __all__ = ["set_num_threads", "get_num_threads", "use_num_threads", "DEFAULT_NUM_THREADS"]
 
-# None = leave OpenBLAS's own default (one thread per core). Measured with `python bench/report.py
-# --threads 1,2` (BENCHMARKS.md, "Threads"): two BLAS threads never lost to one by more than run-to-run
-# noise on the four benchmark configurations, and made the 512-wide network markedly faster; one thread
-# gains nothing worth a global setting, so fastnn keeps the library default.
+# None = leave the BLAS library's default (one thread per core); see the module docstring for the figures
+# (`python bench/report.py --threads 1,2`) behind this choice.
 DEFAULT_NUM_THREADS = None
 
 
