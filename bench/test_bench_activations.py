@@ -4,7 +4,7 @@ Shapes (batch, width): a 30-unit hidden layer at batch 10, 100 units at batch 12
 """
 import pytest
 
-from conftest import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
+from kernel_bench import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
 
 pytestmark = KERNEL_MARK
 

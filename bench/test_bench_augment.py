@@ -2,10 +2,9 @@
 
 Shapes (batch, pixels): batch 10 and 128 of 784-pixel images.
 """
-import numpy as np
 import pytest
 
-from conftest import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
+from kernel_bench import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
 
 pytestmark = KERNEL_MARK
 

@@ -5,7 +5,7 @@ Shapes (batch, n_in, n_out): the first layers of the end-to-end configurations a
 """
 import pytest
 
-from conftest import BACKENDS, F32, F64, KERNEL_MARK, case_ids, run_kernel
+from kernel_bench import BACKENDS, F32, F64, KERNEL_MARK, case_ids, run_kernel
 
 pytestmark = KERNEL_MARK
 

@@ -4,7 +4,7 @@ Shapes (batch, width): 100 units at batch 128, 512 at batch 1024.
 """
 import pytest
 
-from conftest import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
+from kernel_bench import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
 
 pytestmark = KERNEL_MARK
 

@@ -5,7 +5,7 @@ Shapes (batch, classes): 10 outputs at batch 10, 128 and 1024.
 import numpy as np
 import pytest
 
-from conftest import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
+from kernel_bench import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
 
 pytestmark = KERNEL_MARK
 

@@ -5,7 +5,7 @@ Shapes (batch, features): 100 features at batch 128, 512 at batch 1024.
 import numpy as np
 import pytest
 
-from conftest import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
+from kernel_bench import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
 
 pytestmark = KERNEL_MARK
 

@@ -6,7 +6,7 @@ which does not change the work).
 """
 import pytest
 
-from conftest import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
+from kernel_bench import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
 
 pytestmark = KERNEL_MARK
 

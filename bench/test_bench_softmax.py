@@ -4,7 +4,7 @@ Shapes (batch, width): 10-class outputs at batch 10, 128 and 1024, and wide rows
 """
 import pytest
 
-from conftest import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
+from kernel_bench import BACKENDS, KERNEL_MARK, case_ids, cases, run_kernel
 
 pytestmark = KERNEL_MARK
 
