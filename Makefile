@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Numba's on-disk cache goes stale across modules (numba #8926): tests use a fresh one each run.
 TEST_CACHE := $(shell mktemp -d -u /tmp/fastnn-numba-cache.XXXXXX)
 
-.PHONY: all install build demo test bench fashion-mnist torch clean
+.PHONY: all install build demo test bench bench-peers bench-report fashion-mnist torch clean
 
 all: build
 
@@ -47,11 +47,19 @@ test: build fashion-mnist torch
 	NUMBA_CACHE_DIR=$(TEST_CACHE) $(BIN)/python -m pytest -q bench
 	rm -rf $(TEST_CACHE)
 
+# The peers of the benchmarks (the optional `bench` extra: torch 2.13.0 CPU, scikit-learn), best effort.
+bench-peers: torch
+	@$(BIN)/python -c "import sklearn" 2>/dev/null || $(BIN)/python -m pip install -q "scikit-learn>=1.4" \
+	  || echo "note: scikit-learn not installed; its benchmarks will skip"
+
 # Measures every benchmark and saves JSON under .benchmarks/ (needs a quiet machine; takes minutes).
-bench: build
-	$(BIN)/python -m pip install -q threadpoolctl
+bench: build bench-peers
 	$(BIN)/python -m pytest bench --benchmark-enable --benchmark-only --benchmark-autosave \
 	  --benchmark-columns=min,median,mean,stddev,rounds --benchmark-sort=name
+
+# The end-to-end report behind BENCHMARKS.md (~15 minutes on 2 cores; needs Fashion-MNIST for real data).
+bench-report: build bench-peers fashion-mnist
+	$(BIN)/python bench/report.py --json bench/results.json --plot bench/ratios.png
 
 clean:
 	rm -rf build *.egg-info kernels/cython/*.c kernels/cython/*.so .benchmarks

@@ -19,7 +19,8 @@ extensions = [
     Extension(
         "fastnn._kernels.cython." + os.path.splitext(os.path.basename(path))[0],
         [path],
-        include_dirs=[numpy.get_include()],
+        include_dirs=[numpy.get_include(), os.path.join("kernels", "cython")],
+        depends=sorted(glob.glob(os.path.join("kernels", "cython", "*.h"))),
         extra_compile_args=compile_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

@@ -4,6 +4,7 @@ Run from the repository root:
 
     .venv/bin/python bench/fused_epoch_timing.py                 # 784-30-10 and 784-100-10, float32
     .venv/bin/python bench/fused_epoch_timing.py --dtype float64 --repeats 5 --threads 2
+    .venv/bin/python bench/fused_epoch_timing.py --epoch-threads 1,2 --gemm-min 0   # the epoch on 1 and 2 threads
     .venv/bin/python bench/fused_epoch_timing.py --fit cython   # also time Sequential.fit
     .venv/bin/python bench/fused_epoch_timing.py --products     # BLAS vs hand-written loops per product
     .venv/bin/python bench/fused_epoch_timing.py --denormals    # float32 Adam with and without flushing
@@ -14,6 +15,8 @@ random data of the same shape. Network: sigmoid hidden layer, sigmoid output wit
 the best and median of ``--repeats`` epochs after a warm-up call on 200 rows (JIT compile excluded). The BLAS
 thread count of every loaded BLAS (NumPy's and SciPy's OpenBLAS) is set with threadpoolctl.
 
+``T=`` rows: the compiled epoch split across that many of its own threads (kernels/reference/fused.py,
+"Threads"); BLAS then runs on one thread whatever ``--threads`` says (as fastnn.fused does).
 ``gemm_min`` rows: the compiled backends call BLAS for products of at least that many multiply-adds and
 hand-written loops below it; 0 = always BLAS, "inf" = always loops. ``--products`` times the Numba
 backend's product helper alone, both ways, on the shapes of these epochs and smaller ones (the crossover).
@@ -140,6 +143,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per row (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     parser.add_argument("--gemm-min", default="0,inf", help="gemm_min values for the compiled backends")
+    parser.add_argument("--epoch-threads", default="1,2", help="threads of the compiled epoch (default 1,2)")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--fit", default="", help="also time Sequential.fit with these backends, e.g. cython")
     parser.add_argument("--products", action="store_true", help="only time BLAS against loops per product")
@@ -202,15 +206,21 @@ def main(argv=None):
                 losses.append(loss)
             rows.append((label, min(times), statistics.median(times), losses[-1]))
 
+        epoch_threads = [int(t) for t in args.epoch_threads.split(",")]
         for name, fn in backends.items():
             for gm in gemm_mins if name != "numpy" else [0]:
-                params = init.copy()
-                state = np.zeros((0, n_params), dtype=dtype)
-                label = f"fused {name}" + ("" if name == "numpy" else
-                                           f" gemm_min={'inf' if gm == NEVER else gm}")
-                timed(label, lambda order, fn=fn, gm=gm, params=params, state=state: fn(
-                    x, y, order, params, state, sizes, acts, ref.BCE, ref.SGD, hyper, args.batch, 0, gm)[0]
-                    / len(order))
+                for n_threads in epoch_threads if name != "numpy" else [1]:
+                    params = init.copy()
+                    state = np.zeros((0, n_params), dtype=dtype)
+                    label = f"fused {name}" + ("" if name == "numpy" else
+                                               f" T={n_threads} gemm_min={'inf' if gm == NEVER else gm}")
+
+                    def run(order, fn=fn, gm=gm, params=params, state=state, n_threads=n_threads):
+                        with threadpool_limits(1 if n_threads > 1 else args.threads, user_api="blas"):
+                            return fn(x, y, order, params, state, sizes, acts, ref.BCE, ref.SGD, hyper, args.batch,
+                                      0, gm, n_threads)[0] / len(order)
+
+                    timed(label, run)
         params = init.copy()
         layers = [(params[w0:b0].reshape(sizes[l], sizes[l + 1]), params[b0:b0 + sizes[l + 1]])
                   for l, (w0, b0) in enumerate(ref.param_layout(sizes)[0])]
@@ -231,10 +241,10 @@ def main(argv=None):
                 timed(f"Sequential.fit {name}", fit_epoch)
         base = next(r[1] for r in rows if r[0] == "plain NumPy per-batch loop")
         print(f"\n784-{hidden}-10 {dtype}")
-        print(f"{'path':<30}{'best s':>8}{'median s':>10}{'vs NumPy loop':>15}{'loss/sample':>13}")
+        print(f"{'path':<36}{'best s':>8}{'median s':>10}{'vs NumPy loop':>15}{'loss/sample':>13}")
         for label, best, med, loss in rows:
             shown = "" if loss is None else f"{loss:.4f}"
-            print(f"{label:<30}{best:8.3f}{med:10.3f}{base / best:14.2f}x{shown:>13}")
+            print(f"{label:<36}{best:8.3f}{med:10.3f}{base / best:14.2f}x{shown:>13}")
     return 0
 
 

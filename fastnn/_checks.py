@@ -166,8 +166,14 @@ def check_array(
 
 
 def _check_finite(arr, name, allow_neg_inf=False, allow_inf=False):
-    # Fast path: one pass when everything is finite, the usual case.
-    if arr.size == 0 or np.isfinite(arr).all():
+    # Fast path (scikit-learn's _assert_all_finite): a finite sum proves every element finite, in one
+    # pass with O(1) memory, where np.isfinite(arr).all() writes a bool array the size of arr. The sum
+    # stays in arr's dtype (a float64 accumulator is ~2.5x slower on float32); a NaN, an inf or an
+    # overflow of large finite values makes it non-finite, and the exact check below decides.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if arr.size == 0 or np.isfinite(arr.sum()):
+            return
+    if np.isfinite(arr).all():  # the sum overflowed: large but finite values
         return
     nan = np.isnan(arr)
     if nan.any():

@@ -1,7 +1,10 @@
 """The command line: ``python -m fastnn train ...`` and ``python -m fastnn demo``.
 
 Exit status: 0 on success, 2 for a bad option (one line on stderr, as argparse does), 1 when training
-itself fails (e.g. it diverged) or a data file is bad, 130 on Ctrl-C.
+itself fails (e.g. it diverged) or a data or checkpoint file is bad or missing, 130 on Ctrl-C.
+
+By default progress is reported per epoch, so ``fit`` runs each epoch as one compiled call (its fused
+path); ``--progress batch`` redraws after every batch and costs the layer-by-layer path.
 """
 import argparse
 import json
@@ -136,6 +139,10 @@ def _add_common(p, epochs):
     p.add_argument("--test-limit", type=_positive_int, default=None, metavar="N",
                    help="evaluate on the first N test samples only (default: all of them)")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
+    p.add_argument("--progress", choices=("epoch", "batch"), default="epoch",
+                   help="epoch: one line per epoch, so fit can run each epoch as one compiled call; batch: on a "
+                   "terminal, also redraw the line after every batch, which runs the slower layer-by-layer path "
+                   "(default: %(default)s)")
 
 
 def build_parser():
@@ -197,6 +204,14 @@ def build_parser():
                        help="save the trained model (architecture, weights, optimizer state) to PATH (.npz)")
     train.add_argument("--json", type=_writable_file, default=None, metavar="PATH",
                        help="write a JSON summary (options, per-epoch metrics, test result) to PATH")
+    train.add_argument("--checkpoint", type=_writable_file, default=None, metavar="PATH",
+                       help="save the model, optimizer and training state to PATH (.npz) every --checkpoint-every "
+                       "epochs and after the last one, atomically (default: no checkpoints)")
+    train.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N",
+                       help="epochs between checkpoints")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run saved in --checkpoint PATH up to --epochs in total, ending with the "
+                       "weights of the uninterrupted run; give the options of the run that wrote it")
 
     demo = sub.add_parser(
         "demo",
@@ -213,11 +228,13 @@ def build_parser():
 # --- progress -----------------------------------------------------------------------------------------
 
 
-def _make_progress(stream, quiet):
+def _make_progress(stream, quiet, per_batch=False):
     """A fit callback printing one line per epoch: a bar of the epochs done, seconds, samples/s, training
-    loss and accuracy, test loss and accuracy. On a terminal, if fit reports batches (Keras's
-    ``on_train_batch_end``), the line is redrawn with a carriage return as the epoch progresses."""
+    loss and accuracy, test loss and accuracy. With ``per_batch`` on a terminal, the line is also redrawn
+    with a carriage return after every batch (Keras's ``on_train_batch_end``)."""
     from .training import Callback
+
+    tty = hasattr(stream, "isatty") and stream.isatty()
 
     class Progress(Callback):
         width = 20
@@ -227,7 +244,7 @@ def _make_progress(stream, quiet):
             self.epochs = logs.get("epochs", 0)
             self.samples = logs.get("samples", 0)
             self.batches = logs.get("batches", 0)
-            self.tty = hasattr(stream, "isatty") and stream.isatty()
+            self.tty = tty
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
@@ -238,15 +255,6 @@ def _make_progress(stream, quiet):
             filled = int(round(self.width * done / self.epochs)) if self.epochs else self.width
             k = str(self.epoch + 1).rjust(len(str(self.epochs)))
             return f"epoch {k}/{self.epochs} [" + "=" * filled + " " * (self.width - filled) + "]"
-
-        def on_train_batch_end(self, batch, logs=None):
-            if quiet or not self.tty or not self.batches:
-                return
-            fraction = (batch + 1) / self.batches
-            elapsed = time.perf_counter() - self.epoch_start
-            rate = fraction * self.samples / elapsed if elapsed > 0 else 0.0
-            stream.write(f"\r{self._head(self.epoch + fraction)} {fraction:4.0%} of epoch  {rate:9,.0f} samples/s")
-            stream.flush()
 
         def on_epoch_end(self, epoch, logs=None):
             if quiet:
@@ -266,7 +274,19 @@ def _make_progress(stream, quiet):
             stream.write(("\r\x1b[K" if self.tty else "") + "  ".join(parts) + "\n")
             stream.flush()
 
-    return Progress()
+    class BatchProgress(Progress):
+        # A separate class: fit takes its fused path (one compiled call per epoch) only when no callback
+        # overrides on_train_batch_end, so the hook exists only where it draws something.
+        def on_train_batch_end(self, batch, logs=None):
+            if not self.batches:
+                return
+            fraction = (batch + 1) / self.batches
+            elapsed = time.perf_counter() - self.epoch_start
+            rate = fraction * self.samples / elapsed if elapsed > 0 else 0.0
+            stream.write(f"\r{self._head(self.epoch + fraction)} {fraction:4.0%} of epoch  {rate:9,.0f} samples/s")
+            stream.flush()
+
+    return BatchProgress() if per_batch and tty and not quiet else Progress()
 
 
 def _finite(value):
@@ -337,6 +357,48 @@ def _check_options(args, n_features, n_classes):
     if args.output == "softmax" and args.loss == "cross_entropy":
         raise _UsageError("--loss cross_entropy is the binary cross-entropy of sigmoid outputs; "
                           "with --output softmax use --loss log_likelihood")
+    if args.resume and not args.checkpoint:
+        raise _UsageError("--resume needs --checkpoint PATH, the checkpoint to continue from")
+
+
+def _load_checkpoint(args, fresh, optimizer, backend):
+    """The model of ``--checkpoint`` for ``--resume``, with its optimizer state and training state.
+
+    It must hold the network, dtype, loss and optimizer settings that the options describe (``fresh``
+    and ``optimizer`` are built from them): a resumed run is exact only when it goes on as the run that
+    wrote the checkpoint did. Options the file does not record (--l1, --l2, --clip-norm, --augment...)
+    cannot be checked; fit checks the number of samples and --batch-size."""
+    import fastnn
+
+    from . import losses
+
+    path = args.checkpoint
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--resume: there is no checkpoint {path} to continue from")
+    model = fastnn.load(path, backend=backend)
+    hint = f"; resume with the options of the run that wrote {path}"
+    saved, given = [repr(layer) for layer in model.layers], [repr(layer) for layer in fresh.layers]
+    if saved != given:
+        at = next((i for i, (a, b) in enumerate(zip(saved, given)) if a != b), min(len(saved), len(given)))
+        raise _UsageError(
+            f"--resume: the checkpoint's network differs from the options' at layer {at}: "
+            f"{saved[at] if at < len(saved) else 'nothing'} in the checkpoint, "
+            f"{given[at] if at < len(given) else 'nothing'} from the options{hint}"
+        )
+    if model.dtype != fresh.dtype:
+        raise _UsageError(f"--resume: the checkpoint is {model.dtype.name}, the options say --dtype {args.dtype}{hint}")
+    loss = losses.get(args.loss).name
+    if model.loss is None or model.loss.name != loss:
+        saved_loss = model.loss.name if model.loss is not None else "none"
+        raise _UsageError(f"--resume: the checkpoint was trained with loss {saved_loss}, the options say {loss}{hint}")
+    want = optimizer.state_dict()
+    have = model.optimizer.state_dict() if model.optimizer is not None else {"type": "none", "config": {}}
+    if (have["type"], have["config"]) != (want["type"], want["config"]):
+        raise _UsageError(
+            f"--resume: the checkpoint's optimizer is {have['type']} {have['config']}, the options give "
+            f"{want['type']} {want['config']}{hint}"
+        )
+    return model
 
 
 def run_train(args, out=sys.stdout):
@@ -368,6 +430,11 @@ def run_train(args, out=sys.stdout):
         optimizer = optim.SGD(lr, momentum=args.momentum, nesterov=args.nesterov)
     else:
         optimizer = optim.get(args.optimizer, lr=lr)
+    resumed_at = None
+    if args.resume:
+        model = _load_checkpoint(args, model, optimizer, backend)
+        optimizer = None  # fit goes on with the checkpoint's optimizer and its state (momenta, moments)
+        resumed_at = model.training_state["epoch"] if model.training_state else None
     augment = Augment(args.max_shift, args.max_angle) if args.augment else None
 
     arch = "-".join(str(s) for s in args.layers)
@@ -386,13 +453,17 @@ def run_train(args, out=sys.stdout):
               + (" nesterov" if args.nesterov else "") + f", batch {batch}"
               + (", " + ", ".join(extras) if extras else ""), file=out)
         print(f"engine   backend {backend}, {args.dtype}, seed {args.seed}, {args.epochs} epoch"
-              + ("s" if args.epochs != 1 else ""), file=out)
+              + ("s" if args.epochs != 1 else "")
+              + (f", resuming after epoch {resumed_at} from {args.checkpoint}" if resumed_at is not None else "")
+              + (f", checkpoint {args.checkpoint}" if args.checkpoint and not args.resume else ""), file=out)
 
     fit_kwargs = dict(
         loss=args.loss, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
         validation_data=None if args.no_validate else (X_test, y_test), seed=args.seed,
-        callbacks=[_make_progress(out, args.quiet)], verbose=0,
+        callbacks=[_make_progress(out, args.quiet, args.progress == "batch")], verbose=0,
     )
+    if args.checkpoint:
+        fit_kwargs.update(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
     if args.l1:
         fit_kwargs["l1"] = args.l1
     if args.l2:
@@ -446,6 +517,10 @@ def run_train(args, out=sys.stdout):
         "test": {"loss": float(result["loss"]), "accuracy": float(result["accuracy"])},
         "seconds": seconds,
         "saved_model": args.save,
+        # Whether fit ran each epoch as one compiled call (fastnn.fused) or layer by layer.
+        "fused": getattr(model, "fused_runner", None) is not None,
+        "checkpoint": args.checkpoint,
+        "resumed_after_epoch": resumed_at,
     }
     if args.json:
         with open(args.json, "w") as f:
@@ -482,7 +557,7 @@ def _demo_args(args):
         data="mnist", layers=[784, 30, 10], activation="sigmoid", output="sigmoid", loss="cross_entropy",
         init="normalized", optimizer="sgd", lr=0.5, momentum=0.0, nesterov=False, batch_size=10, l1=0.0,
         l2=0.0, clip_norm=None, dropout=0.0, batch_norm=False, augment=False, max_shift=2, max_angle=10.0, no_validate=False,
-        save=None, json=None, show_digits=3,
+        save=None, json=None, checkpoint=None, checkpoint_every=1, resume=False, show_digits=3,
     )
     values.update(vars(args))
     values["data"] = "embedded"  # even when FASTNN_DATA names a directory
@@ -504,11 +579,12 @@ def main(argv=None):
     if args.command == "demo":
         args = _demo_args(args)
     from .datasets import IDXError
+    from .io import ModelFileError
     from .training import TrainingDiverged
 
     try:
         run_train(args, sys.stdout)
-    except (IDXError, FileNotFoundError) as exc:  # before ValueError: IDXError is one
+    except (IDXError, ModelFileError, FileNotFoundError) as exc:  # before ValueError: both are ValueErrors
         print(f"{sub.prog}: error: {exc}", file=sys.stderr)
         return 1
     except TrainingDiverged as exc:

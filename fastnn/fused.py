@@ -4,11 +4,14 @@
 are all supported, else None (then ``Sequential.fit`` trains layer by layer). Supported:
 
 - layers: ``Dense``, each optionally followed by one ``Sigmoid``, ``Tanh``, ``ReLU`` or ``Identity``
-  (``Softmax`` only at the end);
+  (``Softmax`` only at the end), then, in hidden layers, optionally one ``Dropout`` (its masks are the
+  ones the layer-by-layer path draws: the seeds come from fit's generator in the same order);
 - loss + output: ``cross_entropy`` after ``Sigmoid``, ``log_likelihood`` after ``Softmax`` (both with the
   fused delta (a - y)/n, as fit uses), ``quadratic`` after any element-wise output;
 - optimizer: ``SGD`` (plain, momentum, Nesterov) and ``Adam`` (not AdamW), any ``weight_decay``;
-- ``l1``/``l2`` penalties on weights; no gradient clipping, augmentation, Dropout or BatchNorm.
+- ``BatchNorm`` directly after a hidden ``Dense`` layer (before its activation);
+- ``l1``/``l2`` penalties on weights; no gradient clipping or augmentation, no Dropout or BatchNorm on
+  the input or the output.
 
 The runner packs every parameter into one flat buffer (and the optimizer state into one (k, P) array) and
 makes the layers' ``W``/``b`` arrays and the optimizer's state arrays views into them, so nothing is copied
@@ -16,7 +19,11 @@ between epochs and the layer-by-layer path, ``get_weights``, ``save`` and ``stat
 the same memory. An epoch then runs every mini-batch (in the order fit drew), forward, backward and update
 in one call, and returns what fit's History needs. Set the environment variable ``FASTNN_FUSED=0`` to
 turn the fused path off everywhere.
+
+The compiled backends split each batch's work across threads (:meth:`FusedRunner.n_threads`:
+:func:`fastnn.threads.fused_threads`, fewer for small batches), each calling BLAS on one thread.
 """
+import contextlib
 import os
 
 import numpy as np
@@ -25,9 +32,10 @@ from . import backend as _backend
 from . import layers as _layers
 from . import losses as _losses
 from . import optim as _optim
+from . import threads as _threads
 from ._kernels.reference import fused as _codes
 
-__all__ = ["plan", "FusedRunner", "GEMM_MIN"]
+__all__ = ["plan", "FusedRunner", "GEMM_MIN", "PARALLEL_MIN"]
 
 # Products of at least this many multiply-adds go to BLAS, smaller ones to hand-written loops. Measured
 # on the project machine (Zen4, SciPy's OpenBLAS 0.3.30 with its small-matrix kernels) with
@@ -35,6 +43,14 @@ __all__ = ["plan", "FusedRunner", "GEMM_MIN"]
 # 10 x 5 x 3 (70 ns against 109 ns) to 5x at 10 x 784 x 30, and whole epochs with loops only were 3-4x
 # slower; so 0. (The loops remain for BLAS libraries without fast small-matrix paths.)
 GEMM_MIN = 0
+
+# The epoch uses n threads only when each gets at least this many multiply-adds per mini-batch
+# (batch size x sum of the layers' n_in x n_out). Measured on the project machine (2 cores, cython,
+# float32, batch 10, microseconds per step on 1 / 2 threads): 16-16-16 (5,120 per batch) 3.3 / 3.4,
+# 64-32-10 (23,680) 4.1 / 3.3, 256-32-10 (85,120) 6.1 / 5.0, 784-8-10 (63,520) 10.8 / 9.4: the barriers
+# (~0.5 us each) cost about what a split saves near 10,000 per thread. 784-h-10 rows:
+# `python bench/fused_epoch_timing.py --hidden 8 --epoch-threads 1,2 --gemm-min 0`.
+PARALLEL_MIN = 10_000
 
 _ACTS = {
     _layers.Identity: _codes.IDENTITY,
@@ -46,9 +62,11 @@ _ACTS = {
 
 
 def _parse(model):
-    """(sizes, acts, dense layers) of a supported stack, else None."""
-    dense, acts, sizes = [], [], []
-    act_allowed = False  # an activation may follow a Dense layer, one at most
+    """(sizes, acts, drop, norms, dense layers) of a supported stack, else None (norms: the BatchNorm layer
+    after each Dense layer, or None)."""
+    dense, acts, drop, norms, sizes = [], [], [], [], []
+    # After a Dense layer: one BatchNorm at most, then one activation at most, then one Dropout at most.
+    norm_allowed = act_allowed = drop_allowed = False
     for layer in model.layers:
         kind = type(layer)
         if kind is _layers.Dense:
@@ -59,15 +77,24 @@ def _parse(model):
             sizes.append(layer.n_out)
             dense.append(layer)
             acts.append(_codes.IDENTITY)
-            act_allowed = True
+            drop.append(0.0)
+            norms.append(None)
+            norm_allowed = act_allowed = drop_allowed = True
+        elif kind is _layers.BatchNorm and norm_allowed and layer.n_in == sizes[-1]:
+            norms[-1] = layer
+            norm_allowed = False
         elif kind in _ACTS and act_allowed:
             acts[-1] = _ACTS[kind]
-            act_allowed = False
+            norm_allowed = act_allowed = False
+        elif kind is _layers.Dropout and drop_allowed:
+            drop[-1] = layer.p
+            norm_allowed = act_allowed = drop_allowed = False
         else:
             return None
-    if not dense or _codes.SOFTMAX in acts[:-1]:
+    if not dense or _codes.SOFTMAX in acts[:-1] or drop[-1] != 0 or norms[-1] is not None:
         return None
-    return np.array(sizes, dtype=np.int64), np.array(acts, dtype=np.int64), dense
+    return (np.array(sizes, dtype=np.int64), np.array(acts, dtype=np.int64), np.array(drop, dtype=np.float64),
+            norms, dense)
 
 
 def _loss_code(loss, out_act):
@@ -105,20 +132,21 @@ def plan(model, loss, optimizer, l1=0.0, l2=0.0, *, clip_norm=None, augment=None
     parsed = _parse(model)
     if parsed is None:
         return None
-    sizes, acts, dense = parsed
+    sizes, acts, drop, norms, dense = parsed
     loss_code = _loss_code(loss, int(acts[-1]))
     opt_code = _optimizer_code(optimizer)
     if loss_code is None or opt_code is None:
         return None
-    return FusedRunner(model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2)
+    return FusedRunner(model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2, drop, norms)
 
 
 class FusedRunner:
     """Runs fused epochs for one model + loss + optimizer (made by :func:`plan`).
 
-    ``params`` (P,) holds every Dense layer's W (row-major) then b, layer after layer; ``state`` (k, P) the
-    optimizer's arrays in the same layout (SGD with momentum: the momentum buffer; Adam: exp_avg, then
-    exp_avg_sq). The model's and the optimizer's arrays are views into them.
+    ``params`` (P,) holds every Dense layer's W (row-major) then b, layer after layer, then every
+    BatchNorm's gamma and beta; ``state`` (k, P) the optimizer's arrays in the same layout (SGD with
+    momentum: the momentum buffer; Adam: exp_avg, then exp_avg_sq); ``running`` the BatchNorm layers'
+    running mean and variance. The model's and the optimizer's arrays are views into them.
 
     ``flush_denormals`` (default True): the compiled kernels flush subnormal floats to zero during the
     epoch (x86 FTZ/DAZ, this thread only, restored afterwards). Measured with
@@ -129,32 +157,53 @@ class FusedRunner:
 
     flush_denormals = True
 
-    def __init__(self, model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2):
+    def __init__(self, model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2, drop=None,
+                 norms=None):
         self.model, self.dense, self.sizes, self.acts = model, dense, sizes, acts
+        self.drop = np.zeros(len(acts)) if drop is None else drop
+        norms = [None] * len(dense) if norms is None else norms
+        # (momentum, eps) per layer, eps = 0 where there is no BatchNorm (kernels/reference/fused.py)
+        self.norm = np.array([(bn.momentum, bn.eps) if bn is not None else (0.0, 0.0) for bn in norms],
+                             dtype=np.float64)
         self.loss, self.loss_code = loss, loss_code
         self.optimizer, self.opt_code = optimizer, opt_code
         self.l1, self.l2 = float(l1), float(l2)
         self.dtype = model.dtype
-        self.offsets, n_params = _codes.param_layout(sizes)
+        self.offsets, _ = _codes.param_layout(sizes)
+        gammas, runs, n_params, n_running = _codes.norm_layout(sizes, self.norm)
         self.params = np.empty(n_params, dtype=self.dtype)
+        self.running = np.empty(n_running, dtype=self.dtype)
         self.state = np.zeros((_codes.STATE_ROWS[opt_code], n_params), dtype=self.dtype)
-        self._views = [(self.params[w0:b0].reshape(sizes[l], sizes[l + 1]), self.params[b0:b0 + sizes[l + 1]])
-                       for l, (w0, b0) in enumerate(self.offsets)]
+        # (layer, its parameters' (lo, hi) in params, its buffers' (lo, hi) in running), in model order
+        spans = {}
+        for l, (layer, (w0, b0)) in enumerate(zip(dense, self.offsets)):
+            n = int(sizes[l + 1])
+            spans[id(layer)] = (layer, [(w0, b0), (b0, b0 + n)], [])
+            if norms[l] is not None:
+                g, r = int(gammas[l]), int(runs[l])
+                spans[id(norms[l])] = (norms[l], [(g, g + n), (g + n, g + 2 * n)], [(r, r + n), (r + n, r + 2 * n)])
+        self._bound = [spans[id(layer)] for layer in model.layers if id(layer) in spans]
+        self._views = [([self.params[lo:hi].reshape(np.shape(layer.params[i]))
+                         for i, (lo, hi) in enumerate(ps)],
+                        [self.running[lo:hi] for lo, hi in bs]) for layer, ps, bs in self._bound]
         self._targets = (None, None)
         self._state_views = None
         self.last_objective = None
         self._bind_params()
 
     def _bind_params(self):
-        """Copy the layers' current W, b into the flat buffer and make the layers hold views of it."""
-        for layer, (w, b) in zip(self.dense, self._views):
-            w[...] = layer.params[0]
-            b[...] = layer.params[1]
-            layer.params = [w, b]
+        """Copy the layers' current parameters (and BatchNorm's running statistics) into the flat buffers
+        and make the layers hold views of them."""
+        for (layer, _, _), (params, buffers) in zip(self._bound, self._views):
+            for view, own in zip(params + buffers, layer.params + layer.buffers):
+                view[...] = own
+            layer.params = list(params)
+            if buffers:
+                layer.buffers = list(buffers)
 
     def _ranges(self):
-        """(lo, hi) of every parameter in the flat layout, in ``model.params()`` order (W0, b0, W1, ...)."""
-        return [r for l, (w0, b0) in enumerate(self.offsets) for r in ((w0, b0), (b0, b0 + self.sizes[l + 1]))]
+        """(lo, hi) of every parameter in the flat layout, in ``model.params()`` order (W0, b0, ...)."""
+        return [r for _, ps, _ in self._bound for r in ps]
 
     def _bind_state(self):
         """Adopt the optimizer's state (zeros if it has none yet) and make its arrays views of ``state``."""
@@ -178,8 +227,9 @@ class FusedRunner:
 
     def _check_bound(self):
         """Re-pack whatever was replaced since the last epoch (a reset, set of new arrays, loaded state)."""
-        layers = zip(self.dense, self._views)
-        if any(layer.params[0] is not w or layer.params[1] is not b for layer, (w, b) in layers):
+        if any(len(layer.params) != len(params) or any(a is not b for a, b in zip(layer.params, params))
+               or (buffers and any(a is not b for a, b in zip(layer.buffers, buffers)))
+               for (layer, _, _), (params, buffers) in zip(self._bound, self._views)):
             self._bind_params()
         if self.state.shape[0] and self.optimizer.state is not self._state_views:
             self._bind_state()
@@ -212,11 +262,31 @@ class FusedRunner:
         self._targets = (targets, rows)
         return rows
 
-    def run_epoch(self, X, targets, order, batch_size):
+    def n_threads(self, batch_size):
+        """Threads an epoch with this batch size runs on: :func:`fastnn.threads.fused_threads`, fewer when
+        the batches are too small to share (``PARALLEL_MIN``), 1 on the numpy backend."""
+        if _backend.get_backend() == "numpy":
+            return 1
+        work = int(batch_size) * int(np.sum(self.sizes[:-1] * self.sizes[1:]))
+        return int(max(1, min(_threads.fused_threads(), work // PARALLEL_MIN)))
+
+    def _seeds(self, n_batches, rng):
+        """Every batch's dropout seed per layer, int64 (n_batches, L): drawn from ``rng`` in the order fit's
+        layer-by-layer path draws them (per batch, each Dropout layer with p > 0 in turn)."""
+        seeds = np.zeros((n_batches, len(self.acts)), dtype=np.int64)
+        dropped = np.flatnonzero(self.drop > 0)
+        if dropped.size:
+            if rng is None:
+                raise ValueError("a model with Dropout needs rng (a numpy Generator) for its masks")
+            seeds[:, dropped] = rng.integers(0, 2**63, size=(n_batches, dropped.size))
+        return seeds
+
+    def run_epoch(self, X, targets, order, batch_size, rng=None):
         """Train one epoch; return ``(objective_sum, n_correct, n_updates)`` as the kernel defines them.
 
         X: (n, n_in) array of the model dtype; targets: what ``loss.prepare`` returned for the training
-        data; order: int permutation of range(n), or None for the natural order; batch_size: int.
+        data; order: int permutation of range(n), or None for the natural order; batch_size: int;
+        rng: the numpy Generator the Dropout masks' seeds are drawn from (models with Dropout only).
         ``objective_sum / n`` is History's ``loss``, ``n_correct / n`` its ``accuracy`` (when the
         targets are classes). ``n_updates`` < ceil(n / batch_size) means the batch of that index had a
         non-finite objective and was not applied (training diverged); ``last_objective`` then holds that
@@ -229,10 +299,24 @@ class FusedRunner:
         self._check_bound()
         y = self._target_rows(targets)
         k = _backend.kernels()
-        total, correct, updates, last = k.train_epoch(
-            X, y, order, self.params, self.state, self.sizes, self.acts, self.loss_code, self.opt_code,
-            self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
-        )
+        if self.running.size and (n % int(batch_size) == 1 or int(batch_size) == 1):
+            raise ValueError(  # as BatchNorm.forward says it
+                "BatchNorm needs at least 2 samples per batch in training, got 1; "
+                "choose a batch_size that leaves no batch of one sample"
+            )
+        n_threads = self.n_threads(batch_size)
+        seeds = self._seeds(-(-n // int(batch_size)), rng)
+        with _threads.single_threaded_blas() if n_threads > 1 else _nothing() as blas_limited:
+            total, correct, updates, last = k.train_epoch(
+                X, y, order, self.params, self.state, self.sizes, self.acts, self.loss_code, self.opt_code,
+                self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
+                n_threads if blas_limited else 1, self.drop, seeds, self.norm, self.running,
+            )
         self.optimizer.iterations += int(updates)
         self.last_objective = float(last)
         return float(total), int(correct), int(updates)
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield True

@@ -470,7 +470,7 @@ class Sequential:
                     order = rng.permutation(n) if shuffle else None
                     loss_sum = correct_sum = 0.0
                     if runner is not None:
-                        loss_sum, correct_sum, done = runner.run_epoch(X, targets, order, batch_size)
+                        loss_sum, correct_sum, done = runner.run_epoch(X, targets, order, batch_size, rng)
                         if done < n_batches:
                             objective = runner.last_objective
                             self._diverged(f"the loss is {objective}", epoch, done, n_batches, snapshot, history)

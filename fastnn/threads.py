@@ -1,13 +1,20 @@
-"""How many threads fastnn's kernels use: the BLAS libraries behind every matrix product, and Numba's pool.
+"""How many threads fastnn uses: its fused training epoch, the BLAS libraries behind every matrix product,
+and Numba's pool.
 
-fastnn's kernels are single-threaded loops around BLAS calls, so the threads that matter are BLAS's.
-Two OpenBLAS copies are usually loaded: NumPy's (the ``numpy`` backend's ``@``) and SciPy's (Numba's
+The fused epoch (:mod:`fastnn.fused`, what ``fit`` runs by default) splits each mini-batch's work across
+its own threads, every thread calling BLAS on one thread for its share (kernels/reference/fused.py,
+"Threads"). It uses :func:`fused_threads` of them: the ``n`` of the last :func:`set_num_threads`, else
+every core this process may run on; ``fastnn.fused`` then uses fewer for batches too small to share.
+
+The other kernels are single-threaded loops around BLAS calls, so there the threads that matter are
+BLAS's. Two OpenBLAS copies are usually loaded: NumPy's (the ``numpy`` backend's ``@``) and SciPy's (Numba's
 ``np.dot`` and the Cython kernels' ``scipy.linalg.cython_blas``). :func:`set_num_threads` sets every BLAS
 library loaded in the process, after importing ``scipy.linalg.cython_blas`` so that SciPy's copy is among
-them, and Numba's thread count when Numba is loaded. It needs ``threadpoolctl`` (a soft dependency,
-installed with the ``test`` and ``bench`` extras, or ``pip install threadpoolctl``); without it the
-functions raise ImportError saying so. It does not touch OpenMP libraries (PyTorch's, for one) or the
-environment (``OPENBLAS_NUM_THREADS``, ``OPENBLAS_CORETYPE`` ... keep working as OpenBLAS documents).
+them, and Numba's thread count when Numba is loaded, through ``threadpoolctl`` (a dependency of fastnn:
+the fused epoch needs it to keep BLAS on one thread inside its own threads; should it be missing, the
+functions raise ImportError saying so and the fused epoch runs on one thread). It does not touch OpenMP
+libraries (PyTorch's, for one) or the environment (``OPENBLAS_NUM_THREADS``, ``OPENBLAS_CORETYPE`` ...
+keep working as OpenBLAS documents).
 
 Default (:data:`DEFAULT_NUM_THREADS` = None): fastnn changes nothing until you call
 :func:`set_num_threads`, so OpenBLAS keeps its own default of one thread per core, and its own rule that
@@ -21,17 +28,23 @@ small products run on one thread. Measured on the project machine (2 cores, BENC
 
 So on a machine of your own keep the default; when other processes compete for the cores (several
 trainings at once, a shared server), ``fastnn.set_num_threads(1)`` gives steady times for small and
-medium layers.
+medium layers (threads that meet at a barrier every few microseconds wait whenever one of them is
+descheduled; this holds for the fused epoch's threads as it does for OpenBLAS's).
 """
 import contextlib
 import importlib
+import os
 import sys
 
-__all__ = ["set_num_threads", "get_num_threads", "use_num_threads", "DEFAULT_NUM_THREADS"]
+__all__ = ["set_num_threads", "get_num_threads", "use_num_threads", "fused_threads", "single_threaded_blas",
+           "DEFAULT_NUM_THREADS"]
 
 # None = leave the BLAS library's default (one thread per core); see the module docstring for the figures
 # (`python bench/report.py --threads 1,2`) behind this choice.
 DEFAULT_NUM_THREADS = None
+
+_requested = DEFAULT_NUM_THREADS  # the n of the last set_num_threads / enclosing use_num_threads
+_blas_pools = None  # threadpoolctl's view of the loaded BLAS libraries, made once (2-3 ms)
 
 
 def _controller():
@@ -77,9 +90,11 @@ def set_num_threads(n):
     ``numba.config.NUMBA_NUM_THREADS`` (the core count unless set in the environment); a larger ``n``
     is capped there for Numba only. Returns None.
     """
+    global _requested
     n = _check(n)
     _blas(_controller()).limit(limits=n)
     _set_numba(n)
+    _requested = n
 
 
 def _set_numba(n):
@@ -94,12 +109,49 @@ def _set_numba(n):
 @contextlib.contextmanager
 def use_num_threads(n):
     """Context manager: ``n`` threads for BLAS (and Numba) inside the block; the previous counts after it."""
+    global _requested
     n = _check(n)
     limiter = _blas(_controller()).limit(limits=n)
     numba_before = _set_numba(n)
+    requested_before, _requested = _requested, n
     try:
         yield n
     finally:
+        _requested = requested_before
         limiter.restore_original_limits()
         if numba_before is not None:
             sys.modules["numba"].set_num_threads(numba_before)
+
+
+def fused_threads():
+    """Threads the fused epoch may use (int >= 1): the n of :func:`set_num_threads` (or of the enclosing
+    :func:`use_num_threads`), else the number of cores this process may run on."""
+    if _requested is not None:
+        return _requested
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Context manager: every loaded BLAS on one thread inside the block, as before after it.
+
+    For code whose own threads each call BLAS (the fused epoch): a multi-threaded BLAS called from two
+    threads at once would queue them on its one thread pool. Yields True, or False (changing nothing)
+    when threadpoolctl is not installed; the caller then must not call BLAS from several threads.
+    Costs ~10 us per use after the first (which inspects the loaded libraries once, ~3 ms).
+    """
+    global _blas_pools
+    if _blas_pools is None:
+        try:
+            _blas_pools = _blas(_controller())
+        except ImportError:
+            yield False
+            return
+    limiter = _blas_pools.limit(limits=1)
+    try:
+        yield True
+    finally:
+        limiter.restore_original_limits()

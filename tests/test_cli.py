@@ -1,4 +1,5 @@
 """The command line: `python -m fastnn train|demo`."""
+import io
 import json
 import re
 import subprocess
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.cli import build_parser, main
+from fastnn.cli import build_parser, main, run_train
 from fastnn.datasets import load_embedded_mnist
 
 
@@ -71,6 +72,7 @@ def test_bad_option_one_line_exit_2(args, message, capsys):
         (["--layers", "100,10"], "--layers starts with 100 inputs but the data has 784 features"),
         (["--optimizer", "adam", "--momentum", "0.9"], "--momentum and --nesterov apply to --optimizer sgd only"),
         (["--nesterov"], "--nesterov needs --momentum > 0"),
+        (["--resume"], "--resume needs --checkpoint PATH, the checkpoint to continue from"),
     ],
 )
 def test_semantic_errors_exit_2(args, message, capsys):
@@ -165,3 +167,127 @@ def test_bad_data_file_exits_1_naming_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "train-images-idx3-ubyte: truncated: header says 5x28x28 ubyte elements = 3,920 data bytes, found 3,913" in err
+
+
+# --- progress and the fused path, checkpoints and --resume ---------------------------------------------
+
+SMALL = ["--limit", "300", "--test-limit", "100", "--backend", "numpy", "--seed", "4"]
+
+
+@pytest.fixture
+def fitted(monkeypatch):
+    """The models Sequential.fit ran on, in order (to read ``fused_runner``, as tests/test_fit_fused.py does)."""
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    monkeypatch.delenv("FASTNN_FUSED", raising=False)
+    models = []
+    real_fit = fastnn.Sequential.fit
+
+    def spy(self, *args, **kwargs):
+        models.append(self)
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(fastnn.Sequential, "fit", spy)
+    return models
+
+
+class Terminal(io.StringIO):
+    """An output stream that says it is a terminal, as a console's stdout does."""
+
+    def isatty(self):
+        return True
+
+
+def test_default_progress_is_per_epoch_and_fit_takes_the_fused_path(fitted, tmp_path, capsys):
+    summary_path = tmp_path / "summary.json"
+    assert main(["train", "--epochs", "2", *SMALL, "--json", str(summary_path)]) == 0
+    [model] = fitted
+    assert model.fused_runner is not None  # one compiled call per epoch
+    assert json.loads(summary_path.read_text())["fused"] is True
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    assert [line[:9] for line in out.splitlines() if line.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
+
+
+def test_default_progress_on_a_terminal_still_takes_the_fused_path(fitted):
+    terminal = Terminal()
+    summary = run_train(build_parser().parse_args(["train", "--epochs", "1", *SMALL]), terminal)
+    assert fitted[0].fused_runner is not None and summary["fused"]
+    assert "% of epoch" not in terminal.getvalue()
+
+
+def test_progress_batch_redraws_after_every_batch_on_a_terminal(fitted):
+    terminal = Terminal()
+    args = build_parser().parse_args(["train", "--epochs", "2", *SMALL, "--batch-size", "50", "--progress", "batch"])
+    summary = run_train(args, terminal)
+    assert fitted[0].fused_runner is None and not summary["fused"]  # a per-batch callback: layer by layer
+    out = terminal.getvalue()
+    # 300 samples in batches of 50: six redraws per epoch, then the epoch's line replaces them.
+    assert out.count("% of epoch") == 12 and out.count("\r\x1b[Kepoch ") == 2
+    assert re.search(r"\repoch 1/2 \[=+ +\] 100% of epoch .* samples/s\r\x1b\[Kepoch 1/2 \[=+ *\] .* loss \d", out)
+    assert re.search(r"\r\x1b\[Kepoch 2/2 \[=+\] .* test acc 0\.\d{4}\n", out)
+
+
+def test_progress_batch_without_a_terminal_draws_nothing_extra_and_stays_fused(fitted, capsys):
+    assert main(["train", "--epochs", "1", *SMALL, "--progress", "batch"]) == 0
+    assert fitted[0].fused_runner is not None
+    assert "% of epoch" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("options", [["--momentum", "0.9"], ["--optimizer", "adam", "--dropout", "0.2"]],
+                         ids=["sgd-momentum", "adam-dropout"])
+def test_a_resumed_run_ends_with_the_weights_of_the_uninterrupted_run(fitted, tmp_path, capsys, options):
+    common = ["train", *SMALL, "--layers", "784,16,10", *options]
+    straight, checkpoint, resumed = tmp_path / "straight.npz", tmp_path / "ckpt.npz", tmp_path / "resumed.npz"
+    assert main([*common, "--epochs", "3", "--save", str(straight)]) == 0
+    assert main([*common, "--epochs", "1", "--checkpoint", str(checkpoint)]) == 0
+    assert fastnn.load(checkpoint).training_state["epoch"] == 1
+    capsys.readouterr()
+    assert main([*common, "--epochs", "3", "--checkpoint", str(checkpoint), "--resume", "--save", str(resumed)]) == 0
+    out = capsys.readouterr().out
+    assert "resuming after epoch 1 from" in out
+    assert [line[:9] for line in out.splitlines() if line.startswith("epoch ")] == ["epoch 2/3", "epoch 3/3"]
+    assert fitted[0].fused_runner is not None  # both fused, Dropout included
+    assert fitted[-1].fused_runner is not None
+
+    a, b, c = fastnn.load(straight), fastnn.load(resumed), fastnn.load(checkpoint)
+    assert a.training_state["epoch"] == b.training_state["epoch"] == c.training_state["epoch"] == 3
+    assert a.optimizer.iterations == b.optimizer.iterations == 3 * 30
+    for u, v, w in zip(a.get_weights(), b.get_weights(), c.get_weights()):
+        np.testing.assert_array_equal(u, v)  # bit-identical, as fit(resume=True) guarantees
+        np.testing.assert_array_equal(u, w)  # the checkpoint after the last epoch is the final model
+    for s, t in zip(a.optimizer.state, b.optimizer.state):
+        for name in s:
+            np.testing.assert_array_equal(s[name], t[name])
+
+
+@pytest.mark.parametrize(
+    "changes, status, message",
+    [
+        (["--layers", "784,20,10"], 2, "--resume: the checkpoint's network differs from the options' at layer 0: "
+                                       "Dense(n_in=784, n_out=16, init='normalized') in the checkpoint, "
+                                       "Dense(n_in=784, n_out=20, init='normalized') from the options"),
+        (["--lr", "0.1"], 2, "--resume: the checkpoint's optimizer is SGD {'lr': 0.5,"),
+        (["--loss", "quadratic"], 2,
+         "--resume: the checkpoint was trained with loss cross_entropy, the options say quadratic"),
+        (["--dtype", "float64"], 2, "--resume: the checkpoint is float32, the options say --dtype float64"),
+        (["--batch-size", "20"], 2, "cannot resume exactly: the recorded run used batch_size=10, this fit uses 20"),
+        (["--limit", "200"], 2, "cannot resume exactly: the recorded run used n_samples=300"),
+        (["--checkpoint", "OTHER"], 1, "--resume: there is no checkpoint"),
+    ],
+)
+def test_resume_refuses_what_would_not_continue_the_run(tmp_path, capsys, monkeypatch, changes, status, message):
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    checkpoint = str(tmp_path / "ckpt.npz")
+    assert main(["train", *SMALL, "--layers", "784,16,10", "--epochs", "1", "--checkpoint", checkpoint, "-q"]) == 0
+    capsys.readouterr()
+    changes = [str(tmp_path / "other.npz") if c == "OTHER" else c for c in changes]
+    args = ["train", *SMALL, "--layers", "784,16,10", "--epochs", "2", "--checkpoint", checkpoint, "--resume", "-q",
+            *changes]
+    if status == 2:
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == 2
+    else:
+        assert main(args) == status
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

@@ -43,9 +43,110 @@ def test_fused_fit_equals_layer_by_layer(backend, out, loss, make_opt):
 
 
 def test_fused_path_declines_unsupported_models():
-    from fastnn.layers import Dropout
+    from fastnn.layers import LeakyReLU
 
-    model = Sequential([Dense(5, 4), ReLU(), Dropout(0.5), Dense(4, 2), Softmax()], dtype="float64", seed=0)
+    model = Sequential([Dense(5, 4), LeakyReLU(), Dense(4, 2), Softmax()], dtype="float64", seed=0)
     X = np.random.default_rng(0).standard_normal((20, 5))
     model.fit(X, np.arange(20) % 2, loss="log_likelihood", optimizer=optim.SGD(0.1), epochs=1, verbose=0)
     assert model.fused_runner is None
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
+@pytest.mark.parametrize("hidden", [Sigmoid, ReLU], ids=["sigmoid", "relu"])
+def test_fused_fit_with_dropout_equals_layer_by_layer(backend, hidden, monkeypatch):
+    """Dropout in the fused epoch draws the layer-by-layer path's masks (seeds from fit's generator, in
+    its order) and backpropagates through them; on 1 and 2 threads (PARALLEL_MIN lowered to split)."""
+    from fastnn import fused, use_num_threads
+    from fastnn.layers import Dropout
+
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 1)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((61, 12))
+    y = rng.integers(0, 4, size=61)
+    runs = []
+    for use_fused, n_threads in ((False, 1), (True, 1), (True, 2)):
+        model = Sequential([Dense(12, 40), hidden(), Dropout(0.3), Dense(40, 20), hidden(), Dropout(0.5),
+                            Dense(20, 4), Softmax()], dtype="float64", seed=3)
+        model.backend = backend
+        with use_num_threads(n_threads):
+            history = model.fit(X, y, loss="log_likelihood", optimizer=optim.Adam(1e-2), epochs=3, batch_size=8,
+                                seed=2, verbose=0, use_fused=use_fused)
+        assert (model.fused_runner is not None) == use_fused
+        runs.append((model.get_weights(), history.loss, history.accuracy))
+    for weights, losses, accuracy in runs[1:]:
+        for a, b in zip(weights, runs[0][0]):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(losses, runs[0][1], rtol=1e-10)
+        assert accuracy == runs[0][2]
+    # and the masks matter: without dropout the weights differ
+    model = Sequential([Dense(12, 40), hidden(), Dense(40, 20), hidden(), Dense(20, 4), Softmax()],
+                       dtype="float64", seed=3)
+    model.fit(X, y, loss="log_likelihood", optimizer=optim.Adam(1e-2), epochs=3, batch_size=8, seed=2, verbose=0)
+    assert not np.allclose(model.get_weights()[0], runs[0][0][0])
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        lambda D: [D(0.2), Dense(5, 4), ReLU(), Dense(4, 2), Softmax()],  # on the input
+        lambda D: [Dense(5, 4), ReLU(), Dense(4, 2), Softmax(), D(0.2)],  # on the output
+        lambda D: [Dense(5, 4), D(0.2), ReLU(), Dense(4, 2), Softmax()],  # before the activation
+        lambda D: [Dense(5, 4), ReLU(), D(0.2), D(0.2), Dense(4, 2), Softmax()],  # twice
+    ],
+    ids=["input", "output", "before-activation", "twice"],
+)
+def test_fused_path_declines_other_dropout_placements(layers):
+    from fastnn.layers import Dropout
+
+    model = Sequential(layers(Dropout), dtype="float64", seed=0)
+    X = np.random.default_rng(0).standard_normal((20, 5))
+    model.fit(X, np.arange(20) % 2, loss="log_likelihood", optimizer=optim.SGD(0.1), epochs=1, verbose=0)
+    assert model.fused_runner is None
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
+# Adam's eps is large here on purpose: a bias feeding a BatchNorm has a gradient of pure rounding noise
+# (the normalization removes it), which Adam with eps 1e-8 would turn into full-size steps that differ
+# between implementations; that bias does not change the network's output either way.
+@pytest.mark.parametrize("make_opt", [lambda: optim.SGD(0.1), lambda: optim.Adam(1e-2, eps=1e-3, weight_decay=0.01)],
+                         ids=["sgd", "adam"])
+def test_fused_fit_with_batch_norm_equals_layer_by_layer(backend, make_opt, monkeypatch):
+    """BatchNorm in the fused epoch: the same weights, gamma, beta, running statistics, optimizer state and
+    history as the layer-by-layer path, on 1 and 2 threads."""
+    from fastnn import fused, use_num_threads
+    from fastnn.layers import BatchNorm, Dropout
+
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 1)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((62, 12))
+    y = rng.integers(0, 4, size=62)
+    runs = []
+    for use_fused, n_threads in ((False, 1), (True, 1), (True, 2)):
+        model = Sequential([Dense(12, 40), BatchNorm(40), ReLU(), Dropout(0.2), Dense(40, 20), BatchNorm(20, 0.3),
+                            Sigmoid(), Dense(20, 4), Softmax()], dtype="float64", seed=3)
+        model.backend = backend
+        opt = make_opt()
+        with use_num_threads(n_threads):
+            history = model.fit(X, y, loss="log_likelihood", optimizer=opt, epochs=3, batch_size=8, seed=2,
+                                verbose=0, use_fused=use_fused, l2=0.01)
+        assert (model.fused_runner is not None) == use_fused
+        state = [a for s in opt.state for a in s.values()]
+        runs.append((model.get_weights() + state, history.loss, history.accuracy))
+    assert len(runs[0][0]) == len(runs[1][0])
+    for arrays, losses, accuracy in runs[1:]:
+        for a, b in zip(arrays, runs[0][0]):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(losses, runs[0][1], rtol=1e-10)
+        assert accuracy == runs[0][2]
+
+
+def test_fused_batch_norm_refuses_a_batch_of_one():
+    from fastnn.layers import BatchNorm
+
+    model = Sequential([Dense(3, 4), BatchNorm(4), ReLU(), Dense(4, 2), Softmax()], dtype="float64", seed=0)
+    X = np.random.default_rng(0).standard_normal((9, 3))
+    weights = model.get_weights()
+    with pytest.raises(ValueError, match="at least 2 samples per batch"):
+        model.fit(X, np.arange(9) % 2, loss="log_likelihood", optimizer=optim.SGD(0.1), batch_size=4, verbose=0)
+    for a, b in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)

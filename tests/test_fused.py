@@ -39,8 +39,8 @@ def hyper(penalties=True, loss_eps=1e-7):
     return h
 
 
-def problem(rng, dtype, sizes, out_act, loss, opt, n=11):
-    """Data, targets, a shuffled order, flat parameters and zero optimizer state."""
+def problem(rng, dtype, sizes, out_act, loss, opt, n=11, scale=0.4):
+    """Data, targets, a shuffled order, flat parameters (normal, sd ``scale``) and zero optimizer state."""
     x = rng.standard_normal((n, sizes[0])).astype(dtype)
     if loss == F.NLL:
         y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], n)]
@@ -49,7 +49,7 @@ def problem(rng, dtype, sizes, out_act, loss, opt, n=11):
     else:
         y = rng.standard_normal((n, sizes[-1])).astype(dtype)
     _, n_params = F.param_layout(sizes)
-    params = (0.4 * rng.standard_normal(n_params)).astype(dtype)
+    params = (scale * rng.standard_normal(n_params)).astype(dtype)
     state = np.zeros((F.STATE_ROWS[opt], n_params), dtype=dtype)
     return x, y, rng.permutation(n).astype(np.int64), params, state
 
@@ -146,23 +146,28 @@ def test_reference_equals_layer_by_layer(ref, rng, dtype, output, opt, hidden, p
         assert_close(ebs[l], bs[l], rtol, scale=np.abs(bs[l]).max(), what=f"b{l}")
 
 
+# Threads split every layer's units on multiples of 16 (kernels/reference/fused.py "Threads"): with the
+# widths below, 2 threads split 37 as 16 + 21, 21 as 16 + 5 and 3 as 0 + 3, and 3 threads split 37 as
+# 16 + 16 + 5, so uneven and empty shares are both exercised.
+@pytest.mark.parametrize("n_threads", [1, 2, 3], ids=["t1", "t2", "t3"])
 @pytest.mark.parametrize("gemm_min", [0, NEVER], ids=["blas", "loops"])
 @pytest.mark.parametrize("penalties", [False, True], ids=["plain", "penalties"])
 @pytest.mark.parametrize("hidden", HIDDEN.values(), ids=HIDDEN.keys())
 @pytest.mark.parametrize("opt", OPTS.values(), ids=OPTS.keys())
 @pytest.mark.parametrize("output", OUTPUTS.values(), ids=OUTPUTS.keys())
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-def test_compiled_equals_reference(compiled, rng, dtype, output, opt, hidden, penalties, gemm_min):
-    sizes = np.array([7, 5, 6, 3], dtype=np.int64)
+def test_compiled_equals_reference(compiled, rng, dtype, output, opt, hidden, penalties, gemm_min, n_threads):
+    sizes = np.array([7, 37, 21, 3], dtype=np.int64)
     acts = np.array([*hidden, output[0]], dtype=np.int64)
     loss, h, batch = output[1], hyper(penalties), 4
-    x, y, order, params, state = problem(rng, dtype, sizes, output[0], loss, opt)
+    x, y, order, params, state = problem(rng, dtype, sizes, output[0], loss, opt, scale=0.15)
     x0, y0 = x.copy(), y.copy()
     p_ref, s_ref = params.copy(), state.copy()
     rtol = FUSED_RTOL[np.dtype(dtype)]
     for epoch in range(2):
         step = epoch * 3
-        got = compiled.train_epoch(x, y, order, params, state, sizes, acts, loss, opt, h, batch, step, gemm_min)
+        got = compiled.train_epoch(x, y, order, params, state, sizes, acts, loss, opt, h, batch, step, gemm_min,
+                                   n_threads)
         expected = F.train_epoch(x, y, order, p_ref, s_ref, sizes, acts, loss, opt, h, batch, step, 0)
         assert [type(v) for v in got] == [float, int, int, float]
         assert got[2] == expected[2] == 3
@@ -400,3 +405,46 @@ def test_nan_output_is_not_clipped_away(backend_name, output, rng):
                                                    hyper(False), 2, 0, 0)
     assert (total, correct, updates) == (0.0, 0, 0) and np.isnan(last)
     np.testing.assert_array_equal(params, before)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3], ids=["t1", "t2", "t3"])
+@pytest.mark.parametrize("opt", [F.SGD, F.ADAM], ids=["sgd", "adam"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_compiled_dropout_and_batch_norm_equal_reference(compiled, rng, dtype, opt, n_threads):
+    """Dropout masks (same seeds), BatchNorm (gamma, beta, running statistics) and their backward passes,
+    split across threads, against the reference kernel."""
+    sizes = np.array([7, 37, 21, 3], dtype=np.int64)
+    acts = np.array([F.RELU, F.SIGMOID, F.SOFTMAX], dtype=np.int64)
+    drop = np.array([0.3, 0.2, 0.0])
+    norm = np.array([[0.1, 1e-5], [0.3, 1e-3], [0.0, 0.0]])
+    gammas, runs, n_params, n_running = F.norm_layout(sizes, norm)
+    x, y, order, _, _ = problem(rng, dtype, sizes, F.SOFTMAX, F.NLL, opt, n=23)
+    params = (0.15 * rng.standard_normal(n_params)).astype(dtype)
+    params[gammas[0]:gammas[0] + 37] += 1  # gamma near 1
+    state = np.zeros((F.STATE_ROWS[opt], n_params), dtype)
+    running = np.concatenate([np.zeros(37), np.ones(37), np.zeros(21), np.ones(21)]).astype(dtype)
+    assert running.size == n_running
+    h = hyper(False)
+    h[F.EPS] = 1e-3  # see test_fused_fit_with_batch_norm_equals_layer_by_layer (test_fit_fused.py)
+    seeds = rng.integers(0, 2**63, size=(5, 3))
+    p_ref, s_ref, r_ref = params.copy(), state.copy(), running.copy()
+    rtol = FUSED_RTOL[np.dtype(dtype)] * 10
+    for epoch in range(2):
+        got = compiled.train_epoch(x, y, order, params, state, sizes, acts, F.NLL, opt, h, 5, epoch * 5, 0,
+                                   n_threads, drop, seeds, norm, running)
+        expected = F.train_epoch(x, y, order, p_ref, s_ref, sizes, acts, F.NLL, opt, h, 5, epoch * 5, 0, 1, drop,
+                                 seeds, norm, r_ref)
+        assert got[2] == expected[2] == 5
+        assert_close(got[0], expected[0], rtol, what="objective sum")
+    assert_close(params, p_ref, rtol, scale=np.abs(p_ref).max(), what="params")
+    assert_close(running, r_ref, rtol, scale=np.abs(r_ref).max(), what="running statistics")
+    if state.size:
+        assert_close(state, s_ref, rtol, scale=np.abs(s_ref).max(), what="optimizer state")
+    # the masks are drawn: without dropout the parameters end elsewhere
+    other = params.copy()
+    F.train_epoch(x, y, order, other, state.copy(), sizes, acts, F.NLL, opt, h, 5, 10, 0, 1, None, None, norm,
+                  running.copy())
+    p2 = p_ref.copy()
+    F.train_epoch(x, y, order, p2, s_ref.copy(), sizes, acts, F.NLL, opt, h, 5, 10, 0, 1, drop, seeds, norm,
+                  r_ref.copy())
+    assert not np.allclose(other, p2)

@@ -7,28 +7,12 @@ import pytest
 
 import fastnn.layers as L
 from fastnn import backend
-
-FD_EPS = 1e-6  # central differences in float64: truncation ~eps^2, rounding ~1e-16/eps
+from kernel_helpers import numeric_grad
 
 
 @pytest.fixture
 def gen():
     return np.random.default_rng(12345)
-
-
-def numeric_grad(f, x, eps=FD_EPS):
-    """Central-difference gradient of the scalar function f() with respect to array x (changed in place)."""
-    g = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return g
 
 
 def make(name, width):

@@ -10,27 +10,12 @@ from fastnn.augment import Augment
 from fastnn.layers import (
     BatchNorm, Dense, Dropout, Identity, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh,
 )
-
-FD_EPS = 1e-6
+from kernel_helpers import numeric_grad
 
 
 @pytest.fixture
 def gen():
     return np.random.default_rng(2024)
-
-
-def numeric_grad(f, x, eps=FD_EPS):
-    g = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return g
 
 
 def every_layer_network(last, n_out):

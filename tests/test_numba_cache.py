@@ -138,6 +138,10 @@ def run_all(dtypes):
     hits, misses = {}, {}
     kernels = sorted(f"{concept}.{name}" for concept, names in backend.KERNELS.items() for name in names
                      if isinstance(getattr(K, name), numba.core.registry.CPUDispatcher))
+    # train_epoch is plain Python that runs its compiled per-thread worker: that worker must load too.
+    assert isinstance(importlib.import_module("fastnn._kernels.numba.fused").train_epoch_worker,
+                      numba.core.registry.CPUDispatcher)
+    kernels.append("fused.train_epoch_worker")
     for concept in list(backend.KERNELS) + ["_math"]:
         module = importlib.import_module(f"fastnn._kernels.numba.{concept}")
         for attr, obj in vars(module).items():

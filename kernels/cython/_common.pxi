@@ -41,6 +41,16 @@ cdef extern from *:
     static inline int64_t fnn_d2i(double d) { int64_t i; memcpy(&i, &d, 8); return i; }
     static inline double fnn_i2d(int64_t i) { double d; memcpy(&d, &i, 8); return d; }
 
+    /* Dropout's counter generator (kernels/reference/dropout.py): u_i in [0, 1), the top 53 bits of
+       splitmix64(seed + i * golden), i = 1, 2, ... */
+    static inline double fnn_splitmix_uniform(uint64_t seed, uint64_t i) {
+        uint64_t z = seed + i * UINT64_C(0x9E3779B97F4A7C15);
+        z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+        z = z ^ (z >> 31);
+        return (double)(int64_t)(z >> 11) * (1.0 / 9007199254740992.0);  /* < 2^53: exact */
+    }
+
     /* exp(x) = 2^n e^r, n = round(x / ln 2), |r| <= ln2 / 2 (Cephes expf polynomial). n comes from the
        1.5 * 2^23 rounding trick; 2^n is applied as two halves so subnormal results round once, right.
        The clamps keep NaN (comparisons with NaN are false) and send -inf to 0 and +inf to inf. */
@@ -276,6 +286,7 @@ cdef extern from *:
         return m[0];
     }
     """
+    double fnn_splitmix_uniform(uint64_t, uint64_t) noexcept nogil
     float fnn_expf(float) noexcept nogil
     double fnn_exp(double) noexcept nogil
     float fnn_log1p_unitf(float) noexcept nogil

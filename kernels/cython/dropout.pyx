@@ -11,15 +11,7 @@ include "_common.pxi"
 
 cdef extern from *:
     """
-    /* u_i in [0, 1): the top 53 bits of splitmix64(seed + i * golden), i = 1, 2, ... */
-    static inline double fnn_splitmix_uniform(uint64_t seed, uint64_t i) {
-        uint64_t z = seed + i * UINT64_C(0x9E3779B97F4A7C15);
-        z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-        z = z ^ (z >> 31);
-        return (double)(int64_t)(z >> 11) * (1.0 / 9007199254740992.0);  /* < 2^53: exact */
-    }
-
+    /* (fnn_splitmix_uniform is in _common.pxi: the fused epoch draws the same masks) */
     /* mask_i = u_i >= p ? scale : 0, y_i = x_i * mask_i. Multiversioned (FNN_CLONES): the 64-bit
        multiplies vectorize only with AVX-512 (vpmullq), 20x faster than scalar code. */
     #define FNN_DROPOUT(T, S)                                                                          \

@@ -1,18 +1,38 @@
 """One whole training epoch of a stack of Dense layers in one compiled call (Numba).
 
-Same signature, layout, codes and arithmetic as kernels/reference/fused.py (read its docstring). Buffers
-(the gathered batch rows, every layer's output, two delta buffers, the flat gradient) are allocated once
-at the top of the call; the loop over mini-batches allocates nothing. Products of at least ``gemm_min``
-multiply-adds call BLAS gemm (SciPy's OpenBLAS, through Numba's own ``numba_xxgemm`` helper, which is
-what ``np.dot`` uses, but with alpha and beta), smaller ones run as loops. Plain SGD (no weight decay,
-no penalties) folds the weight update into the gradient product, W += -lr * A^T delta, saving a pass over
-the weights per step; it then differs from the reference only in BLAS's rounding of that expression.
-With ``hyper[FLUSH_DENORMALS]`` set, subnormal floats are flushed to zero (x86 MXCSR FTZ/DAZ) for the
-duration of the call, in this thread, and the previous mode is restored before returning.
+Same signature, layout, codes and arithmetic as kernels/reference/fused.py (read its docstring, including
+"Threads" and dropout), and the same algorithm as kernels/cython/fused.pyx: ``train_epoch`` allocates the
+threads' shared workspace (layer outputs and hidden deltas, rows padded to 16 elements, from a 64-byte
+boundary) and runs ``train_epoch_worker`` on ``n_threads`` threads (kernels/workers.py); the worker is
+compiled with ``nogil=True``, so the threads run in parallel. Each worker allocates its own buffers at its
+top (the gathered batch rows and targets, a copy of the output layer, its delta, the constants below, and
+its own copies of the parameters, gradient and optimizer state, see below); the loop over mini-batches
+allocates nothing. Every thread computes its own columns of each layer's product, bias, activation and
+dropout, then the threads meet at a barrier (sense-reversing, on atomics written as LLVM intrinsics below:
+Numba has none); every thread computes the whole output layer; backward, layer 0's weights are split by
+columns and the deeper ones by rows, and each thread updates only what it owns. What no other thread
+reads (its columns of W_0, its share of every bias), all gradients and all optimizer state live in the
+thread's own copies during the epoch and are written back at its end: threads writing to one cache line
+would stall each other at every step.
+
+Products of at least ``gemm_min`` multiply-adds call BLAS gemm (SciPy's OpenBLAS, through Numba's own
+``numba_xxgemm`` helper, which is what ``np.dot`` uses, but with alpha, beta and leading dimensions, so
+column or row blocks of the row-major layers are multiplied in place), smaller ones run as loops; a b^T
+products below ``_SMALL_NT`` multiply-adds always run as loops (a BLAS call costs more). Plain SGD (no
+weight decay, no penalties) folds the weight update into the gradient product, W += -lr * A^T delta,
+saving a pass over the weights per step; it then differs from the reference only in BLAS's rounding of
+that expression. With ``hyper[FLUSH_DENORMALS]`` set, subnormal floats are flushed to zero (x86 MXCSR
+FTZ/DAZ) for the duration of the call, in each worker's thread, and the previous mode is restored before
+returning.
 Every scalar used in array arithmetic is read from an array of the parameter dtype, so float32 stays
 float32 (a literal such as ``1.0`` would promote to float64). ``error_model="numpy"``: a division by zero
 gives inf/NaN as in NumPy instead of a check per division, which kept LLVM from vectorizing any loop
 with a division (the Adam step was 4x slower, the sigmoid loop scalar).
+Loops index 1-D views from 0 (``zi = z[i * n + c0:i * n + c1]``, ``for j in range(c1 - c0)``) rather
+than ``z[i * n + j]`` over ``range(c0, c1)``: Numba wraps negative indices, and LLVM can drop that check
+(and vectorize) only where it sees that the index cannot be negative.
+The barrier and its atomics live in this module, not in a helper module: Numba's cache does not notice
+when a module that a cached function calls into changes (see kernels/numba/_math.py).
 """
 import platform
 
@@ -23,6 +43,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
 
+from .. import workers as _workers
+from ..reference import fused as _ref
 from ._math import exp as _vexp
 from ._math import tanh as _vtanh
 
@@ -32,13 +54,26 @@ IDENTITY, SIGMOID, TANH, RELU, SOFTMAX = 0, 1, 2, 3, 4
 BCE, NLL, QUADRATIC = 0, 1, 2
 SGD, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3
 LR, MU, BETA1, BETA2, EPS, WEIGHT_DECAY, L2, L1, LOSS_EPS, FLUSH_DENORMALS = range(10)
-# Extra slots of the constants array ``c`` (parameter dtype): 1, 0, the batch size, Adam's scalars.
-_ONE, _ZERO, _NB, _OM_B1, _OM_B2, _STEP_SIZE, _BC2 = range(10, 17)
-_N_CONST = 17
+# Extra slots of the constants array ``c`` (parameter dtype): 1, 0, the batch size, Adam's scalars, the
+# scale of the units dropout keeps, a batch norm's momentum and eps, and its variance correction nb/(nb-1).
+_ONE, _ZERO, _NB, _OM_B1, _OM_B2, _STEP_SIZE, _BC2, _KEEP, _MOM, _BN_EPS, _RATIO = range(10, 21)
+_N_CONST = 21
 _FTZ_DAZ = np.uint32(0x8040)  # MXCSR bits: flush-to-zero (results) and denormals-are-zero (inputs)
+# Slots of the workers' int64 ``sync`` array (kernels/workers.py).
+COUNT, SENSE, ABORT = _workers.COUNT, _workers.SENSE, _workers.ABORT
+_SPINS = 4000  # pauses (~0.1 ms) before a waiting thread starts yielding its core
+# A B^T products below this many multiply-adds run as loops whatever gemm_min says (a BLAS call costs more).
+_SMALL_NT = 8192
+# Dropout's counter generator (kernels/numba/dropout.py): uint64 throughout, wrapping.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_INV_2_53 = 1.0 / 9007199254740992.0
 
+_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
-if platform.machine().lower() in ("x86_64", "amd64"):
+if _X86_64:
     def _mxcsr_call(builder, name, ptr):
         i8p = ir.IntType(8).as_pointer()
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p]), name)
@@ -62,7 +97,31 @@ if platform.machine().lower() in ("x86_64", "amd64"):
             _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", ptr)
             return context.get_dummy_value()
         return types.void(types.uint32), codegen
-else:  # no MXCSR: flushing is a no-op
+
+    @intrinsic
+    def _prefetch(typingctx, arr, index):
+        """Ask for the cache line of arr[index] to be brought into this core's caches (llvm.prefetch)."""
+        def codegen(context, builder, signature, args):
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                                "llvm.prefetch.p0")
+            ptr = builder.bitcast(_element_pointer(context, builder, signature, args), i8p)
+            # read, keep in all cache levels (as __builtin_prefetch(p, 0, 3)), data cache
+            builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+        return types.void(arr, index), codegen
+
+    @intrinsic
+    def _pause(typingctx):
+        """The spin-wait hint (llvm.x86.sse2.pause): frees the core's resources for its sibling thread."""
+        def codegen(context, builder, signature, args):
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+            return context.get_dummy_value()
+        return types.void(), codegen
+else:  # no MXCSR: flushing is a no-op; no pause instruction either
     @njit(cache=True, error_model="numpy")
     def _get_mxcsr():
         return np.uint32(0)
@@ -70,6 +129,124 @@ else:  # no MXCSR: flushing is a no-op
     @njit(cache=True, error_model="numpy")
     def _set_mxcsr(value):
         pass
+
+    @njit(cache=True, error_model="numpy")
+    def _prefetch(arr, index):
+        pass
+
+    @njit(cache=True, error_model="numpy")
+    def _pause():
+        pass
+
+
+# -- atomics on elements of an int64 array, and the threads' barrier ------------------------------------
+
+
+def _element_pointer(context, builder, signature, args):
+    """Pointer to ``args[0][args[1]]`` (an array and an integer index, no wraparound)."""
+    arrty, idxty = signature.args[0], signature.args[1]
+    ary = context.make_array(arrty)(context, builder, args[0])
+    index = context.cast(builder, args[1], idxty, types.intp)
+    return cgutils.get_item_pointer(context, builder, arrty, ary, [index], wraparound=False)
+
+
+def _check_int64_array(arr, index):
+    return isinstance(arr, types.Array) and arr.dtype == types.int64 and isinstance(index, types.Integer)
+
+
+@intrinsic
+def _atomic_add(typingctx, arr, index, value):
+    """arr[index] += value as one atomic acquire-release operation; returns the new value."""
+    if not (_check_int64_array(arr, index) and isinstance(value, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _element_pointer(context, builder, signature, args)
+        v = context.cast(builder, args[2], signature.args[2], types.int64)
+        return builder.add(builder.atomic_rmw("add", ptr, v, "acq_rel"), v)
+    return types.int64(arr, index, value), codegen
+
+
+def _make_load(ordering):
+    @intrinsic
+    def load(typingctx, arr, index):
+        if not _check_int64_array(arr, index):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.load_atomic(_element_pointer(context, builder, signature, args), ordering, 8)
+        return types.int64(arr, index), codegen
+    load.__doc__ = f"arr[index], an atomic load ({ordering})."
+    return load
+
+
+def _make_store(ordering):
+    @intrinsic
+    def store(typingctx, arr, index, value):
+        if not (_check_int64_array(arr, index) and isinstance(value, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            v = context.cast(builder, args[2], signature.args[2], types.int64)
+            builder.store_atomic(v, _element_pointer(context, builder, signature, args), ordering, 8)
+            return context.get_dummy_value()
+        return types.void(arr, index, value), codegen
+    store.__doc__ = f"arr[index] = value, an atomic store ({ordering})."
+    return store
+
+
+_load_acquire = _make_load("acquire")
+_load_relaxed = _make_load("monotonic")  # LLVM's name for C's relaxed
+_store_release = _make_store("release")
+_store_relaxed = _make_store("monotonic")
+
+
+@intrinsic
+def _sched_yield(typingctx):
+    """libc's sched_yield(): give the core to another runnable thread. Declared by name (resolved in the
+    process at load time), so the compiled code still caches."""
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+        return builder.call(fn, [])
+    return types.int32(), codegen
+
+
+@njit(cache=True, error_model="numpy")
+def _barrier(sync, n_threads, sense):
+    """The barrier of the threads of one epoch (kernels/cython/fused.pyx's fnn_barrier), over the int64
+    array ``sync`` laid out by kernels/workers.py (COUNT, SENSE, ABORT): sense-reversing, so it can be
+    reused at once; ``sense`` is the calling thread's 1-element int64 array. Waiters spin with pause for
+    ~0.1 ms, then yield the core: when another process holds the other core, spinning would burn the
+    time slice the late thread needs. Returns True when a thread asked everyone to stop."""
+    if n_threads <= 1:
+        return False
+    s = 1 - sense[0]
+    sense[0] = s
+    if _atomic_add(sync, COUNT, 1) == n_threads:
+        _store_relaxed(sync, COUNT, 0)
+        _store_release(sync, SENSE, s)
+    else:
+        spins = 0
+        while _load_acquire(sync, SENSE) != s:
+            if _load_relaxed(sync, ABORT) != 0:
+                return True
+            spins += 1
+            if spins < _SPINS:
+                _pause()
+            else:
+                _sched_yield()
+    return _load_relaxed(sync, ABORT) != 0
+
+
+@njit(cache=True, error_model="numpy")
+def _split(n, t, n_threads):
+    """Start of thread t's share of n units (kernels/reference/fused.py's ``split``)."""
+    if t >= n_threads:
+        return n
+    return min(n, 16 * ((n * t + 8 * n_threads) // (16 * n_threads)))
+
+
+# -- element-wise helpers ------------------------------------------------------------------------------
 
 
 @njit(cache=True, error_model="numpy")
@@ -86,6 +263,8 @@ def tanh(v):
     t = _vtanh(v)
     return v if v != v else t
 
+
+# -- products --------------------------------------------------------------------------------------------
 
 _CHAR = ir.IntType(8)
 _VOIDP = ir.IntType(8).as_pointer()
@@ -130,156 +309,270 @@ def _xxgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c
     return sig, codegen
 
 
+# Blocks of row-major arrays: a block is passed as a 1-D view of its array that starts at the block's first
+# element, with the row length of the array (its leading dimension, ld); element (i, j) is at i * ld + j.
+
+
 @njit(cache=True, error_model="numpy")
-def _gemm(trans_a, trans_b, alpha, a, b, beta, c):
-    """Row-major c (m, n) = alpha op(a) op(b) + beta c, on C-contiguous 2-D arrays.
+def _gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Row-major c (m, n) = alpha op(a) op(b) + beta c in BLAS, on blocks (a, b, c 1-D views, ld* row lengths).
 
     A row-major matrix is its transpose in column-major order, so this asks BLAS for
-    c^T = op(b)^T op(a)^T: the operands swapped, the same transpose flags. Every dimension must be >= 1
-    (layer widths and batch sizes are).
+    c^T = op(b)^T op(a)^T: the operands swapped, the same transpose flags. m, n, k must be >= 1.
     """
-    m, n = c.shape
-    k = a.shape[0] if trans_a else a.shape[1]
-    _xxgemm(trans_b, trans_a, n, m, k, alpha, b, b.shape[1], a, a.shape[1], beta, c, n)
+    _xxgemm(trans_b, trans_a, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc)
 
 
 @njit(cache=True, error_model="numpy")
-def _matmul(a, b, out, gemm_min):
-    """out = a @ b; a (m, k), b (k, n), out (m, n)."""
-    m, k = a.shape
-    n = b.shape[1]
-    if m * k * n >= gemm_min:
-        _gemm(False, False, 1, a, b, 0, out)
-        return
-    # p outermost: out stays in L1 and each row of b is read once (2x faster than i outermost here).
-    out[:] = 0
+def _loops_nn(m, n, k, a, lda, b, ldb, c, ldc):
+    """c (m, n) = a (m, k) @ b (k, n) on blocks, summing over k in order."""
+    for i in range(m):
+        c[i * ldc:i * ldc + n] = 0
+    # p outermost: c stays in L1 and each row of b is read once (2x faster than i outermost here).
     for p in range(k):
-        bp = b[p]
+        bp = b[p * ldb:p * ldb + n]
         for i in range(m):
-            av = a[i, p]
-            oi = out[i]
+            av = a[i * lda + p]
+            ci = c[i * ldc:i * ldc + n]
             for j in range(n):
-                oi[j] += av * bp[j]
+                ci[j] += av * bp[j]
 
 
 @njit(cache=True, error_model="numpy")
-def _matmul_tn(a, b, out, gemm_min):
-    """out = a.T @ b; a (m, k), b (m, n), out (k, n)."""
-    m, k = a.shape
-    n = b.shape[1]
-    if m * k * n >= gemm_min:
-        _gemm(True, False, 1, a, b, 0, out)
-        return
-    for p in range(k):
-        op = out[p]
-        op[:] = 0
-        for i in range(m):
-            av = a[i, p]
-            bi = b[i]
+def _loops_tn(m, n, k, a, lda, b, ldb, c, ldc):
+    """c (m, n) = a.T @ b on blocks, a (k, m), b (k, n), summing over k in order."""
+    for p in range(m):
+        cp = c[p * ldc:p * ldc + n]
+        cp[:] = 0
+        for i in range(k):
+            av = a[i * lda + p]
+            bi = b[i * ldb:i * ldb + n]
             for j in range(n):
-                op[j] += av * bi[j]
-
-
-@njit(cache=True, error_model="numpy")
-def _sgd_weights(a, d, w, scratch, lr, gemm_min):
-    """Plain SGD on w (k, n) with gradient a.T @ d, a (m, k), d (m, n): w = w - lr * g.
-
-    With BLAS this is one gemm, w = -lr a.T d + 1 w, and the gradient is never stored; the loops store it
-    in ``scratch`` (k, n) and update as sgd_step does.
-    """
-    m, k = a.shape
-    n = d.shape[1]
-    if m * k * n >= gemm_min:
-        _gemm(True, False, -lr, a, d, 1, w)
-        return
-    _matmul_tn(a, d, scratch, gemm_min)
-    wf = w.ravel()
-    gf = scratch.ravel()
-    for q in range(wf.shape[0]):
-        wf[q] = wf[q] - lr * gf[q]
+                cp[j] += av * bi[j]
 
 
 # 'reassoc' only (lets LLVM vectorize the dot product); it keeps NaN and inf semantics.
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _matmul_nt(a, b, out, gemm_min):
-    """out = a @ b.T; a (m, n), b (k, n), out (m, k)."""
-    m, n = a.shape
-    k = b.shape[0]
-    if m * k * n >= gemm_min:
-        _gemm(False, True, 1, a, b, 0, out)
-        return
+def _loops_nt(m, n, k, a, lda, b, ldb, c, ldc):
+    """c (m, n) = a @ b.T on blocks, a (m, k), b (n, k)."""
     for i in range(m):
-        for p in range(k):
-            out[i, p] = 0
-            s = out[i, p]
-            for j in range(n):
-                s += a[i, j] * b[p, j]
-            out[i, p] = s
+        ai = a[i * lda:i * lda + k]
+        for j in range(n):
+            bj = b[j * ldb:j * ldb + k]
+            c[i * ldc + j] = 0
+            s = c[i * ldc + j]
+            for p in range(k):
+                s += ai[p] * bj[p]
+            c[i * ldc + j] = s
 
 
 @njit(cache=True, error_model="numpy")
-def _bias_act(z, b, act, one, zero):
-    """z = f(z + b) in place, f element-wise; one branch-free loop per activation so that LLVM vectorizes it."""
-    nb, n = z.shape
+def _product(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, gemm_min):
+    """Row-major c (m, n) = op(a) op(b) on blocks (not both transposed); nothing when m or n is 0.
+
+    Products of at least ``gemm_min`` multiply-adds go to BLAS, smaller ones are loops; so do a b^T products
+    below ``_SMALL_NT`` multiply-adds, whatever gemm_min says.
+    """
+    if m <= 0 or n <= 0:
+        return
+    if m * n * k >= gemm_min and (not trans_b or m * n * k >= _SMALL_NT):
+        _gemm(trans_a, trans_b, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+    elif trans_b:
+        _loops_nt(m, n, k, a, lda, b, ldb, c, ldc)
+    elif trans_a:
+        _loops_tn(m, n, k, a, lda, b, ldb, c, ldc)
+    else:
+        _loops_nn(m, n, k, a, lda, b, ldb, c, ldc)
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_weights(m, n, k, a, lda, d, ldd, w, ldw, scratch, lr, gemm_min):
+    """Plain SGD on the block w (m, n) with gradient a.T @ d, a (k, m), d (k, n): w = w - lr * g.
+
+    With BLAS this is one gemm, w = -lr a.T d + 1 w, and the gradient is never stored; the loops store it
+    in ``scratch`` (a block with w's row length ldw) and update as sgd_step does.
+    """
+    if m <= 0 or n <= 0:
+        return
+    if m * n * k >= gemm_min:
+        _gemm(True, False, m, n, k, -lr, a, lda, d, ldd, 1, w, ldw)
+        return
+    _loops_tn(m, n, k, a, lda, d, ldd, scratch, ldw)
+    for i in range(m):
+        wi = w[i * ldw:i * ldw + n]
+        gi = scratch[i * ldw:i * ldw + n]
+        for j in range(n):
+            wi[j] = wi[j] - lr * gi[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _matmul(a, b, out, gemm_min):
+    """out = a @ b on C-contiguous 2-D arrays, a (m, k), b (k, n), out (m, n) (bench/fused_epoch_timing.py)."""
+    m, k = a.shape
+    n = b.shape[1]
+    _product(False, False, m, n, k, a.ravel(), k, b.ravel(), n, out.ravel(), n, gemm_min)
+
+
+# -- layers ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy")
+def _bias_act(z, b, nb, n, c0, c1, act, one, zero):
+    """z[:, c0:c1] = f(z + b) in place (z is (nb, n) row-major, b (n,)), f element-wise; one branch-free loop
+    per activation so that LLVM vectorizes it."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    bj = b[c0:c1]
     for i in range(nb):
-        zi = z[i]
+        zi = z[i * n + c0:i * n + c1]
         if act == SIGMOID:
-            for j in range(n):
-                v = zi[j] + b[j]
+            for j in range(w):
+                v = zi[j] + bj[j]
                 e = exp(-abs(v))
                 zi[j] = (one if v >= zero else e) / (one + e)
         elif act == TANH:
-            for j in range(n):
-                zi[j] = tanh(zi[j] + b[j])
+            for j in range(w):
+                zi[j] = tanh(zi[j] + bj[j])
         elif act == RELU:
-            for j in range(n):
-                v = zi[j] + b[j]
+            for j in range(w):
+                v = zi[j] + bj[j]
                 zi[j] = zero if v < zero else v  # NaN stays NaN, as np.maximum
         else:
-            for j in range(n):
-                zi[j] = zi[j] + b[j]
+            for j in range(w):
+                zi[j] = zi[j] + bj[j]
 
 
 @njit(cache=True, error_model="numpy")
-def _act_backward(a, d, act, one, zero):
-    """d = d * f'(z) in place, from the activation's output a (ReLU: z > 0 exactly where a > 0)."""
-    af = a.ravel()
-    df = d.ravel()
+def _act_backward(a, d, nb, n, c0, c1, act, one, zero):
+    """d[:, c0:c1] = d * f'(z) in place (a, d are (nb, n) row-major), from the activation's output a (ReLU:
+    z > 0 exactly where a > 0)."""
+    w = c1 - c0
+    if w <= 0:
+        return
     if act == SIGMOID:
-        for q in range(af.shape[0]):
-            v = af[q]
-            df[q] = df[q] * (v * (one - v))
+        for i in range(nb):
+            ai = a[i * n + c0:i * n + c1]
+            di = d[i * n + c0:i * n + c1]
+            for j in range(w):
+                v = ai[j]
+                di[j] = di[j] * (v * (one - v))
     elif act == TANH:
-        for q in range(af.shape[0]):
-            v = af[q]
-            df[q] = df[q] * (one - v * v)
+        for i in range(nb):
+            ai = a[i * n + c0:i * n + c1]
+            di = d[i * n + c0:i * n + c1]
+            for j in range(w):
+                v = ai[j]
+                di[j] = di[j] * (one - v * v)
     elif act == RELU:
-        for q in range(af.shape[0]):
-            df[q] = df[q] if af[q] > zero else zero
+        for i in range(nb):
+            ai = a[i * n + c0:i * n + c1]
+            di = d[i * n + c0:i * n + c1]
+            for j in range(w):
+                di[j] = di[j] if ai[j] > zero else zero
 
 
 @njit(cache=True, error_model="numpy")
-def _output(z, b, yb, act, loss, delta, c, loss_eps):
-    """Output layer in place: z = act(z + b); delta = dC/dz of the mean loss.
+def _act_columns(z, nb, n, c0, c1, act, one, zero):
+    """z[:, c0:c1] = f(z) in place (z is (nb, n) row-major), f element-wise (``_bias_act`` without a bias)."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    for i in range(nb):
+        zi = z[i * n + c0:i * n + c1]
+        if act == SIGMOID:
+            for j in range(w):
+                v = zi[j]
+                e = exp(-abs(v))
+                zi[j] = (one if v >= zero else e) / (one + e)
+        elif act == TANH:
+            for j in range(w):
+                zi[j] = tanh(zi[j])
+        elif act == RELU:
+            for j in range(w):
+                v = zi[j]
+                zi[j] = zero if v < zero else v
+
+
+# A batch norm's columns: z, xhat (nb, ld) row-major; gamma, beta, the running statistics and inv_std are
+# indexed by column. Columns are independent, so a thread normalizes its own without a barrier.
+
+
+@njit(cache=True, error_model="numpy")
+def _bn_forward(z, nb, ld, c0, c1, gamma, beta, rmean, rvar, xhat, inv_std, c):
+    """Batch norm of columns c0:c1 of z in place, as batchnorm_forward_train (kernels/reference/norm.py):
+    keeps xhat and inv_std for the backward pass and updates the running statistics. Momentum, eps,
+    nb / (nb - 1) and nb come from ``c``."""
+    n = c[_NB]
+    one = c[_ONE]
+    zero = c[_ZERO]
+    mom = c[_MOM]
+    eps = c[_BN_EPS]
+    ratio = c[_RATIO]
+    for jj in range(c1 - c0):
+        j = np.uint64(c0 + jj)
+        mean = zero
+        for i in range(nb):
+            mean = mean + z[np.uint64(i * ld) + j]
+        mean = mean / n
+        var = zero
+        for i in range(nb):
+            d = z[np.uint64(i * ld) + j] - mean
+            var = var + d * d
+        var = var / n
+        inv_std[j] = one / np.sqrt(var + eps)
+        for i in range(nb):
+            q = np.uint64(i * ld) + j
+            xhat[q] = (z[q] - mean) * inv_std[j]
+            z[q] = gamma[j] * xhat[q] + beta[j]
+        rmean[j] = rmean[j] * (one - mom)
+        rmean[j] = rmean[j] + mom * mean
+        rvar[j] = rvar[j] * (one - mom)
+        rvar[j] = rvar[j] + mom * (var * ratio)
+
+
+@njit(cache=True, error_model="numpy")
+def _bn_backward(d, nb, ld, c0, c1, xhat, inv_std, gamma, dgamma, dbeta, c):
+    """d = dC/dy of the batch norm's output on columns c0:c1, in place to dC/dx (batchnorm_backward);
+    dgamma, dbeta receive their gradients."""
+    n = c[_NB]
+    zero = c[_ZERO]
+    for jj in range(c1 - c0):
+        j = np.uint64(c0 + jj)
+        sb = zero
+        sg = zero
+        for i in range(nb):
+            q = np.uint64(i * ld) + j
+            sb = sb + d[q]
+            sg = sg + d[q] * xhat[q]
+        dbeta[j] = sb
+        dgamma[j] = sg
+        scale = gamma[j] * inv_std[j] / n
+        for i in range(nb):
+            q = np.uint64(i * ld) + j
+            d[q] = scale * (n * d[q] - sb - xhat[q] * sg)
+
+
+@njit(cache=True, error_model="numpy")
+def _output(z, yb, nb, n, act, loss, delta, c, loss_eps):
+    """Output layer in place: z = act(z) (z, (nb, n) row-major, holds x W + b); delta = dC/dz of the mean loss.
 
     Returns (sum of the per-sample data losses as fastnn.losses defines them, in float64; the number of
     rows whose prediction matches the target).
     """
-    nb, n = z.shape
     one = c[_ONE]
     zero = c[_ZERO]
     nf = c[_NB]
     total = 0.0
     correct = 0
     for i in range(nb):
-        zi = z[i]
-        yr = yb[i]
+        zi = z[i * n:i * n + n]
+        yr = yb[i * n:i * n + n]
+        di = delta[i * n:i * n + n]
         if act == SOFTMAX:
-            mx = zi[0] + b[0]  # (not -inf: a float64 literal would promote float32 arithmetic)
+            mx = zi[0]  # (not -inf: a float64 literal would promote float32 arithmetic)
             for j in range(n):
-                v = zi[j] + b[j]
-                zi[j] = v
-                mx = max(mx, v)
+                mx = max(mx, zi[j])
             s = zero
             for j in range(n):
                 # an all -inf row is the limit of equal logits: uniform (see kernels/reference/softmax.py)
@@ -290,7 +583,7 @@ def _output(z, b, yb, act, loss, delta, c, loss_eps):
                 zi[j] = zi[j] / s
         else:
             for j in range(n):
-                v = zi[j] + b[j]
+                v = zi[j]
                 if act == SIGMOID:
                     e = exp(-abs(v))
                     v = (one if v >= zero else e) / (one + e)
@@ -302,7 +595,7 @@ def _output(z, b, yb, act, loss, delta, c, loss_eps):
         for j in range(n):
             a = zi[j]
             t = yr[j]
-            delta[i, j] = (a - t) / nf
+            di[j] = (a - t) / nf
             if loss == QUADRATIC:
                 d64 = np.float64(a - t)
                 total += d64 * d64
@@ -332,15 +625,25 @@ def _output(z, b, yb, act, loss, delta, c, loss_eps):
             correct += best_a == best_y
     if loss == QUADRATIC:
         total /= 2
-        _act_backward(z, delta, act, one, zero)
+        _act_backward(z, delta, nb, n, 0, n, act, one, zero)
     return total, correct
 
 
-@njit(cache=True, error_model="numpy")
-def _penalize(params, grads, lo, hi, c, l2, l1):
-    """grads[lo:hi] += l2 * p, then += l1 * sign(p) (add_l2_grad, add_l1_grad), for the weights in lo:hi.
+# -- penalties and optimizer steps -------------------------------------------------------------------------
 
-    Returns (sum p^2, sum |p|) in float64 over lo:hi (0 for a penalty that is off): the penalty values.
+
+# Blocks of rows: the elements lo + i * stride + j, i < n_rows, j < width, of flat buffers (W_0's columns
+# c0:c1 are n_in rows of c1 - c0 with stride n_out). Indices are uint64, so Numba neither wraps them nor
+# checks them, and the row loops vectorize without a view per row: with views, the Adam step over W_0's
+# 784 rows of 48 columns took 27 ms an epoch (784-100-10, batch 128), 4.5 ms this way.
+
+
+@njit(cache=True, error_model="numpy")
+def _penalize(params, grads, lo, n_rows, width, stride, c, l2, l1):
+    """grads += l2 * p, then += l1 * sign(p) (add_l2_grad, add_l1_grad), for the weights of a block of rows.
+
+    Returns (sum p^2, sum |p|) in float64 (0 for a penalty that is off): the penalty values, each the sum
+    of the rows' sums.
     """
     l2c = c[L2]
     l1c = c[L1]
@@ -348,93 +651,209 @@ def _penalize(params, grads, lo, hi, c, l2, l1):
     zero = c[_ZERO]
     squares = 0.0
     absolute = 0.0
-    if l2 != 0:
-        for q in range(lo, hi):
-            p = params[q]
-            squares += np.float64(p) * np.float64(p)
-            grads[q] += l2c * p
-    if l1 != 0:
-        for q in range(lo, hi):
-            p = params[q]
-            absolute += abs(np.float64(p))
-            sgn = one if p > zero else (-one if p < zero else (zero if p == zero else p))
-            grads[q] += l1c * sgn
+    for i in range(n_rows):
+        base = np.uint64(lo + i * stride)
+        sq = 0.0
+        ab = 0.0
+        if l2 != 0:
+            for j in range(width):
+                q = base + np.uint64(j)
+                p = params[q]
+                sq += np.float64(p) * np.float64(p)
+                grads[q] += l2c * p
+        if l1 != 0:
+            for j in range(width):
+                q = base + np.uint64(j)
+                p = params[q]
+                ab += abs(np.float64(p))
+                sgn = one if p > zero else (-one if p < zero else (zero if p == zero else p))
+                grads[q] += l1c * sgn
+        squares += sq
+        absolute += ab
     return squares, absolute
 
 
 @njit(cache=True, error_model="numpy")
-def _step(params, grads, state, opt, c):
-    """One optimizer step over the whole flat buffer (torch semantics, see kernels/reference/optim.py).
+def _step(params, grads, s0, s1, lo, n_rows, width, stride, opt, c):
+    """One optimizer step on a block of rows of the flat buffers (torch semantics, see
+    kernels/reference/optim.py); s0, s1 are the optimizer state rows (momentum buffer; Adam's m and v),
+    unused where the optimizer has none.
 
     Each case is its own branch-free loop so that LLVM vectorizes it; grads is scratch and is overwritten.
     """
     lr = c[LR]
     mu = c[MU]
     wd = c[WEIGHT_DECAY]
-    if wd != 0:
-        for q in range(params.shape[0]):
-            grads[q] = grads[q] + wd * params[q]
-    if opt == SGD:
-        for q in range(params.shape[0]):
-            params[q] = params[q] - lr * grads[q]
-    elif opt == ADAM:
-        m = state[0]
-        v = state[1]
-        b1 = c[BETA1]
-        b2 = c[BETA2]
-        om_b1 = c[_OM_B1]
-        om_b2 = c[_OM_B2]
-        step_size = c[_STEP_SIZE]
-        bc2 = c[_BC2]
-        eps = c[EPS]
-        for q in range(params.shape[0]):
-            d = grads[q]
-            mq = m[q] * b1 + om_b1 * d
-            vq = v[q] * b2 + om_b2 * (d * d)
-            m[q] = mq
-            v[q] = vq
-            params[q] = params[q] - step_size * (mq / (np.sqrt(vq) / bc2 + eps))
-    elif opt == NESTEROV:
-        buf = state[0]
-        for q in range(params.shape[0]):
-            d = grads[q]
-            bq = buf[q] * mu + d
-            buf[q] = bq
-            params[q] = params[q] - lr * (d + mu * bq)
-    else:
-        buf = state[0]
-        for q in range(params.shape[0]):
-            bq = buf[q] * mu + grads[q]
-            buf[q] = bq
-            params[q] = params[q] - lr * bq
+    b1 = c[BETA1]
+    b2 = c[BETA2]
+    om_b1 = c[_OM_B1]
+    om_b2 = c[_OM_B2]
+    step_size = c[_STEP_SIZE]
+    bc2 = c[_BC2]
+    eps = c[EPS]
+    if width == stride:  # consecutive rows: one
+        width *= n_rows
+        n_rows = 1
+    for i in range(n_rows):
+        base = np.uint64(lo + i * stride)
+        if wd != 0:
+            for j in range(width):
+                q = base + np.uint64(j)
+                grads[q] = grads[q] + wd * params[q]
+        if opt == SGD:
+            for j in range(width):
+                q = base + np.uint64(j)
+                params[q] = params[q] - lr * grads[q]
+        elif opt == ADAM:
+            for j in range(width):
+                q = base + np.uint64(j)
+                d = grads[q]
+                mq = s0[q] * b1 + om_b1 * d
+                vq = s1[q] * b2 + om_b2 * (d * d)
+                s0[q] = mq
+                s1[q] = vq
+                params[q] = params[q] - step_size * (mq / (np.sqrt(vq) / bc2 + eps))
+        elif opt == NESTEROV:
+            for j in range(width):
+                q = base + np.uint64(j)
+                d = grads[q]
+                bq = s0[q] * mu + d
+                s0[q] = bq
+                params[q] = params[q] - lr * (d + mu * bq)
+        else:
+            for j in range(width):
+                q = base + np.uint64(j)
+                bq = s0[q] * mu + grads[q]
+                s0[q] = bq
+                params[q] = params[q] - lr * bq
+
+
+# -- the epoch -------------------------------------------------------------------------------------------
 
 
 @njit(cache=True, error_model="numpy")
-def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min):
-    """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
+def _shared_size(sizes, batch_size, drop, norm):
+    """kernels/reference/fused.py's ``shared_size``: rows padded to 16 elements, 16 more for alignment."""
+    n_layers = sizes.shape[0] - 1
+    size = 16
+    for l in range(1, n_layers + 1):
+        padded = (sizes[l] + 15) // 16 * 16
+        size += batch_size * (padded if l == n_layers else 2 * padded)  # every output, the hidden deltas
+        if drop[l - 1] > 0:
+            size += batch_size * 2 * padded  # the activations before the dropout, and its mask
+        if norm[l - 1, 1] > 0:
+            size += (batch_size + 1) * padded  # the normalized values, and 1/std
+    return size
 
-    The same arguments and results as kernels/reference/fused.py's ``train_epoch``.
+
+@njit(cache=True, error_model="numpy")
+def _copy_range(src, dst, lo, hi):
+    """dst[lo:hi] = src[lo:hi]."""
+    if hi <= lo:
+        return
+    s = src[lo:hi]
+    d = dst[lo:hi]
+    for q in range(hi - lo):
+        d[q] = s[q]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, params, state, sizes, acts, loss,
+                       opt, hyper, batch_size, step, gemm_min, drop, seeds, norm, running):
+    """Thread ``tid``'s part of one epoch of ``n_threads``; returns what ``train_epoch`` returns.
+
+    sync: int64 (kernels.workers.SYNC_SIZE,) barrier state; partials: float64 (2 n_threads,) the penalty
+    sums of each thread; shared: (shared_size(sizes, batch_size, drop, norm),) workspace of the parameter
+    dtype; the rest as ``train_epoch`` (drop, seeds, norm not None; running at least one element). Every
+    thread must be given the same arrays (see "Threads" in kernels/reference/fused.py).
     """
     n_layers = sizes.shape[0] - 1
     m = order.shape[0]
+    n_params = params.shape[0]
+    n_y = sizes[n_layers]
+    k_state = state.shape[0]
+    if drop.shape[0] != n_layers or drop[n_layers - 1] != 0:
+        raise ValueError("drop must hold one probability per layer, 0 for the output layer")
+    if norm.shape[0] != n_layers or norm.shape[1] < 2:
+        raise ValueError("norm, params or running do not match norm_layout(sizes, norm)")
+    if shared.shape[0] < _shared_size(sizes, batch_size, drop, norm):
+        raise ValueError("the shared workspace is smaller than shared_size(sizes, batch_size, drop, norm)")
+    # kernels/reference/fused.py's norm_layout: a batch norm's gamma, beta after the Dense parameters, its
+    # running mean and variance in ``running``; -1 where a layer has none.
+    goff = np.full(n_layers, -1, np.int64)
+    roff = np.full(n_layers, -1, np.int64)
+    at = 0
+    for l in range(n_layers):
+        at += sizes[l] * sizes[l + 1] + sizes[l + 1]
+    n_running = 0
+    for l in range(n_layers):
+        if norm[l, 1] > 0:
+            goff[l] = at
+            roff[l] = n_running
+            at += 2 * sizes[l + 1]
+            n_running += 2 * sizes[l + 1]
+    if norm[n_layers - 1, 1] > 0 or n_params != at or running.shape[0] < n_running:
+        raise ValueError("norm, params or running do not match norm_layout(sizes, norm)")
+    if n_running > 0 and (m % batch_size == 1 or batch_size == 1):
+        raise ValueError("BatchNorm needs at least 2 samples per batch in training, got 1")
+    dropping = False
+    for l in range(n_layers):
+        dropping = dropping or drop[l] > 0
+    if dropping and (seeds.shape[0] < (m + batch_size - 1) // batch_size or seeds.shape[1] != n_layers):
+        raise ValueError("seeds must be (number of batches, layers)")
+    if sync.shape[0] <= ABORT or partials.shape[0] < 2 * n_threads or not 0 <= tid < n_threads:
+        raise ValueError("bad thread arguments")
     woff = np.empty(n_layers, np.int64)
     boff = np.empty(n_layers, np.int64)
-    aoff = np.empty(n_layers + 2, np.int64)
+    zoff = np.empty(n_layers, np.int64)
+    doff = np.zeros(n_layers, np.int64)
+    poff = np.zeros(n_layers, np.int64)
+    ld = np.empty(n_layers + 1, np.int64)
     at = 0
-    aoff[0] = 0
-    maxw = 1
     for l in range(n_layers):
         woff[l] = at
         at += sizes[l] * sizes[l + 1]
         boff[l] = at
         at += sizes[l + 1]
-        maxw = max(maxw, sizes[l + 1])
-    for l in range(n_layers + 1):
-        aoff[l + 1] = aoff[l] + batch_size * sizes[l]
-    abuf = np.empty(aoff[n_layers + 1], params.dtype)
-    ybuf = np.empty((batch_size, sizes[n_layers]), params.dtype)
-    dbuf = np.empty((2, batch_size * maxw), params.dtype)
-    grads = np.empty_like(params)
+    # Shared workspace, from its first 64-byte boundary: every layer's output Z_{l+1} (nb, ld[l+1]), then
+    # the hidden layers' deltas D_l (nb, ld[l]), l = 1 .. L-1. Rows are padded to 16 elements (64 bytes
+    # or more) and shares start on multiples of 16, so two threads never write to one cache line.
+    ld[0] = sizes[0]
+    for l in range(1, n_layers + 1):
+        ld[l] = (sizes[l] + 15) // 16 * 16
+    misalign = shared.ctypes.data % np.uint64(64)  # (uint64 throughout: mixed with int64 it would be float)
+    at = np.int64((np.uint64(64) - misalign) % np.uint64(64)) // shared.itemsize
+    for l in range(n_layers):
+        zoff[l] = at
+        at += batch_size * ld[l + 1]
+    for l in range(1, n_layers):
+        doff[l] = at
+        at += batch_size * ld[l]
+    # After a dropout: the activations before it (for f'), then the mask, (nb, ld[l+1]) each.
+    for l in range(n_layers):
+        if drop[l] > 0:
+            poff[l] = at
+            at += 2 * batch_size * ld[l + 1]
+    # After a batch norm: its normalized values (nb, ld[l+1]) and 1/std (ld[l+1]).
+    hoff = np.zeros(n_layers, np.int64)
+    for l in range(n_layers):
+        if goff[l] >= 0:
+            hoff[l] = at
+            at += (batch_size + 1) * ld[l + 1]
+    # This thread's own: the gathered batch, its targets, a copy of the output layer and its delta, and
+    # its own copies of the parameter, gradient and state layouts. Of the parameters it uses its copy for
+    # what it alone reads and writes (its columns of W_0, its share of every bias): written back at the
+    # end, they are kept off the cache lines the other threads write (W_0's rows are not line-aligned).
+    xbuf = np.empty(batch_size * sizes[0], params.dtype)
+    ybuf = np.empty(batch_size * n_y, params.dtype)
+    obuf = np.empty(batch_size * n_y, params.dtype)
+    dbuf = np.empty(batch_size * n_y, params.dtype)
+    pq = params.copy()
+    sq_state = state.copy()
+    gq = np.zeros(max(n_params, 1), params.dtype)
+    s0 = sq_state[0] if k_state > 0 else gq[:0]
+    s1 = sq_state[1] if k_state > 1 else gq[:0]
+    sense = np.zeros(1, np.int64)
     c = np.empty(_N_CONST, params.dtype)
     for h in range(LOSS_EPS + 1):
         c[h] = hyper[h]
@@ -442,6 +861,9 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     c[_ZERO] = 0
     c[_OM_B1] = 1 - hyper[BETA1]
     c[_OM_B2] = 1 - hyper[BETA2]
+    one = c[_ONE]
+    zero = c[_ZERO]
+    lr = c[LR]
     l2 = hyper[L2]
     l1 = hyper[L1]
     penalized = l2 != 0 or l1 != 0
@@ -451,67 +873,188 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     correct = 0
     updates = 0
     value = 0.0
+    batch = 0
     # Subnormal moments of dead units made float32 Adam ~15% slower: flush them for this loop only.
     mxcsr = _get_mxcsr()
     if hyper[FLUSH_DENORMALS] != 0:
         _set_mxcsr(mxcsr | _FTZ_DAZ)
-    for start in range(0, m, batch_size):
+    start = 0
+    while start < m:
         nb = min(batch_size, m - start)
-        rows = order[start:start + nb]
         c[_NB] = nb
+        c[_RATIO] = nb / max(nb - 1, 1)
+        n_in = sizes[0]
         # Gather the batch's rows (targets too: their cache misses then overlap with those of x).
-        x0 = abuf[0:nb * sizes[0]].reshape((nb, sizes[0]))
+        # (element loops: a slice assignment xbuf[...] = x[row] was 3x slower, 30 ms an epoch at batch 10)
         for i in range(nb):
-            x0[i, :] = x[rows[i], :]
-            ybuf[i, :] = y[rows[i], :]
+            row = order[start + i]
+            xs = x[row]
+            xd = xbuf[i * n_in:(i + 1) * n_in]
+            for j in range(n_in):
+                xd[j] = xs[j]
+            ys = y[row]
+            yd = ybuf[i * n_y:(i + 1) * n_y]
+            for j in range(n_y):
+                yd[j] = ys[j]
+        if start + nb < m and batch_size <= 32:  # the next batch's rows, on their way meanwhile
+            for i in range(start + nb, min(start + nb + batch_size, m)):  # (large batches would evict this one)
+                xs = x[order[i]]
+                for j in range(0, n_in, 64 // x.itemsize):
+                    _prefetch(xs, j)
+                ys = y[order[i]]
+                for j in range(0, n_y, 64 // y.itemsize):
+                    _prefetch(ys, j)
+        # Forward: this thread's columns of every layer, then wait for the others' columns.
         for l in range(n_layers):
-            ain = abuf[aoff[l]:aoff[l] + nb * sizes[l]].reshape((nb, sizes[l]))
-            aout = abuf[aoff[l + 1]:aoff[l + 1] + nb * sizes[l + 1]].reshape((nb, sizes[l + 1]))
-            w = params[woff[l]:boff[l]].reshape((sizes[l], sizes[l + 1]))
-            _matmul(ain, w, aout, gemm_min)
-            if l < n_layers - 1:
-                _bias_act(aout, params[boff[l]:boff[l] + sizes[l + 1]], acts[l], c[_ONE], c[_ZERO])
-        aout = abuf[aoff[n_layers]:aoff[n_layers] + nb * sizes[n_layers]].reshape((nb, sizes[n_layers]))
-        b = params[boff[n_layers - 1]:boff[n_layers - 1] + sizes[n_layers]]
-        cur = 0
-        delta = dbuf[cur, :nb * sizes[n_layers]].reshape((nb, sizes[n_layers]))
-        data_sum, right = _output(aout, b, ybuf, acts[n_layers - 1], loss, delta, c, hyper[LOSS_EPS])
+            n_in = sizes[l]
+            n_out = sizes[l + 1]
+            ldo = ld[l + 1]
+            ain = xbuf if l == 0 else shared[zoff[l - 1]:zoff[l - 1] + nb * ld[l]]
+            z = shared[zoff[l]:zoff[l] + nb * ldo]
+            c0 = _split(n_out, tid, n_threads)
+            c1 = _split(n_out, tid + 1, n_threads)
+            w = (pq if l == 0 else params)[woff[l] + c0:boff[l]]
+            _product(False, False, nb, c1 - c0, n_in, ain, ld[l], w, n_out, z[c0:], ldo, gemm_min)
+            # (the output layer's bias too, before the barrier: its owner updates it after)
+            if goff[l] >= 0:  # bias, batch norm, then the activation
+                _bias_act(z, pq[boff[l]:boff[l] + n_out], nb, ldo, c0, c1, IDENTITY, one, zero)
+                c[_MOM] = norm[l, 0]
+                c[_BN_EPS] = norm[l, 1]
+                _bn_forward(z, nb, ldo, c0, c1, pq[goff[l]:goff[l] + n_out], pq[goff[l] + n_out:goff[l] + 2 * n_out],
+                            running[roff[l]:roff[l] + n_out], running[roff[l] + n_out:roff[l] + 2 * n_out],
+                            shared[hoff[l]:hoff[l] + batch_size * ldo],
+                            shared[hoff[l] + batch_size * ldo:hoff[l] + (batch_size + 1) * ldo], c)
+                _act_columns(z, nb, ldo, c0, c1, acts[l], one, zero)
+            else:
+                _bias_act(z, pq[boff[l]:boff[l] + n_out], nb, ldo, c0, c1,
+                          acts[l] if l < n_layers - 1 else IDENTITY, one, zero)
+            if drop[l] > 0 and c1 > c0:  # inverted dropout of this thread's columns (kernels/numba/dropout.py)
+                c[_KEEP] = 1.0 / (1.0 - drop[l])
+                keep = c[_KEEP]
+                p = drop[l]
+                seed = np.uint64(seeds[batch, l])
+                for i in range(nb):
+                    zr = z[i * ldo + c0:i * ldo + c1]
+                    pr = shared[poff[l] + i * ldo + c0:poff[l] + i * ldo + c1]
+                    mr = shared[poff[l] + (batch_size + i) * ldo + c0:poff[l] + (batch_size + i) * ldo + c1]
+                    first = np.uint64(i * n_out + c0 + 1)  # the draw of element (i, c0) of the (nb, n_out) layer
+                    for j in range(c1 - c0):
+                        r = seed + (first + np.uint64(j)) * _GOLDEN
+                        r = (r ^ (r >> _S30)) * _MIX1
+                        r = (r ^ (r >> _S27)) * _MIX2
+                        r = r ^ (r >> _S31)
+                        pr[j] = zr[j]
+                        mr[j] = keep if np.float64(r >> _S11) * _INV_2_53 >= p else zero
+                        zr[j] = zr[j] * mr[j]
+            if _barrier(sync, n_threads, sense):
+                break
+        if _load_relaxed(sync, ABORT) != 0:
+            break
+        # The whole output layer in every thread (a few hundred values): no barrier needed after it.
+        for i in range(nb):
+            zl = shared[zoff[n_layers - 1] + i * ld[n_layers]:zoff[n_layers - 1] + i * ld[n_layers] + n_y]
+            ol = obuf[i * n_y:(i + 1) * n_y]
+            for j in range(n_y):
+                ol[j] = zl[j]
+        data_sum, right = _output(obuf, ybuf, nb, n_y, acts[n_layers - 1], loss, dbuf, c, hyper[LOSS_EPS])
         # The batch's objective as fit reports it: mean data loss plus the penalties at these weights
         # (known only after the penalty pass below; without penalties, checked before any update).
         value = data_sum / nb
         if not penalized and not np.isfinite(value):
             break  # this batch is not applied; the caller reports divergence at batch `updates`
+        delta = dbuf
+        ldd = n_y
         for l in range(n_layers - 1, -1, -1):
-            ain = abuf[aoff[l]:aoff[l] + nb * sizes[l]].reshape((nb, sizes[l]))
-            w = params[woff[l]:boff[l]].reshape((sizes[l], sizes[l + 1]))
-            gw = grads[woff[l]:boff[l]].reshape((sizes[l], sizes[l + 1]))
-            gb = grads[boff[l]:boff[l] + sizes[l + 1]]
-            if l > 0:  # the delta of the layer below, from W before this step updates it
-                cur = 1 - cur
-                nd = dbuf[cur, :nb * sizes[l]].reshape((nb, sizes[l]))
-                _matmul_nt(delta, w, nd, gemm_min)
+            n_in = sizes[l]
+            n_out = sizes[l + 1]
+            c0 = _split(n_out, tid, n_threads)
+            c1 = _split(n_out, tid + 1, n_threads)
+            gb = gq[boff[l] + c0:boff[l] + c1]
             gb[:] = 0
             for i in range(nb):
-                di = delta[i]
-                for j in range(sizes[l + 1]):
+                di = delta[i * ldd + c0:i * ldd + c1]
+                for j in range(c1 - c0):
                     gb[j] += di[j]
-            if fold:
-                _sgd_weights(ain, delta, w, gw, c[LR], gemm_min)
-                bl = params[boff[l]:boff[l] + sizes[l + 1]]
-                for j in range(sizes[l + 1]):
-                    bl[j] = bl[j] - c[LR] * gb[j]
-            else:
-                _matmul_tn(ain, delta, gw, gemm_min)
-            if l > 0:
-                _act_backward(ain, nd, acts[l - 1], c[_ONE], c[_ZERO])
+            if l == 0:  # weights by columns: the ones this thread's forward used
+                if fold:
+                    _sgd_weights(n_in, c1 - c0, nb, xbuf, n_in, delta[c0:], ldd, pq[woff[0] + c0:boff[0]], n_out,
+                                 gq[woff[0] + c0:boff[0]], lr, gemm_min)
+                else:
+                    _product(True, False, n_in, c1 - c0, nb, xbuf, n_in, delta[c0:], ldd, gq[woff[0] + c0:boff[0]],
+                             n_out, gemm_min)
+            else:  # weights by rows: this thread's units of the layer below, whose delta it computes
+                ain = shared[zoff[l - 1]:zoff[l - 1] + nb * ld[l]]
+                nd = shared[doff[l]:doff[l] + nb * ld[l]]
+                r0 = _split(n_in, tid, n_threads)
+                r1 = _split(n_in, tid + 1, n_threads)
+                w = params[woff[l] + r0 * n_out:boff[l]]
+                # the delta below, from W before this step updates it
+                _product(False, True, nb, r1 - r0, n_out, delta, ldd, w, n_out, nd[r0:], ld[l], gemm_min)
+                if fold:
+                    _sgd_weights(r1 - r0, n_out, nb, ain[r0:], ld[l], delta, ldd, w, n_out,
+                                 gq[woff[l] + r0 * n_out:boff[l]], lr, gemm_min)
+                else:
+                    _product(True, False, r1 - r0, n_out, nb, ain[r0:], ld[l], delta, ldd,
+                             gq[woff[l] + r0 * n_out:boff[l]], n_out, gemm_min)
+                if drop[l - 1] > 0:  # through the dropout, then f' at the activations before it
+                    for i in range(nb):
+                        at = poff[l - 1] + (batch_size + i) * ld[l]  # row i of the mask
+                        mr = shared[at + r0:at + r1]
+                        ni = nd[i * ld[l] + r0:i * ld[l] + r1]
+                        for j in range(r1 - r0):
+                            ni[j] = ni[j] * mr[j]
+                    _act_backward(shared[poff[l - 1]:poff[l - 1] + nb * ld[l]], nd, nb, ld[l], r0, r1, acts[l - 1],
+                                  one, zero)
+                else:
+                    _act_backward(ain, nd, nb, ld[l], r0, r1, acts[l - 1], one, zero)
+                if goff[l - 1] >= 0:  # through the batch norm: dC/dz, and gamma's and beta's gradients
+                    g0 = goff[l - 1]
+                    _bn_backward(nd, nb, ld[l], r0, r1, shared[hoff[l - 1]:hoff[l - 1] + batch_size * ld[l]],
+                                 shared[hoff[l - 1] + batch_size * ld[l]:hoff[l - 1] + (batch_size + 1) * ld[l]],
+                                 pq[g0:g0 + n_in], gq[g0:g0 + n_in], gq[g0 + n_in:g0 + 2 * n_in], c)
+                    if fold:
+                        gamma = pq[g0 + r0:g0 + r1]
+                        dgamma = gq[g0 + r0:g0 + r1]
+                        beta = pq[g0 + n_in + r0:g0 + n_in + r1]
+                        dbeta = gq[g0 + n_in + r0:g0 + n_in + r1]
+                        for j in range(r1 - r0):
+                            gamma[j] = gamma[j] - lr * dgamma[j]
+                            beta[j] = beta[j] - lr * dbeta[j]
                 delta = nd
+                ldd = ld[l]
+            if fold:
+                bl = pq[boff[l] + c0:boff[l] + c1]
+                for j in range(c1 - c0):
+                    bl[j] = bl[j] - lr * gb[j]
+            if l >= 2 and _barrier(sync, n_threads, sense):  # rows of the next layer need all of D_l
+                break
+        if _load_relaxed(sync, ABORT) != 0:
+            break
         if penalized:
             squares = 0.0
             absolute = 0.0
             for l in range(n_layers):
-                sq, ab = _penalize(params, grads, woff[l], boff[l], c, l2, l1)
+                n_in = sizes[l]
+                n_out = sizes[l + 1]
+                if l == 0:  # (row by row)
+                    c0 = _split(n_out, tid, n_threads)
+                    c1 = _split(n_out, tid + 1, n_threads)
+                    sq, ab = _penalize(pq, gq, woff[0] + c0, n_in, c1 - c0, n_out, c, l2, l1)
+                else:
+                    r0 = _split(n_in, tid, n_threads)
+                    r1 = _split(n_in, tid + 1, n_threads)
+                    sq, ab = _penalize(params, gq, woff[l] + r0 * n_out, 1, (r1 - r0) * n_out, 0, c, l2, l1)
                 squares += sq
                 absolute += ab
+            partials[2 * tid] = squares
+            partials[2 * tid + 1] = absolute
+            if _barrier(sync, n_threads, sense):
+                break
+            squares = 0.0
+            absolute = 0.0
+            for t in range(n_threads):
+                squares += partials[2 * t]
+                absolute += partials[2 * t + 1]
             if l2 != 0:
                 value += l2 / 2 * squares
             if l1 != 0:
@@ -520,14 +1063,74 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
                 break
         total += value * nb
         correct += right
+        batch += 1
         step += 1
         updates += 1
+        start += nb
         if fold:
             continue
         if opt == ADAM:
             s = np.float64(step)
             c[_STEP_SIZE] = hyper[LR] / (1 - hyper[BETA1] ** s)
             c[_BC2] = np.sqrt(1 - hyper[BETA2] ** s)
-        _step(params, grads, state, opt, c)
+        for l in range(n_layers):
+            n_in = sizes[l]
+            n_out = sizes[l + 1]
+            c0 = _split(n_out, tid, n_threads)
+            c1 = _split(n_out, tid + 1, n_threads)
+            if l > 0:
+                r0 = _split(n_in, tid, n_threads)
+                r1 = _split(n_in, tid + 1, n_threads)
+                _step(params, gq, s0, s1, woff[l] + r0 * n_out, 1, (r1 - r0) * n_out, 0, opt, c)
+            else:  # (one range when the thread has all columns)
+                _step(pq, gq, s0, s1, woff[0] + c0, n_in, c1 - c0, n_out, opt, c)
+            _step(pq, gq, s0, s1, boff[l] + c0, 1, c1 - c0, 0, opt, c)
+            if goff[l] >= 0:  # gamma, then beta
+                _step(pq, gq, s0, s1, goff[l] + c0, 2, c1 - c0, n_out, opt, c)
     _set_mxcsr(mxcsr)
+    # Write back what this thread owned: its parameters kept in its own copy, its share of the state.
+    for l in range(n_layers):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        c0 = _split(n_out, tid, n_threads)
+        c1 = _split(n_out, tid + 1, n_threads)
+        if l == 0:
+            for i in range(n_in):
+                _copy_range(pq, params, woff[0] + i * n_out + c0, woff[0] + i * n_out + c1)
+                for t in range(k_state):
+                    _copy_range(sq_state[t], state[t], woff[0] + i * n_out + c0, woff[0] + i * n_out + c1)
+        else:
+            r0 = _split(n_in, tid, n_threads)
+            r1 = _split(n_in, tid + 1, n_threads)
+            for t in range(k_state):
+                _copy_range(sq_state[t], state[t], woff[l] + r0 * n_out, woff[l] + r1 * n_out)
+        _copy_range(pq, params, boff[l] + c0, boff[l] + c1)
+        for t in range(k_state):
+            _copy_range(sq_state[t], state[t], boff[l] + c0, boff[l] + c1)
+        if goff[l] >= 0:  # gamma, then beta
+            for k in range(2):
+                _copy_range(pq, params, goff[l] + k * n_out + c0, goff[l] + k * n_out + c1)
+                for t in range(k_state):
+                    _copy_range(sq_state[t], state[t], goff[l] + k * n_out + c0, goff[l] + k * n_out + c1)
     return total, correct, updates, value
+
+
+def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min,
+                n_threads=1, drop=None, seeds=None, norm=None, running=None):
+    """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
+
+    The same arguments and results as kernels/reference/fused.py's ``train_epoch``; ``n_threads`` > 1
+    splits each batch across that many threads (its "Threads").
+    """
+    n_layers = len(sizes) - 1
+    drop = np.zeros(n_layers) if drop is None else np.ascontiguousarray(drop, dtype=np.float64)
+    seeds = np.zeros((1, n_layers), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
+    norm = np.zeros((n_layers, 2)) if norm is None else np.ascontiguousarray(norm, dtype=np.float64)
+    dtype = np.asarray(params).dtype
+    running = np.zeros(1, dtype) if running is None or len(running) == 0 else running
+    shared = np.empty(_ref.shared_size(sizes, batch_size, drop, norm), dtype=dtype)
+    partials = np.zeros(2 * int(n_threads))
+    # Python ints for the scalars: one compiled signature per dtype, whatever integer types the caller used.
+    return _workers.run(train_epoch_worker, n_threads, (partials, shared, x, y, order, params, state, sizes, acts,
+                                                         int(loss), int(opt), hyper, int(batch_size), int(step),
+                                                         int(gemm_min), drop, seeds, norm, running))

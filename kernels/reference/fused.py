@@ -2,13 +2,16 @@
 
 This is the meaning of the fused kernel; the numba and cython backends do the same arithmetic without
 Python per batch and without allocation inside the loop. It is composed of the per-layer reference kernels
-(dense, activations, softmax, losses, optim), so one epoch here equals the layer-by-layer path of
-``Sequential.fit`` (same batches, same updates, same reported loss and accuracy).
+(dense, activations, softmax, losses, optim, dropout, norm), so one epoch here equals the layer-by-layer
+path of ``Sequential.fit`` (same batches, same updates, same reported loss and accuracy). Each layer is
+Dense, then optionally BatchNorm (hidden layers), then its activation, then optionally Dropout (hidden
+layers).
 
 Flat parameter layout (see ``param_layout``): for layer l = 0 .. L-1 with ``sizes[l]`` inputs and
 ``sizes[l+1]`` outputs, the weights W_l (sizes[l], sizes[l+1]) row-major, then the bias b_l (sizes[l+1],),
-back to back in one 1-D buffer ``params`` of P elements. Optimizer state is a 2-D (k, P) array in the same
-layout: k = 0 for SGD, 1 for (Nesterov) momentum (the momentum buffer), 2 for Adam (m, then v).
+back to back in one 1-D buffer ``params``, followed by the BatchNorm layers' gamma and beta
+(``norm_layout``): P elements in all. Optimizer state is a 2-D (k, P) array in the same layout: k = 0 for
+SGD, 1 for (Nesterov) momentum (the momentum buffer), 2 for Adam (m, then v).
 
 Codes (module constants, identical in every backend):
 - activation after each Dense layer (``acts``, int64 (L,)): IDENTITY 0, SIGMOID 1, TANH 2, RELU 3,
@@ -27,6 +30,23 @@ then ``add_l1_grad`` do (g += l2 * W, g += l1 * sign(W)): the objective is C0 + 
 FTZ/DAZ, restored afterwards): a speed option, as subnormal arithmetic is slow; results then differ
 from this reference, which never flushes, only where values fall below the smallest normal float
 (1.2e-38 in float32). Unused entries are ignored.
+
+Threads (compiled backends; ``n_threads`` is ignored here). With ``n_threads`` = T > 1 every thread runs
+the whole epoch and takes a share of each mini-batch's work: thread t owns a contiguous range of the
+units of every layer width (``split``: near n t / T, on multiples of 16 so that shares start on cache-line
+boundaries). Forward, thread t computes its own columns (output units) of every layer's product, bias
+and activation, and the threads meet at a barrier after each layer (the next layer needs all of them).
+Every thread then computes the whole output layer's loss and delta (a few hundred values) so that no
+barrier is needed there. Backward, layer 0's weights are split by columns (output units, the same
+columns as forward, so no other thread ever touches them) and every deeper layer's by rows (input
+units: the thread's own columns of the layer below, whose deltas it then computes); the threads meet
+again only where a layer's full delta is needed below it (networks of 3+ layers). Each thread updates
+only the parameters it owns, and keeps those no other thread reads (its columns of W_0, its share of
+every bias), their gradients and all its optimizer state in its own copy during the epoch: threads
+writing to one cache line would stall each other at every step. The arithmetic of every value is that
+of one thread, so results differ from T = 1 only where BLAS rounds a block of a product differently from
+the whole product. Threads share one workspace of ``shared_size(sizes, batch_size)`` elements: every
+layer's outputs and the hidden layers' deltas, rows padded to 16 elements.
 """
 import math
 
@@ -34,6 +54,8 @@ import numpy as np
 
 from . import activations as _act
 from . import dense as _dense
+from . import dropout as _dropout
+from . import norm as _norm
 from . import losses as _loss
 from . import optim as _optim
 from .softmax import softmax
@@ -67,6 +89,50 @@ def param_layout(sizes):
     return offsets, at
 
 
+def norm_layout(sizes, norm):
+    """Where the BatchNorm arrays live: ``(gamma_offsets, running_offsets, P, R)``.
+
+    norm: float64 (L, 2) rows (momentum, eps), eps > 0 where layer l has a BatchNorm, or None. The
+    parameters of the BatchNorm layers follow the Dense ones (``param_layout``) in ``params``: for each
+    such layer in order, gamma (sizes[l+1]) then beta; their running statistics fill ``running`` the same
+    way, running_mean then running_var. gamma_offsets, running_offsets: int64 (L,), -1 where there is
+    none; P, R: the total sizes of params and running.
+    """
+    sizes = [int(s) for s in sizes]
+    _, at = param_layout(sizes)
+    gammas = np.full(len(sizes) - 1, -1, dtype=np.int64)
+    runs = np.full(len(sizes) - 1, -1, dtype=np.int64)
+    r = 0
+    for l in range(len(sizes) - 1):
+        if norm is not None and norm[l][1] > 0:
+            gammas[l], runs[l] = at, r
+            at += 2 * sizes[l + 1]
+            r += 2 * sizes[l + 1]
+    return gammas, runs, at, r
+
+
+def split(n, t, n_threads):
+    """Start of thread t's share of n units (``t = n_threads`` gives n): near n t / T, on a multiple of 16.
+
+    Over two threads 30 units split as 16 + 14, 100 as 48 + 52, 512 as 256 + 256, and 10 as 0 + 10 (a
+    layer that narrow is not worth sharing).
+    """
+    if t >= n_threads:
+        return n
+    return min(n, 16 * ((n * t + 8 * n_threads) // (16 * n_threads)))
+
+
+def shared_size(sizes, batch_size, drop=None, norm=None):
+    """Elements of the threads' shared workspace: layer outputs and hidden deltas (after a dropout also the
+    activations before it and the mask; after a batch norm its normalized values and 1/std), rows padded to
+    16 elements, and 16 more to start it on a 64-byte boundary."""
+    padded = [(int(s) + 15) // 16 * 16 for s in sizes]
+    dropped = 0 if drop is None else sum(padded[l + 1] for l, p in enumerate(drop) if p > 0)
+    normed = 0 if norm is None else sum(padded[l + 1] for l, row in enumerate(norm) if row[1] > 0)
+    batch_size = int(batch_size)
+    return batch_size * (sum(padded[1:]) + sum(padded[1:-1]) + 2 * dropped) + (batch_size + 1) * normed + 16
+
+
 def _views(buf, sizes):
     """Per-layer (W, b) views into a flat buffer laid out by ``param_layout``."""
     offsets, _ = param_layout(sizes)
@@ -97,7 +163,8 @@ def _correct(a, y):
     return int(np.count_nonzero(np.argmax(a, axis=1) == np.argmax(y, axis=1)))
 
 
-def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min):
+def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min, n_threads=1,
+                drop=None, seeds=None, norm=None, running=None):
     """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
 
     x: (n, sizes[0]) float32/float64; y: (n, sizes[-1]) targets of the same dtype (one-hot for NLL);
@@ -107,7 +174,18 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     hyper: float64 (10,) hyperparameters (see the module docstring); batch_size: int >= 1;
     step: number of optimizer updates done before this call (Adam's bias correction uses step + 1, ...);
     gemm_min: compiled backends use BLAS for products of at least this many multiply-adds and loops below
-    it (a speed choice only; ignored here).
+    it (a speed choice only; ignored here); n_threads: int >= 1, threads the compiled backends split each
+    batch across (see "Threads" in the module docstring; ignored here).
+    drop: float64 (L,) or None: the probability of inverted dropout (kernels/reference/dropout.py) after
+    layer l's activation, 0 for none; the output layer's must be 0. seeds: int64 (ceil(m / batch_size), L),
+    0 .. 2**63 - 1: the dropout seed of every batch and layer (read where drop > 0). A layer's mask covers
+    the batch's (nb, sizes[l + 1]) activations, element (i, j) drawn at counter i * sizes[l + 1] + j, as
+    ``dropout_forward`` draws it: the masks of fit's layer-by-layer path when the seeds are the ones its
+    Dropout layers would draw.
+    norm: float64 (L, 2) or None: (momentum, eps) of a BatchNorm (kernels/reference/norm.py, training
+    mode) between layer l's product and its activation where eps > 0 (hidden layers only, batches of
+    2+ rows); its gamma and beta then sit in ``params`` after the Dense parameters and its running
+    statistics in ``running`` ((R,), updated in place), as ``norm_layout`` places them.
 
     Returns, as Python numbers: ``objective_sum`` (float), the sum over the batches of batch size times
     (mean data loss + l2/2 ||W||^2 + l1 ||W||_1) at the parameters the batch saw; ``n_correct`` (int), the
@@ -117,22 +195,45 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     epoch stops there; ``last_objective`` (float) is the objective of the last batch evaluated, so the
     non-finite value in that case. The caller adds ``n_updates`` to ``step``.
     """
-    del gemm_min
+    del gemm_min, n_threads
     sizes = [int(s) for s in sizes]
     n_layers = len(sizes) - 1
+    drop = np.zeros(n_layers) if drop is None else np.asarray(drop, dtype=np.float64)
+    norm = np.zeros((n_layers, 2)) if norm is None else np.asarray(norm, dtype=np.float64)
+    if drop[-1] != 0 or norm[-1, 1] > 0:
+        raise ValueError("dropout or batch norm after the output layer is not supported")
     layers = _views(params, sizes)
     grads = np.zeros_like(params)
     glayers = _views(grads, sizes)
+    gammas, runs, _, _ = norm_layout(sizes, norm)
+
+    def bn(buf, l, k):  # gamma (k = 0) or beta (k = 1) of layer l's BatchNorm in a flat buffer
+        n = sizes[l + 1]
+        return buf[gammas[l] + k * n:gammas[l] + (k + 1) * n]
+
     lr, mu, beta1, beta2, eps, weight_decay, l2, l1, loss_eps, _ = (float(h) for h in hyper[:N_HYPER])
     total, correct, updates, value = 0.0, 0, 0, 0.0
-    for start in range(0, len(order), batch_size):
+    for batch, start in enumerate(range(0, len(order), batch_size)):
         idx = order[start:start + batch_size]
         xb, yb = x[idx], y[idx]
-        zs, outs = [], [xb]
+        zs, acts_out, masks, normed, outs = [], [], [], [], [xb]
         for l, (w, b) in enumerate(layers):
             z = _dense.dense_forward(outs[-1], w, b)
+            cache = None
+            if gammas[l] >= 0:
+                n = sizes[l + 1]
+                rmean, rvar = running[runs[l]:runs[l] + n], running[runs[l] + n:runs[l] + 2 * n]
+                z, xhat, inv_std = _norm.batchnorm_forward_train(z, bn(params, l, 0), bn(params, l, 1), rmean,
+                                                                 rvar, float(norm[l, 0]), float(norm[l, 1]))
+                cache = (xhat, inv_std)
+            normed.append(cache)
             a = softmax(z) if acts[l] == SOFTMAX else _FORWARD[int(acts[l])](z)
             zs.append(z)
+            acts_out.append(a)
+            mask = None
+            if drop[l] > 0:
+                a, mask = _dropout.dropout_forward(a, float(drop[l]), int(seeds[batch, l]))
+            masks.append(mask)
             outs.append(a)
         value, delta = _output_loss_and_delta(zs[-1], outs[-1], yb, int(acts[-1]), loss, loss_eps)
         if l2:
@@ -153,7 +254,13 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
                 _optim.add_l1_grad(glayers[l][0], layers[l][0], l1)
             if l > 0:
                 da = _dense.dense_backward_input(delta, layers[l][0])
-                delta = _BACKWARD[int(acts[l - 1])](zs[l - 1], outs[l], da)
+                if masks[l - 1] is not None:
+                    da = _dropout.dropout_backward(da, masks[l - 1])
+                delta = _BACKWARD[int(acts[l - 1])](zs[l - 1], acts_out[l - 1], da)
+                if normed[l - 1] is not None:
+                    xhat, inv_std = normed[l - 1]
+                    delta, bn(grads, l - 1, 0)[...], bn(grads, l - 1, 1)[...] = _norm.batchnorm_backward(
+                        delta, xhat, bn(params, l - 1, 0), inv_std)
         step += 1
         updates += 1
         if opt == SGD:

@@ -1,0 +1,153 @@
+"""The fused epoch on several threads: fit's choice of threads, equality with one thread, aborts, BLAS limits."""
+import importlib
+import threading
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import Sequential, fused, optim
+from fastnn._kernels import workers
+from fastnn._kernels.reference import fused as F
+from fastnn.layers import Dense, ReLU, Sigmoid, Softmax
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def _model(dtype, out):
+    hidden, last = (Sigmoid(), Sigmoid()) if out == "sigmoid" else (ReLU(), Softmax())
+    # widths above 16, so that two and three threads each own units (shares are multiples of 16)
+    return Sequential([Dense(20, 40), hidden, Dense(40, 24), ReLU(), Dense(24, 4), last], dtype=dtype, seed=5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "out, loss, make_opt, l2",
+    [
+        ("sigmoid", "cross_entropy", lambda: optim.SGD(0.5), 0.0),
+        ("softmax", "log_likelihood", lambda: optim.Adam(1e-2), 0.0),
+        ("softmax", "log_likelihood", lambda: optim.SGD(0.1, momentum=0.9), 0.1),
+    ],
+    ids=["sgd", "adam", "momentum-l2"],
+)
+def test_fit_on_two_threads_equals_one(compiled_name, monkeypatch, dtype, out, loss, make_opt, l2):
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 1)  # split even these small batches
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((97, 20))
+    y = rng.integers(0, 4, size=97)
+    runs = []
+    for n in (1, 2, 3):
+        model = _model(dtype, out)
+        model.backend = compiled_name
+        with fastnn.use_num_threads(n):
+            history = model.fit(X, y, loss=loss, optimizer=make_opt(), epochs=3, batch_size=8, seed=1, l2=l2,
+                                verbose=0)
+            with fastnn.use_backend(compiled_name):
+                assert model.fused_runner.n_threads(8) == n
+        runs.append((model.get_weights(), history.loss, history.accuracy))
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    for weights, losses, accuracy in runs[1:]:
+        for a, b in zip(weights, runs[0][0]):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(losses, runs[0][1], rtol=rtol)
+        np.testing.assert_allclose(accuracy, runs[0][2], atol=1 / 97)
+
+
+@pytest.fixture(params=["numba", "cython"])
+def compiled_name(request):
+    return request.param
+
+
+def test_thread_count_follows_the_work_and_the_setting(monkeypatch):
+    small = Sequential([Dense(5, 3), Sigmoid()], seed=0)
+    large = Sequential([Dense(784, 100), Sigmoid(), Dense(100, 10), Sigmoid()], seed=0)
+    monkeypatch.setattr(fastnn.threads, "fused_threads", lambda: 2)
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 60_000)
+    runners = [fused.plan(m, fastnn.losses.get("cross_entropy"), optim.SGD(0.1)) for m in (small, large)]
+    with fastnn.use_backend("cython"):
+        assert runners[0].n_threads(10) == 1  # 150 multiply-adds per batch: not worth a barrier
+        assert runners[1].n_threads(10) == 2  # 793,000
+        assert runners[1].n_threads(1) == 1  # 79,300: one thread's worth
+    with fastnn.use_backend("numpy"):
+        assert runners[1].n_threads(10) == 1  # the reference runs on one thread
+
+
+def test_fused_threads_follow_set_num_threads():
+    before = fastnn.threads._requested
+    try:
+        with fastnn.use_num_threads(1):
+            assert fastnn.threads.fused_threads() == 1
+            with fastnn.use_num_threads(3):
+                assert fastnn.threads.fused_threads() == 3
+            assert fastnn.threads.fused_threads() == 1
+        fastnn.set_num_threads(2)
+        assert fastnn.threads.fused_threads() == 2
+    finally:
+        fastnn.threads._requested = before
+        fastnn.set_num_threads(fastnn.threads.fused_threads())
+    fastnn.threads._requested = before
+
+
+def test_single_threaded_blas_limits_and_restores():
+    fastnn.threads.get_num_threads()  # loads SciPy's BLAS
+    with fastnn.use_num_threads(2):
+        with fastnn.threads.single_threaded_blas() as limited:
+            assert limited
+            assert fastnn.get_num_threads() == 1
+        assert fastnn.get_num_threads() == 2
+
+
+def _worker(compiled):
+    """The backend's per-thread worker (internal: train_epoch runs it through kernels/workers.py)."""
+    return importlib.import_module(f"fastnn._kernels.{compiled.name}.fused").train_epoch_worker
+
+
+def _worker_args(dtype=np.float32):
+    sizes = np.array([6, 5, 3], np.int64)
+    acts = np.array([F.SIGMOID, F.SIGMOID], np.int64)
+    _, n_params = F.param_layout(sizes)
+    x = np.ones((4, 6), dtype)
+    y = np.zeros((4, 3), dtype)
+    params = np.full(n_params, 0.1, dtype)
+    hyper = np.zeros(F.N_HYPER)
+    hyper[F.LR] = 0.5
+    shared = np.empty(F.shared_size(sizes, 2), dtype)
+    return (np.zeros(4), shared, x, y, np.arange(4, dtype=np.int64), params, np.zeros((0, n_params), dtype),
+            sizes, acts, F.BCE, F.SGD, hyper, 2, 0, 0, np.zeros(2), np.zeros((2, 2), np.int64), np.zeros((2, 2)),
+            np.zeros(1, dtype))
+
+
+def test_aborted_epoch_leaves_at_the_first_barrier(compiled):
+    """A thread whose partner failed is released by sync[ABORT] instead of waiting for it forever."""
+    worker = _worker(compiled)
+    sync = np.zeros(workers.SYNC_SIZE, np.int64)
+    sync[workers.ABORT] = 1
+    args = _worker_args()
+    params_before = args[5].copy()
+    done = []
+    thread = threading.Thread(target=lambda: done.append(worker(0, 2, sync, *args)), daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the worker waited for a thread that had failed"
+    assert done[0][2] == 0  # no batch applied
+    np.testing.assert_array_equal(args[5], params_before)
+
+
+def test_run_reraises_a_worker_error_after_releasing_the_others(compiled):
+    good = _worker(compiled)
+    args = _worker_args()
+
+    def worker(tid, n_threads, sync, *rest):
+        if tid == 1:
+            raise RuntimeError("thread 1 failed")
+        return good(tid, n_threads, sync, *rest)
+
+    with pytest.raises(RuntimeError, match="thread 1 failed"):
+        workers.run(worker, 2, args)
+
+
+def test_worker_refuses_a_small_workspace(compiled):
+    args = list(_worker_args())
+    args[1] = args[1][:-1]
+    with pytest.raises(ValueError, match="shared workspace"):
+        _worker(compiled)(0, 1, np.zeros(workers.SYNC_SIZE, np.int64), *args)
