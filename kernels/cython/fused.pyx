@@ -172,6 +172,32 @@ cdef extern from "small_gemm.h":
                      Py_ssize_t, float, float*, Py_ssize_t) noexcept nogil
     void fnn_small_d(Py_ssize_t, Py_ssize_t, Py_ssize_t, double, const double*, Py_ssize_t, Py_ssize_t,
                      const double*, Py_ssize_t, double, double*, Py_ssize_t) noexcept nogil
+    void fnn_small_rows_nn_f(Py_ssize_t, Py_ssize_t, Py_ssize_t, float, const float**, const float*, Py_ssize_t,
+                             float, float*, Py_ssize_t) noexcept nogil
+    void fnn_small_rows_tn_f(Py_ssize_t, Py_ssize_t, Py_ssize_t, float, const float**, const float*, Py_ssize_t,
+                             float, float*, Py_ssize_t) noexcept nogil
+    void fnn_small_rows_nn_d(Py_ssize_t, Py_ssize_t, Py_ssize_t, double, const double**, const double*,
+                             Py_ssize_t, double, double*, Py_ssize_t) noexcept nogil
+    void fnn_small_rows_tn_d(Py_ssize_t, Py_ssize_t, Py_ssize_t, double, const double**, const double*,
+                             Py_ssize_t, double, double*, Py_ssize_t) noexcept nogil
+
+
+cdef inline void _rows_product(bint ta, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
+                               const floating** rows, const floating* b, Py_ssize_t ldb, floating beta,
+                               floating* c, Py_ssize_t ldc) noexcept nogil:
+    """The hand-written product with A given by row pointers (small_gemm.h's _rows_ variants)."""
+    if m <= 0 or n <= 0:
+        return
+    if floating is float:
+        if ta:
+            fnn_small_rows_tn_f(m, n, k, alpha, rows, b, ldb, beta, c, ldc)
+        else:
+            fnn_small_rows_nn_f(m, n, k, alpha, rows, b, ldb, beta, c, ldc)
+    else:
+        if ta:
+            fnn_small_rows_tn_d(m, n, k, alpha, rows, b, ldb, beta, c, ldc)
+        else:
+            fnn_small_rows_nn_d(m, n, k, alpha, rows, b, ldb, beta, c, ldc)
 
 cdef enum:
     # Batches up to this size use the hand-written products where the CPU has AVX-512. Measured with
@@ -567,6 +593,11 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
     cdef floating[::1] gbuf = np.zeros(max(P, 1), dtype=dtype)
     cdef floating[:, ::1] sbuf = own_state
     cdef floating* xb = &xbuf[0]
+    # Batch rows read in place by the hand-written products (no copy) when every layer-0 product uses them.
+    cdef bint in_place = fnn_has_avx512() and batch_size <= SMALL_BATCH and gemm_min <= 0
+    rows_buf = np.zeros(batch_size, dtype=np.uintp)
+    cdef size_t[::1] rows_view = rows_buf
+    cdef const floating** xrows = <const floating**>&rows_view[0]
     cdef floating* yb = &ybuf[0]
     cdef floating* ob = &obuf[0]
     cdef floating* pp = &params[0]
@@ -604,7 +635,10 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
             n_in = sizes[0]
             # Gather the batch's rows (targets too: their cache misses then overlap with those of x).
             for i in range(nb):
-                memcpy(xb + i * n_in, &x[order[start + i], 0], n_in * sizeof(floating))
+                if in_place:
+                    xrows[i] = &x[order[start + i], 0]
+                else:
+                    memcpy(xb + i * n_in, &x[order[start + i], 0], n_in * sizeof(floating))
                 memcpy(yb + i * n_y, &y[order[start + i], 0], n_y * sizeof(floating))
             if start + nb < m and batch_size <= 32:  # (large batches would evict this one)
                 at = min(batch_size, m - start - nb)
@@ -617,8 +651,12 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                 ain = xb if l == 0 else zs + zoff[l - 1]
                 c0 = _split(n_out, tid, n_threads)
                 c1 = _split(n_out, tid + 1, n_threads)
-                _gemm(False, False, nb, c1 - c0, n_in, 1, ain, ld[l], (pq if l == 0 else pp) + woff[l] + c0,
-                      n_out, 0, zs + zoff[l] + c0, ld[l + 1], gemm_min)
+                if l == 0 and in_place:
+                    _rows_product(False, nb, c1 - c0, n_in, 1, xrows, pq + woff[0] + c0, n_out, 0, zs + zoff[0] + c0,
+                                  ld[1])
+                else:
+                    _gemm(False, False, nb, c1 - c0, n_in, 1, ain, ld[l], (pq if l == 0 else pp) + woff[l] + c0,
+                          n_out, 0, zs + zoff[l] + c0, ld[l + 1], gemm_min)
                 # (the output layer's bias too, before the barrier: its owner updates it after)
                 if goff[l] >= 0:  # bias, batch norm, then the activation
                     _bias_act(zs + zoff[l], pq + boff[l], nb, ld[l + 1], c0, c1, IDENTITY)
@@ -666,7 +704,10 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                 for i in range(nb):
                     for j in range(c0, c1):
                         gq[boff[l] + j] = gq[boff[l] + j] + delta[i * ldd + j]
-                if l == 0:  # weights by columns: the ones this thread's forward used
+                if l == 0 and in_place:  # weights by columns: the ones this thread's forward used
+                    _rows_product(True, n_in, c1 - c0, nb, -lr if fold else 1, xrows, delta + c0, ldd,
+                                  1 if fold else 0, (pq if fold else gq) + woff[0] + c0, n_out)
+                elif l == 0:
                     if fold:
                         _gemm(True, False, n_in, c1 - c0, nb, -lr, xb, n_in, delta + c0, ldd, 1,
                               pq + woff[0] + c0, n_out, gemm_min)

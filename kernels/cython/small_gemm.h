@@ -2,6 +2,8 @@
    op(A)(i, p) = A[i * rs + p * cs] (rs = lda, cs = 1: A as is; rs = 1, cs = lda: A transposed): up to 6
    rows of C at a time and 32 (float) or 16 (double) columns in two AVX-512 registers per row, the ragged
    last columns by a mask, no packing. beta is 0 or 1. fnn_has_avx512() says whether they may be called.
+   The _rows_ variants read A through an array of row pointers (NN: R[i] is row i of A; TN: R[p] is row p
+   of A, i.e. column p of op(A)), so a batch's shuffled rows need not be copied together first.
 
    Why (measured on the project machine, whose OPENBLAS_CORETYPE selects OpenBLAS's Haswell kernels): at
    batch 10, OpenBLAS's call overhead and packing cost more than the arithmetic (10 x 784 x 30 via NumPy:
@@ -22,7 +24,6 @@ static int fnn_has_avx512(void) {
     return known;
 }
 
-#define FNN_NAME fnn_small_f
 #define FNN_T float
 #define FNN_V __m512
 #define FNN_W 16
@@ -34,7 +35,20 @@ static int fnn_has_avx512(void) {
 #define FNN_FMA _mm512_fmadd_ps
 #define FNN_MUL _mm512_mul_ps
 #define FNN_ADD _mm512_add_ps
+#define FNN_MODE 0
+#define FNN_NAME fnn_small_f
 #include "small_gemm_impl.h"
+#undef FNN_MODE
+#undef FNN_NAME
+#define FNN_MODE 1
+#define FNN_NAME fnn_small_rows_nn_f
+#include "small_gemm_impl.h"
+#undef FNN_MODE
+#undef FNN_NAME
+#define FNN_MODE 2
+#define FNN_NAME fnn_small_rows_tn_f
+#include "small_gemm_impl.h"
+#undef FNN_MODE
 #undef FNN_NAME
 #undef FNN_T
 #undef FNN_V
@@ -48,7 +62,6 @@ static int fnn_has_avx512(void) {
 #undef FNN_MUL
 #undef FNN_ADD
 
-#define FNN_NAME fnn_small_d
 #define FNN_T double
 #define FNN_V __m512d
 #define FNN_W 8
@@ -60,10 +73,30 @@ static int fnn_has_avx512(void) {
 #define FNN_FMA _mm512_fmadd_pd
 #define FNN_MUL _mm512_mul_pd
 #define FNN_ADD _mm512_add_pd
+#define FNN_MODE 0
+#define FNN_NAME fnn_small_d
 #include "small_gemm_impl.h"
+#undef FNN_MODE
+#undef FNN_NAME
+#define FNN_MODE 1
+#define FNN_NAME fnn_small_rows_nn_d
+#include "small_gemm_impl.h"
+#undef FNN_MODE
+#undef FNN_NAME
+#define FNN_MODE 2
+#define FNN_NAME fnn_small_rows_tn_d
+#include "small_gemm_impl.h"
+#undef FNN_MODE
+#undef FNN_NAME
 
 #else  /* no AVX-512 build: never called (fnn_has_avx512() is 0) */
 static int fnn_has_avx512(void) { return 0; }
+#define FNN_ROWS_STUB(NAME, T) static void NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, T alpha, \
+    const T *const *R, const T *B, Py_ssize_t ldb, T beta, T *C, Py_ssize_t ldc) {}
+FNN_ROWS_STUB(fnn_small_rows_nn_f, float)
+FNN_ROWS_STUB(fnn_small_rows_tn_f, float)
+FNN_ROWS_STUB(fnn_small_rows_nn_d, double)
+FNN_ROWS_STUB(fnn_small_rows_tn_d, double)
 static void fnn_small_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha, const float *A, Py_ssize_t rs,
                         Py_ssize_t cs, const float *B, Py_ssize_t ldb, float beta, float *C, Py_ssize_t ldc) {}
 static void fnn_small_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha, const double *A, Py_ssize_t rs,
