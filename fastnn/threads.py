@@ -16,20 +16,17 @@ functions raise ImportError saying so and the fused epoch runs on one thread). I
 libraries (PyTorch's, for one) or the environment (``OPENBLAS_NUM_THREADS``, ``OPENBLAS_CORETYPE`` ...
 keep working as OpenBLAS documents).
 
-Default (:data:`DEFAULT_NUM_THREADS` = None): fastnn changes nothing until you call
-:func:`set_num_threads`, so OpenBLAS keeps its own default of one thread per core, and its own rule that
-small products run on one thread. Measured on the project machine (2 cores, BENCHMARKS.md "Threads"):
+Default (:data:`DEFAULT_NUM_THREADS` = None): fastnn changes no BLAS setting until you call
+:func:`set_num_threads` (OpenBLAS keeps its default of one thread per core), and the fused epoch uses every
+core this process may run on. Measured on the project machine (2 cores, BENCHMARKS.md, paired 1- and
+2-thread epochs of the same trainer): the fused epoch on 2 threads was faster in every pair, 1.4-1.5x at
+batch 10 (784-30-10), 1.6x at batch 128 (784-100-10, Adam), 1.8x at batch 256 (784-512-512-10).
 
-- mini-batch 10 (784-30-10, 784-100-10): the same seconds per epoch with 1 and 2 threads (OpenBLAS runs
-  those products on one thread whatever the setting);
-- 784-512-512-10 at batch 256: 2 threads 1.8x faster than 1, even while another job held a core;
-- 784-100-10 at batch 128: 2 threads 1.3x faster on a quiet machine, but 2.1x *slower* than 1 while
-  another process kept a core busy (OpenBLAS's threads wait for each other and one of them is descheduled).
-
-So on a machine of your own keep the default; when other processes compete for the cores (several
-trainings at once, a shared server), ``fastnn.set_num_threads(1)`` gives steady times for small and
-medium layers (threads that meet at a barrier every few microseconds wait whenever one of them is
-descheduled; this holds for the fused epoch's threads as it does for OpenBLAS's).
+When other processes compete for the cores (several trainings at once, a shared server), threads that
+meet at a barrier every few microseconds wait whenever one of them is descheduled: the fused epoch's
+threads as much as OpenBLAS's (they spin ~13 us, then yield the core). There, ``fastnn.set_num_threads(1)``
+gives steady times (measured, cython, 784-30-10 at batch 10: 0.08 s per epoch on 1 thread and 0.11-0.12 s
+on 2 while another process kept a core busy; 0.05-0.08 s on 2 when the machine was quiet).
 """
 import contextlib
 import importlib
