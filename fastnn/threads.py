@@ -19,8 +19,8 @@ keep working as OpenBLAS documents).
 Default (:data:`DEFAULT_NUM_THREADS` = None): fastnn changes no BLAS setting until you call
 :func:`set_num_threads` (OpenBLAS keeps its default of one thread per core), and the fused epoch uses every
 core this process may run on. Measured on the project machine (2 cores, BENCHMARKS.md, paired 1- and
-2-thread epochs of the same trainer): the fused epoch on 2 threads was faster in every pair, 1.4-1.5x at
-batch 10 (784-30-10), 1.6x at batch 128 (784-100-10, Adam), 1.8x at batch 256 (784-512-512-10).
+2-thread epochs of the same trainer): the fused epoch on 2 threads was faster in every pair, 1.6x at
+batch 10 (784-30-10), 1.5x at batch 128 (784-100-10, Adam), 1.8x at batch 256 (784-512-512-10).
 
 When other processes compete for the cores (several trainings at once, a shared server), threads that
 meet at a barrier every few microseconds wait whenever one of them is descheduled: the fused epoch's
