@@ -4,7 +4,7 @@
 are all supported, else None (then ``Sequential.fit`` trains layer by layer). Supported:
 
 - layers: ``Dense``, each optionally followed by one ``Sigmoid``, ``Tanh``, ``ReLU`` or ``Identity``
-  (``Softmax`` only at the end), then, in hidden layers, optionally one ``Dropout`` (its masks are the
+  (``Softmax`` only at the end; ``LeakyReLU`` with a slope >= 0 and ``Softplus`` in hidden layers), then, in hidden layers, optionally one ``Dropout`` (its masks are the
   ones the layer-by-layer path draws: the seeds come from fit's generator in the same order);
 - loss + output: ``cross_entropy`` after ``Sigmoid``, ``log_likelihood`` after ``Softmax`` (both with the
   fused delta (a - y)/n, as fit uses), ``quadratic`` after any element-wise output;
@@ -58,13 +58,16 @@ _ACTS = {
     _layers.Tanh: _codes.TANH,
     _layers.ReLU: _codes.RELU,
     _layers.Softmax: _codes.SOFTMAX,
+    _layers.LeakyReLU: _codes.LEAKY_RELU,
+    _layers.Softplus: _codes.SOFTPLUS,
 }
+_NOT_OUTPUT = (_codes.LEAKY_RELU, _codes.SOFTPLUS)  # hidden layers only (the fused losses do not take them)
 
 
 def _parse(model):
-    """(sizes, acts, drop, norms, dense layers) of a supported stack, else None (norms: the BatchNorm layer
-    after each Dense layer, or None)."""
-    dense, acts, drop, norms, sizes = [], [], [], [], []
+    """(sizes, acts, slopes, drop, norms, dense layers) of a supported stack, else None (norms: the
+    BatchNorm layer after each Dense layer, or None; slopes: LeakyReLU's, 0 elsewhere)."""
+    dense, acts, slopes, drop, norms, sizes = [], [], [], [], [], []
     # After a Dense layer: one BatchNorm at most, then one activation at most, then one Dropout at most.
     norm_allowed = act_allowed = drop_allowed = False
     for layer in model.layers:
@@ -77,24 +80,27 @@ def _parse(model):
             sizes.append(layer.n_out)
             dense.append(layer)
             acts.append(_codes.IDENTITY)
+            slopes.append(0.0)
             drop.append(0.0)
             norms.append(None)
             norm_allowed = act_allowed = drop_allowed = True
         elif kind is _layers.BatchNorm and norm_allowed and layer.n_in == sizes[-1]:
             norms[-1] = layer
             norm_allowed = False
-        elif kind in _ACTS and act_allowed:
+        elif kind in _ACTS and act_allowed and not (kind is _layers.LeakyReLU and not layer.slope >= 0):
             acts[-1] = _ACTS[kind]
+            slopes[-1] = layer.slope if kind is _layers.LeakyReLU else 0.0
             norm_allowed = act_allowed = False
         elif kind is _layers.Dropout and drop_allowed:
             drop[-1] = layer.p
             norm_allowed = act_allowed = drop_allowed = False
         else:
             return None
-    if not dense or _codes.SOFTMAX in acts[:-1] or drop[-1] != 0 or norms[-1] is not None:
+    if (not dense or _codes.SOFTMAX in acts[:-1] or acts[-1] in _NOT_OUTPUT or drop[-1] != 0
+            or norms[-1] is not None):
         return None
-    return (np.array(sizes, dtype=np.int64), np.array(acts, dtype=np.int64), np.array(drop, dtype=np.float64),
-            norms, dense)
+    return (np.array(sizes, dtype=np.int64), np.array(acts, dtype=np.int64), np.array(slopes, dtype=np.float64),
+            np.array(drop, dtype=np.float64), norms, dense)
 
 
 def _loss_code(loss, out_act):
@@ -132,12 +138,13 @@ def plan(model, loss, optimizer, l1=0.0, l2=0.0, *, clip_norm=None, augment=None
     parsed = _parse(model)
     if parsed is None:
         return None
-    sizes, acts, drop, norms, dense = parsed
+    sizes, acts, slopes, drop, norms, dense = parsed
     loss_code = _loss_code(loss, int(acts[-1]))
     opt_code = _optimizer_code(optimizer)
     if loss_code is None or opt_code is None:
         return None
-    return FusedRunner(model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2, drop, norms)
+    return FusedRunner(model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2, drop, norms,
+                       slopes)
 
 
 class FusedRunner:
@@ -158,8 +165,9 @@ class FusedRunner:
     flush_denormals = True
 
     def __init__(self, model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2, drop=None,
-                 norms=None):
+                 norms=None, slopes=None):
         self.model, self.dense, self.sizes, self.acts = model, dense, sizes, acts
+        self.slopes = np.zeros(len(acts)) if slopes is None else slopes
         self.drop = np.zeros(len(acts)) if drop is None else drop
         norms = [None] * len(dense) if norms is None else norms
         # (momentum, eps) per layer, eps = 0 where there is no BatchNorm (kernels/reference/fused.py)
@@ -310,7 +318,7 @@ class FusedRunner:
             total, correct, updates, last = k.train_epoch(
                 X, y, order, self.params, self.state, self.sizes, self.acts, self.loss_code, self.opt_code,
                 self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
-                n_threads if blas_limited else 1, self.drop, seeds, self.norm, self.running,
+                n_threads if blas_limited else 1, self.drop, seeds, self.norm, self.running, self.slopes,
             )
         self.optimizer.iterations += int(updates)
         self.last_objective = float(last)

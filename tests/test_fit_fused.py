@@ -43,9 +43,9 @@ def test_fused_fit_equals_layer_by_layer(backend, out, loss, make_opt):
 
 
 def test_fused_path_declines_unsupported_models():
-    from fastnn.layers import LeakyReLU
+    from fastnn.layers import PReLU
 
-    model = Sequential([Dense(5, 4), LeakyReLU(), Dense(4, 2), Softmax()], dtype="float64", seed=0)
+    model = Sequential([Dense(5, 4), PReLU(4), Dense(4, 2), Softmax()], dtype="float64", seed=0)
     X = np.random.default_rng(0).standard_normal((20, 5))
     model.fit(X, np.arange(20) % 2, loss="log_likelihood", optimizer=optim.SGD(0.1), epochs=1, verbose=0)
     assert model.fused_runner is None
@@ -150,3 +150,43 @@ def test_fused_batch_norm_refuses_a_batch_of_one():
         model.fit(X, np.arange(9) % 2, loss="log_likelihood", optimizer=optim.SGD(0.1), batch_size=4, verbose=0)
     for a, b in zip(model.get_weights(), weights):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_fit_with_leaky_relu_and_softplus_equals_layer_by_layer(backend, dtype, monkeypatch):
+    """LeakyReLU (slope >= 0) and Softplus hidden layers in the fused epoch, on 1 and 2 threads."""
+    from fastnn import fused, use_num_threads
+    from fastnn.layers import LeakyReLU, Softplus
+
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 1)
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((45, 12))
+    y = rng.integers(0, 4, size=45)
+    runs = []
+    for use_fused, n_threads in ((False, 1), (True, 1), (True, 2)):
+        model = Sequential([Dense(12, 40), LeakyReLU(0.1), Dense(40, 20), Softplus(), Dense(20, 4), Softmax()],
+                           dtype=dtype, seed=3)
+        model.backend = backend
+        with use_num_threads(n_threads):
+            history = model.fit(X, y, loss="log_likelihood", optimizer=optim.SGD(0.2, momentum=0.5), epochs=3,
+                                batch_size=8, seed=2, verbose=0, use_fused=use_fused)
+        assert (model.fused_runner is not None) == use_fused
+        runs.append((model.get_weights(), history.loss))
+    rtol = 1e-10 if dtype == "float64" else 2e-4
+    for weights, losses in runs[1:]:
+        for a, b in zip(weights, runs[0][0]):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(losses, runs[0][1], rtol=rtol)
+
+
+def test_fused_path_declines_leaky_relu_with_a_negative_slope_and_softplus_outputs():
+    from fastnn.layers import LeakyReLU, Softplus
+
+    X = np.random.default_rng(0).standard_normal((20, 5))
+    for layers, loss in (([Dense(5, 4), LeakyReLU(-0.5), Dense(4, 2), Softmax()], "log_likelihood"),
+                         ([Dense(5, 4), ReLU(), Dense(4, 2), Softplus()], "quadratic")):
+        model = Sequential(layers, dtype="float64", seed=0)
+        y = np.arange(20) % 2 if loss == "log_likelihood" else np.eye(2)[np.arange(20) % 2]
+        model.fit(X, y, loss=loss, optimizer=optim.SGD(0.1), epochs=1, verbose=0)
+        assert model.fused_runner is None

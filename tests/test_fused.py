@@ -448,3 +448,26 @@ def test_compiled_dropout_and_batch_norm_equal_reference(compiled, rng, dtype, o
     F.train_epoch(x, y, order, p2, s_ref.copy(), sizes, acts, F.NLL, opt, h, 5, 10, 0, 1, drop, seeds, norm,
                   r_ref.copy())
     assert not np.allclose(other, p2)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2], ids=["t1", "t2"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_compiled_leaky_relu_and_softplus_equal_reference(compiled, rng, dtype, n_threads):
+    sizes = np.array([7, 37, 21, 3], dtype=np.int64)
+    acts = np.array([F.LEAKY_RELU, F.SOFTPLUS, F.SIGMOID], dtype=np.int64)
+    slopes = np.array([0.2, 0.0, 0.0])
+    x, y, order, params, state = problem(rng, dtype, sizes, F.SIGMOID, F.BCE, F.ADAM, scale=0.3)
+    x[:3] *= 40  # saturated units: Softplus' gradient far below 2^-10 and near 1
+    p_ref, s_ref = params.copy(), state.copy()
+    h = hyper(True)
+    for epoch in range(2):
+        got = compiled.train_epoch(x, y, order, params, state, sizes, acts, F.BCE, F.ADAM, h, 4, epoch * 3, 0,
+                                   n_threads, None, None, None, None, slopes)
+        expected = F.train_epoch(x, y, order, p_ref, s_ref, sizes, acts, F.BCE, F.ADAM, h, 4, epoch * 3, 0, 1, None,
+                                 None, None, None, slopes)
+        assert got[2] == expected[2] == 3
+        assert_close(got[0], expected[0], FUSED_RTOL[np.dtype(dtype)], what="objective sum")
+    assert_close(params, p_ref, FUSED_RTOL[np.dtype(dtype)] * 10, scale=np.abs(p_ref).max(), what="params")
+    with pytest.raises(ValueError, match="LeakyReLU or Softplus"):
+        compiled.train_epoch(x, y, order, params, state, sizes, np.array([F.RELU, F.RELU, F.SOFTPLUS]), F.QUADRATIC,
+                             F.ADAM, h, 4, 0, 0, n_threads)

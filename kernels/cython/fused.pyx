@@ -111,6 +111,8 @@ cdef enum:
     TANH = 2
     RELU = 3
     SOFTMAX = 4
+    LEAKY_RELU = 5
+    SOFTPLUS = 6
 cdef enum:
     BCE = 0
     NLL = 1
@@ -247,13 +249,44 @@ cdef inline void _gemm(bint ta, bint tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t 
             c[i * ldc + j] = alpha * s if beta == 0 else c[i * ldc + j] + alpha * s
 
 
+cdef inline void _act_columns(floating* z, Py_ssize_t nb, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t c1,
+                              long act, floating slope) noexcept nogil:
+    """z[:, c0:c1] = f(z) in place (z is (nb, n)); ``slope``: LeakyReLU's."""
+    cdef Py_ssize_t i, j
+    cdef floating zero = 0, v
+    for i in range(nb):
+        if act == LEAKY_RELU:
+            for j in range(c0, c1):
+                v = z[i * n + j]
+                z[i * n + j] = v if v > zero else slope * v  # NaN stays NaN
+        elif act == SOFTPLUS:  # max(z, 0) + log1p(exp(-|z|)), as kernels/reference/activations.py
+            for j in range(c0, c1):
+                v = z[i * n + j]
+                z[i * n + j] = (v if v > zero else zero) + vlog1p_unit(vexp(-vabs(v)))
+        if act == SIGMOID:
+            for j in range(c0, c1):
+                z[i * n + j] = vsigmoid(z[i * n + j])
+        elif act == TANH:
+            for j in range(c0, c1):
+                z[i * n + j] = vtanh(z[i * n + j])
+        elif act == RELU:
+            for j in range(c0, c1):
+                z[i * n + j] = zero if z[i * n + j] < zero else z[i * n + j]
+
+
 cdef inline void _bias_act(floating* z, const floating* b, Py_ssize_t nb, Py_ssize_t n, Py_ssize_t c0,
-                           Py_ssize_t c1, long act) noexcept nogil:
-    """z[:, c0:c1] = f(z + b) in place (z is (nb, n)), f element-wise; one loop per activation so that GCC
-    vectorizes it."""
+                           Py_ssize_t c1, long act, floating slope) noexcept nogil:
+    """z[:, c0:c1] = f(z + b) in place (z is (nb, n)), f element-wise (``slope``: LeakyReLU's); one loop per
+    activation so that GCC vectorizes it."""
     cdef Py_ssize_t i, j
     cdef floating v
     cdef floating zero = 0
+    if act == LEAKY_RELU or act == SOFTPLUS:
+        for i in range(nb):
+            for j in range(c0, c1):
+                z[i * n + j] = z[i * n + j] + b[j]
+        _act_columns(z, nb, n, c0, c1, act, slope)
+        return
     for i in range(nb):
         if act == SIGMOID:
             for j in range(c0, c1):
@@ -268,23 +301,6 @@ cdef inline void _bias_act(floating* z, const floating* b, Py_ssize_t nb, Py_ssi
         else:
             for j in range(c0, c1):
                 z[i * n + j] = z[i * n + j] + b[j]
-
-
-cdef inline void _act_columns(floating* z, Py_ssize_t nb, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t c1,
-                              long act) noexcept nogil:
-    """z[:, c0:c1] = f(z) in place (z is (nb, n))."""
-    cdef Py_ssize_t i, j
-    cdef floating zero = 0
-    for i in range(nb):
-        if act == SIGMOID:
-            for j in range(c0, c1):
-                z[i * n + j] = vsigmoid(z[i * n + j])
-        elif act == TANH:
-            for j in range(c0, c1):
-                z[i * n + j] = vtanh(z[i * n + j])
-        elif act == RELU:
-            for j in range(c0, c1):
-                z[i * n + j] = zero if z[i * n + j] < zero else z[i * n + j]
 
 
 cdef void _bn_forward(floating* z, Py_ssize_t nb, Py_ssize_t ld, Py_ssize_t c0, Py_ssize_t c1,
@@ -335,11 +351,22 @@ cdef void _bn_backward(floating* d, Py_ssize_t nb, Py_ssize_t ld, Py_ssize_t c0,
 
 
 cdef inline void _act_backward(const floating* a, floating* d, Py_ssize_t nb, Py_ssize_t n, Py_ssize_t c0,
-                               Py_ssize_t c1, long act) noexcept nogil:
-    """d[:, c0:c1] = d * f'(z) in place (a, d are (nb, n)), from the activation's output a."""
+                               Py_ssize_t c1, long act, floating slope) noexcept nogil:
+    """d[:, c0:c1] = d * f'(z) in place (a, d are (nb, n)), from the activation's output a: LeakyReLU
+    (slope >= 0) has z > 0 exactly where a > 0; Softplus' sigmoid(z) = 1 - exp(-a), in float64 (its
+    series below 2^-10, where 1 - exp(-a) would cancel)."""
     cdef Py_ssize_t i, q
     cdef floating v
+    cdef double ad
     for i in range(nb):
+        if act == LEAKY_RELU:
+            for q in range(i * n + c0, i * n + c1):
+                d[q] = d[q] if a[q] > 0 else slope * d[q]
+        elif act == SOFTPLUS:
+            for q in range(i * n + c0, i * n + c1):
+                ad = a[q]
+                d[q] = d[q] * <floating>(ad * (1.0 - ad * (0.5 - ad / 6.0)) if ad < 0.0009765625
+                                         else 1.0 - fnn_exp(-ad))
         if act == SIGMOID:
             for q in range(i * n + c0, i * n + c1):
                 v = a[q]
@@ -427,7 +454,7 @@ cdef double _output(floating* z, const floating* y, Py_ssize_t nb, Py_ssize_t n,
             correct[0] += best_a == best_y
     if loss == QUADRATIC:
         total /= 2
-        _act_backward(z, delta, nb, n, 0, n, act)
+        _act_backward(z, delta, nb, n, 0, n, act, 0)
     return total
 
 
@@ -506,12 +533,12 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                        const int64_t[::1] sizes, const int64_t[::1] acts, long loss, long opt,
                        const double[::1] hyper, Py_ssize_t batch_size, long long step, long long gemm_min,
                        const double[::1] drop, const int64_t[:, ::1] seeds, const double[:, ::1] norm,
-                       floating[::1] running):
+                       floating[::1] running, const double[::1] slopes):
     """Thread ``tid``'s part of one epoch of ``n_threads``; returns what ``train_epoch`` returns.
 
     sync: int64 (kernels.workers.SYNC_SIZE,) barrier state; partials: float64 (2 n_threads,) the penalty
     sums of each thread; shared: (shared_size(sizes, batch_size, drop),) workspace of the parameter dtype;
-    the rest as ``train_epoch`` (drop, seeds, norm not None; running at least one element). Every thread must be given the same arrays (see "Threads" in
+    the rest as ``train_epoch`` (drop, seeds, norm, slopes not None; running at least one element). Every thread must be given the same arrays (see "Threads" in
     kernels/reference/fused.py).
     """
     cdef Py_ssize_t n_layers = sizes.shape[0] - 1, m = order.shape[0], P = params.shape[0]
@@ -521,6 +548,8 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
     if shared.shape[0] < _ref.shared_size(np.asarray(sizes), batch_size, np.asarray(drop), np.asarray(norm)):
         raise ValueError("the shared workspace is smaller than shared_size(sizes, batch_size, drop, norm)")
     gammas, runs, n_all, n_running = _ref.norm_layout(np.asarray(sizes), np.asarray(norm))
+    if slopes.shape[0] != n_layers or acts[n_layers - 1] in (LEAKY_RELU, SOFTPLUS):
+        raise ValueError("slopes must hold one value per layer; no LeakyReLU or Softplus output")
     if norm.shape[0] != n_layers or norm[n_layers - 1, 1] > 0 or P != n_all or running.shape[0] < n_running:
         raise ValueError("norm, params or running do not match norm_layout(sizes, norm)")
     if n_running and (m % batch_size == 1 or batch_size == 1):
@@ -659,14 +688,14 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                           n_out, 0, zs + zoff[l] + c0, ld[l + 1], gemm_min)
                 # (the output layer's bias too, before the barrier: its owner updates it after)
                 if goff[l] >= 0:  # bias, batch norm, then the activation
-                    _bias_act(zs + zoff[l], pq + boff[l], nb, ld[l + 1], c0, c1, IDENTITY)
+                    _bias_act(zs + zoff[l], pq + boff[l], nb, ld[l + 1], c0, c1, IDENTITY, 0)
                     _bn_forward(zs + zoff[l], nb, ld[l + 1], c0, c1, pq + goff[l], pq + goff[l] + n_out,
                                 rp + roff[l], rp + roff[l] + n_out, <floating>norm[l, 0], <floating>norm[l, 1],
                                 zs + hoff[l], zs + hoff[l] + batch_size * ld[l + 1])
-                    _act_columns(zs + zoff[l], nb, ld[l + 1], c0, c1, acts[l])
+                    _act_columns(zs + zoff[l], nb, ld[l + 1], c0, c1, acts[l], <floating>slopes[l])
                 else:
                     _bias_act(zs + zoff[l], pq + boff[l], nb, ld[l + 1], c0, c1,
-                              acts[l] if l < n_layers - 1 else IDENTITY)
+                              acts[l] if l < n_layers - 1 else IDENTITY, <floating>slopes[l])
                 if drop[l] > 0:  # inverted dropout of this thread's columns (kernels/reference/dropout.py)
                     keep_scale = <floating>(1.0 / (1.0 - drop[l]))
                     seed = <uint64_t>seeds[batch, l]
@@ -733,9 +762,9 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                             mr = zs + poff[l - 1] + (batch_size + i) * ld[l]
                             for j in range(r0, r1):
                                 nd[i * ld[l] + j] = nd[i * ld[l] + j] * mr[j]
-                        _act_backward(zs + poff[l - 1], nd, nb, ld[l], r0, r1, acts[l - 1])
+                        _act_backward(zs + poff[l - 1], nd, nb, ld[l], r0, r1, acts[l - 1], <floating>slopes[l - 1])
                     else:
-                        _act_backward(ain, nd, nb, ld[l], r0, r1, acts[l - 1])
+                        _act_backward(ain, nd, nb, ld[l], r0, r1, acts[l - 1], <floating>slopes[l - 1])
                     if goff[l - 1] >= 0:  # through the batch norm: dC/dz, and gamma's and beta's gradients
                         _bn_backward(nd, nb, ld[l], r0, r1, zs + hoff[l - 1], zs + hoff[l - 1] + batch_size * ld[l],
                                      pq + goff[l - 1], gq + goff[l - 1], gq + goff[l - 1] + n_in)
@@ -849,7 +878,7 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
 
 
 def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min,
-                n_threads=1, drop=None, seeds=None, norm=None, running=None):
+                n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None):
     """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
 
     The same arguments and results as kernels/reference/fused.py's ``train_epoch``; ``n_threads`` > 1
@@ -859,10 +888,11 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     drop = np.zeros(n_layers) if drop is None else np.ascontiguousarray(drop, dtype=np.float64)
     seeds = np.zeros((1, n_layers), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
     norm = np.zeros((n_layers, 2)) if norm is None else np.ascontiguousarray(norm, dtype=np.float64)
+    slopes = np.zeros(n_layers) if slopes is None else np.ascontiguousarray(slopes, dtype=np.float64)
     dtype = np.asarray(params).dtype
     running = np.zeros(1, dtype) if running is None or len(running) == 0 else running
     shared = np.empty(_ref.shared_size(sizes, batch_size, drop, norm), dtype=dtype)
     partials = np.zeros(2 * int(n_threads))
     return _workers.run(train_epoch_worker, n_threads, (partials, shared, x, y, order, params, state, sizes,
                                                          acts, loss, opt, hyper, batch_size, step, gemm_min, drop,
-                                                         seeds, norm, running))
+                                                         seeds, norm, running, slopes))

@@ -46,18 +46,20 @@ from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
 from .. import workers as _workers
 from ..reference import fused as _ref
 from ._math import exp as _vexp
+from ._math import log1p as _log1p
 from ._math import tanh as _vtanh
 
 ensure_blas()  # imports scipy.linalg.cython_blas, which numba_xxgemm loads sgemm/dgemm from
 
-IDENTITY, SIGMOID, TANH, RELU, SOFTMAX = 0, 1, 2, 3, 4
+IDENTITY, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, SOFTPLUS = 0, 1, 2, 3, 4, 5, 6
 BCE, NLL, QUADRATIC = 0, 1, 2
 SGD, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3
 LR, MU, BETA1, BETA2, EPS, WEIGHT_DECAY, L2, L1, LOSS_EPS, FLUSH_DENORMALS = range(10)
 # Extra slots of the constants array ``c`` (parameter dtype): 1, 0, the batch size, Adam's scalars, the
-# scale of the units dropout keeps, a batch norm's momentum and eps, and its variance correction nb/(nb-1).
-_ONE, _ZERO, _NB, _OM_B1, _OM_B2, _STEP_SIZE, _BC2, _KEEP, _MOM, _BN_EPS, _RATIO = range(10, 21)
-_N_CONST = 21
+# scale of the units dropout keeps, a batch norm's momentum and eps, its variance correction nb/(nb-1), and
+# a LeakyReLU's slope.
+_ONE, _ZERO, _NB, _OM_B1, _OM_B2, _STEP_SIZE, _BC2, _KEEP, _MOM, _BN_EPS, _RATIO, _SLOPE = range(10, 22)
+_N_CONST = 22
 _FTZ_DAZ = np.uint32(0x8040)  # MXCSR bits: flush-to-zero (results) and denormals-are-zero (inputs)
 # Slots of the workers' int64 ``sync`` array (kernels/workers.py).
 COUNT, SENSE, ABORT = _workers.COUNT, _workers.SENSE, _workers.ABORT
@@ -417,11 +419,19 @@ def _matmul(a, b, out, gemm_min):
 
 
 @njit(cache=True, error_model="numpy")
-def _bias_act(z, b, nb, n, c0, c1, act, one, zero):
-    """z[:, c0:c1] = f(z + b) in place (z is (nb, n) row-major, b (n,)), f element-wise; one branch-free loop
-    per activation so that LLVM vectorizes it."""
+def _bias_act(z, b, nb, n, c0, c1, act, one, zero, slope):
+    """z[:, c0:c1] = f(z + b) in place (z is (nb, n) row-major, b (n,)), f element-wise (``slope``:
+    LeakyReLU's); one branch-free loop per activation so that LLVM vectorizes it."""
     w = c1 - c0
     if w <= 0:
+        return
+    if act == LEAKY_RELU or act == SOFTPLUS:
+        bj = b[c0:c1]
+        for i in range(nb):
+            zi = z[i * n + c0:i * n + c1]
+            for j in range(w):
+                zi[j] = zi[j] + bj[j]
+        _act_columns(z, nb, n, c0, c1, act, one, zero, slope)
         return
     bj = b[c0:c1]
     for i in range(nb):
@@ -444,12 +454,27 @@ def _bias_act(z, b, nb, n, c0, c1, act, one, zero):
 
 
 @njit(cache=True, error_model="numpy")
-def _act_backward(a, d, nb, n, c0, c1, act, one, zero):
-    """d[:, c0:c1] = d * f'(z) in place (a, d are (nb, n) row-major), from the activation's output a (ReLU:
-    z > 0 exactly where a > 0)."""
+def _act_backward(a, d, nb, n, c0, c1, act, one, zero, slope):
+    """d[:, c0:c1] = d * f'(z) in place (a, d are (nb, n) row-major), from the activation's output a (ReLU,
+    LeakyReLU with slope >= 0: z > 0 exactly where a > 0; Softplus: sigmoid(z) = 1 - exp(-a), in float64,
+    its series below 2^-10 where 1 - exp(-a) would cancel)."""
     w = c1 - c0
     if w <= 0:
         return
+    if act == LEAKY_RELU:
+        for i in range(nb):
+            ai = a[i * n + c0:i * n + c1]
+            di = d[i * n + c0:i * n + c1]
+            for j in range(w):
+                di[j] = di[j] if ai[j] > zero else slope * di[j]
+    elif act == SOFTPLUS:
+        for i in range(nb):
+            ai = a[i * n + c0:i * n + c1]
+            di = d[i * n + c0:i * n + c1]
+            for j in range(w):
+                ad = np.float64(ai[j])
+                sg = ad * (1.0 - ad * (0.5 - ad / 6.0)) if ad < 0.0009765625 else 1.0 - exp(-ad)
+                di[j] = di[j] * sg  # in float64, rounded once on the store
     if act == SIGMOID:
         for i in range(nb):
             ai = a[i * n + c0:i * n + c1]
@@ -473,13 +498,21 @@ def _act_backward(a, d, nb, n, c0, c1, act, one, zero):
 
 
 @njit(cache=True, error_model="numpy")
-def _act_columns(z, nb, n, c0, c1, act, one, zero):
+def _act_columns(z, nb, n, c0, c1, act, one, zero, slope):
     """z[:, c0:c1] = f(z) in place (z is (nb, n) row-major), f element-wise (``_bias_act`` without a bias)."""
     w = c1 - c0
     if w <= 0:
         return
     for i in range(nb):
         zi = z[i * n + c0:i * n + c1]
+        if act == LEAKY_RELU:
+            for j in range(w):
+                v = zi[j]
+                zi[j] = v if v > zero else slope * v  # NaN stays NaN
+        elif act == SOFTPLUS:  # max(z, 0) + log1p(exp(-|z|)), as kernels/reference/activations.py
+            for j in range(w):
+                v = zi[j]
+                zi[j] = (v if v > zero else zero) + _log1p(exp(-abs(v)))
         if act == SIGMOID:
             for j in range(w):
                 v = zi[j]
@@ -625,7 +658,7 @@ def _output(z, yb, nb, n, act, loss, delta, c, loss_eps):
             correct += best_a == best_y
     if loss == QUADRATIC:
         total /= 2
-        _act_backward(z, delta, nb, n, 0, n, act, one, zero)
+        _act_backward(z, delta, nb, n, 0, n, act, one, zero, zero)
     return total, correct
 
 
@@ -759,12 +792,12 @@ def _copy_range(src, dst, lo, hi):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, params, state, sizes, acts, loss,
-                       opt, hyper, batch_size, step, gemm_min, drop, seeds, norm, running):
+                       opt, hyper, batch_size, step, gemm_min, drop, seeds, norm, running, slopes):
     """Thread ``tid``'s part of one epoch of ``n_threads``; returns what ``train_epoch`` returns.
 
     sync: int64 (kernels.workers.SYNC_SIZE,) barrier state; partials: float64 (2 n_threads,) the penalty
     sums of each thread; shared: (shared_size(sizes, batch_size, drop, norm),) workspace of the parameter
-    dtype; the rest as ``train_epoch`` (drop, seeds, norm not None; running at least one element). Every
+    dtype; the rest as ``train_epoch`` (drop, seeds, norm, slopes not None; running at least one element). Every
     thread must be given the same arrays (see "Threads" in kernels/reference/fused.py).
     """
     n_layers = sizes.shape[0] - 1
@@ -774,6 +807,8 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
     k_state = state.shape[0]
     if drop.shape[0] != n_layers or drop[n_layers - 1] != 0:
         raise ValueError("drop must hold one probability per layer, 0 for the output layer")
+    if slopes.shape[0] != n_layers or acts[n_layers - 1] == LEAKY_RELU or acts[n_layers - 1] == SOFTPLUS:
+        raise ValueError("slopes must hold one value per layer; no LeakyReLU or Softplus output")
     if norm.shape[0] != n_layers or norm.shape[1] < 2:
         raise ValueError("norm, params or running do not match norm_layout(sizes, norm)")
     if shared.shape[0] < _shared_size(sizes, batch_size, drop, norm):
@@ -917,17 +952,19 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
             _product(False, False, nb, c1 - c0, n_in, ain, ld[l], w, n_out, z[c0:], ldo, gemm_min)
             # (the output layer's bias too, before the barrier: its owner updates it after)
             if goff[l] >= 0:  # bias, batch norm, then the activation
-                _bias_act(z, pq[boff[l]:boff[l] + n_out], nb, ldo, c0, c1, IDENTITY, one, zero)
+                _bias_act(z, pq[boff[l]:boff[l] + n_out], nb, ldo, c0, c1, IDENTITY, one, zero, zero)
                 c[_MOM] = norm[l, 0]
                 c[_BN_EPS] = norm[l, 1]
                 _bn_forward(z, nb, ldo, c0, c1, pq[goff[l]:goff[l] + n_out], pq[goff[l] + n_out:goff[l] + 2 * n_out],
                             running[roff[l]:roff[l] + n_out], running[roff[l] + n_out:roff[l] + 2 * n_out],
                             shared[hoff[l]:hoff[l] + batch_size * ldo],
                             shared[hoff[l] + batch_size * ldo:hoff[l] + (batch_size + 1) * ldo], c)
-                _act_columns(z, nb, ldo, c0, c1, acts[l], one, zero)
+                c[_SLOPE] = slopes[l]
+                _act_columns(z, nb, ldo, c0, c1, acts[l], one, zero, c[_SLOPE])
             else:
+                c[_SLOPE] = slopes[l]
                 _bias_act(z, pq[boff[l]:boff[l] + n_out], nb, ldo, c0, c1,
-                          acts[l] if l < n_layers - 1 else IDENTITY, one, zero)
+                          acts[l] if l < n_layers - 1 else IDENTITY, one, zero, c[_SLOPE])
             if drop[l] > 0 and c1 > c0:  # inverted dropout of this thread's columns (kernels/numba/dropout.py)
                 c[_KEEP] = 1.0 / (1.0 - drop[l])
                 keep = c[_KEEP]
@@ -1003,10 +1040,12 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                         ni = nd[i * ld[l] + r0:i * ld[l] + r1]
                         for j in range(r1 - r0):
                             ni[j] = ni[j] * mr[j]
+                    c[_SLOPE] = slopes[l - 1]
                     _act_backward(shared[poff[l - 1]:poff[l - 1] + nb * ld[l]], nd, nb, ld[l], r0, r1, acts[l - 1],
-                                  one, zero)
+                                  one, zero, c[_SLOPE])
                 else:
-                    _act_backward(ain, nd, nb, ld[l], r0, r1, acts[l - 1], one, zero)
+                    c[_SLOPE] = slopes[l - 1]
+                    _act_backward(ain, nd, nb, ld[l], r0, r1, acts[l - 1], one, zero, c[_SLOPE])
                 if goff[l - 1] >= 0:  # through the batch norm: dC/dz, and gamma's and beta's gradients
                     g0 = goff[l - 1]
                     _bn_backward(nd, nb, ld[l], r0, r1, shared[hoff[l - 1]:hoff[l - 1] + batch_size * ld[l]],
@@ -1116,7 +1155,7 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
 
 
 def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min,
-                n_threads=1, drop=None, seeds=None, norm=None, running=None):
+                n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None):
     """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
 
     The same arguments and results as kernels/reference/fused.py's ``train_epoch``; ``n_threads`` > 1
@@ -1126,6 +1165,7 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     drop = np.zeros(n_layers) if drop is None else np.ascontiguousarray(drop, dtype=np.float64)
     seeds = np.zeros((1, n_layers), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
     norm = np.zeros((n_layers, 2)) if norm is None else np.ascontiguousarray(norm, dtype=np.float64)
+    slopes = np.zeros(n_layers) if slopes is None else np.ascontiguousarray(slopes, dtype=np.float64)
     dtype = np.asarray(params).dtype
     running = np.zeros(1, dtype) if running is None or len(running) == 0 else running
     shared = np.empty(_ref.shared_size(sizes, batch_size, drop, norm), dtype=dtype)
@@ -1133,4 +1173,4 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     # Python ints for the scalars: one compiled signature per dtype, whatever integer types the caller used.
     return _workers.run(train_epoch_worker, n_threads, (partials, shared, x, y, order, params, state, sizes, acts,
                                                          int(loss), int(opt), hyper, int(batch_size), int(step),
-                                                         int(gemm_min), drop, seeds, norm, running))
+                                                         int(gemm_min), drop, seeds, norm, running, slopes))

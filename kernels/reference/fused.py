@@ -15,7 +15,8 @@ SGD, 1 for (Nesterov) momentum (the momentum buffer), 2 for Adam (m, then v).
 
 Codes (module constants, identical in every backend):
 - activation after each Dense layer (``acts``, int64 (L,)): IDENTITY 0, SIGMOID 1, TANH 2, RELU 3,
-  SOFTMAX 4 (last layer only)
+  SOFTMAX 4 (last layer only), LEAKY_RELU 5 and SOFTPLUS 6 (hidden layers only; LeakyReLU's slope, >= 0,
+  in ``slopes``)
 - loss: BCE 0 (requires a sigmoid output), NLL 1 (requires a softmax output), QUADRATIC 2 (any
   element-wise output). BCE and NLL backpropagate the fused delta (a - y)/n; QUADRATIC (a - y)/n * f'(z).
 - optimizer: SGD 0, MOMENTUM 1, NESTEROV 2, ADAM 3 (torch.optim semantics, see kernels/reference/optim.py)
@@ -60,7 +61,7 @@ from . import losses as _loss
 from . import optim as _optim
 from .softmax import softmax
 
-IDENTITY, SIGMOID, TANH, RELU, SOFTMAX = 0, 1, 2, 3, 4
+IDENTITY, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, SOFTPLUS = 0, 1, 2, 3, 4, 5, 6
 BCE, NLL, QUADRATIC = 0, 1, 2
 SGD, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3
 # Indices into ``hyper``.
@@ -69,10 +70,11 @@ N_HYPER = 10
 # Rows of optimizer state per optimizer code.
 STATE_ROWS = (0, 1, 1, 2)
 
-_FORWARD = {IDENTITY: _act.identity, SIGMOID: _act.sigmoid, TANH: _act.tanh, RELU: _act.relu}
+_FORWARD = {IDENTITY: _act.identity, SIGMOID: _act.sigmoid, TANH: _act.tanh, RELU: _act.relu,
+            SOFTPLUS: _act.softplus}
 _BACKWARD = {
     IDENTITY: _act.identity_backward, SIGMOID: _act.sigmoid_backward, TANH: _act.tanh_backward,
-    RELU: _act.relu_backward,
+    RELU: _act.relu_backward, SOFTPLUS: _act.softplus_backward,
 }
 
 
@@ -164,7 +166,7 @@ def _correct(a, y):
 
 
 def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min, n_threads=1,
-                drop=None, seeds=None, norm=None, running=None):
+                drop=None, seeds=None, norm=None, running=None, slopes=None):
     """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
 
     x: (n, sizes[0]) float32/float64; y: (n, sizes[-1]) targets of the same dtype (one-hot for NLL);
@@ -186,6 +188,7 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     mode) between layer l's product and its activation where eps > 0 (hidden layers only, batches of
     2+ rows); its gamma and beta then sit in ``params`` after the Dense parameters and its running
     statistics in ``running`` ((R,), updated in place), as ``norm_layout`` places them.
+    slopes: float64 (L,) or None: LeakyReLU's slope (>= 0) of each layer whose activation is LEAKY_RELU.
 
     Returns, as Python numbers: ``objective_sum`` (float), the sum over the batches of batch size times
     (mean data loss + l2/2 ||W||^2 + l1 ||W||_1) at the parameters the batch saw; ``n_correct`` (int), the
@@ -200,8 +203,9 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     n_layers = len(sizes) - 1
     drop = np.zeros(n_layers) if drop is None else np.asarray(drop, dtype=np.float64)
     norm = np.zeros((n_layers, 2)) if norm is None else np.asarray(norm, dtype=np.float64)
-    if drop[-1] != 0 or norm[-1, 1] > 0:
-        raise ValueError("dropout or batch norm after the output layer is not supported")
+    slopes = np.zeros(n_layers) if slopes is None else np.asarray(slopes, dtype=np.float64)
+    if drop[-1] != 0 or norm[-1, 1] > 0 or acts[-1] in (LEAKY_RELU, SOFTPLUS):
+        raise ValueError("dropout, batch norm, LeakyReLU or Softplus on the output layer are not supported")
     layers = _views(params, sizes)
     grads = np.zeros_like(params)
     glayers = _views(grads, sizes)
@@ -227,7 +231,12 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
                                                                  rvar, float(norm[l, 0]), float(norm[l, 1]))
                 cache = (xhat, inv_std)
             normed.append(cache)
-            a = softmax(z) if acts[l] == SOFTMAX else _FORWARD[int(acts[l])](z)
+            if acts[l] == SOFTMAX:
+                a = softmax(z)
+            elif acts[l] == LEAKY_RELU:
+                a = _act.leaky_relu(z, float(slopes[l]))
+            else:
+                a = _FORWARD[int(acts[l])](z)
             zs.append(z)
             acts_out.append(a)
             mask = None
@@ -256,7 +265,10 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
                 da = _dense.dense_backward_input(delta, layers[l][0])
                 if masks[l - 1] is not None:
                     da = _dropout.dropout_backward(da, masks[l - 1])
-                delta = _BACKWARD[int(acts[l - 1])](zs[l - 1], acts_out[l - 1], da)
+                if acts[l - 1] == LEAKY_RELU:
+                    delta = _act.leaky_relu_backward(zs[l - 1], acts_out[l - 1], da, float(slopes[l - 1]))
+                else:
+                    delta = _BACKWARD[int(acts[l - 1])](zs[l - 1], acts_out[l - 1], da)
                 if normed[l - 1] is not None:
                     xhat, inv_std = normed[l - 1]
                     delta, bn(grads, l - 1, 0)[...], bn(grads, l - 1, 1)[...] = _norm.batchnorm_backward(
