@@ -4,8 +4,9 @@
 are all supported, else None (then ``Sequential.fit`` trains layer by layer). Supported:
 
 - layers: ``Dense``, each optionally followed by one ``Sigmoid``, ``Tanh``, ``ReLU`` or ``Identity``
-  (``Softmax`` only at the end; ``LeakyReLU`` with a slope >= 0 and ``Softplus`` in hidden layers), then, in hidden layers, optionally one ``Dropout`` (its masks are the
-  ones the layer-by-layer path draws: the seeds come from fit's generator in the same order);
+  (``Softmax`` only at the end; ``LeakyReLU`` with a slope >= 0 and ``Softplus`` in hidden layers), then,
+  in hidden layers, optionally one ``Dropout`` (its masks are the ones the layer-by-layer path draws: the
+  seeds come from fit's generator in the same order);
 - loss + output: ``cross_entropy`` after ``Sigmoid``, ``log_likelihood`` after ``Softmax`` (both with the
   fused delta (a - y)/n, as fit uses), ``quadratic`` after any element-wise output;
 - optimizer: ``SGD`` (plain, momentum, Nesterov) and ``Adam`` (not AdamW), any ``weight_decay``;

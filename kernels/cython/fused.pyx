@@ -129,7 +129,8 @@ cdef extern from *:
     /* The barrier of the threads of one epoch, over the int64 array sync laid out by kernels/workers.py
        (COUNT 0, SENSE 8, ABORT 16): sense-reversing, so it can be reused at once. Waiters spin with
        pause for ~13 us (512 pauses on Zen 4), then yield the core: when another process holds the other
-       core, spinning would burn the time slice the late thread needs. Returns nonzero when a thread asked everyone to stop. */
+       core, spinning would burn the time slice the late thread needs. Returns nonzero when a thread asked
+       everyone to stop. */
     #include <sched.h>
     /* Ask for rows (given by index) to be brought into this core's caches: the next batch's shuffled rows
        are then on their way while this batch computes (measured: 784-30-10, batch 10, two threads, an
@@ -538,8 +539,8 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
 
     sync: int64 (kernels.workers.SYNC_SIZE,) barrier state; partials: float64 (2 n_threads,) the penalty
     sums of each thread; shared: (shared_size(sizes, batch_size, drop),) workspace of the parameter dtype;
-    the rest as ``train_epoch`` (drop, seeds, norm, slopes not None; running at least one element). Every thread must be given the same arrays (see "Threads" in
-    kernels/reference/fused.py).
+    the rest as ``train_epoch`` (drop, seeds, norm, slopes not None; running at least one element). Every
+    thread must be given the same arrays (see "Threads" in kernels/reference/fused.py).
     """
     cdef Py_ssize_t n_layers = sizes.shape[0] - 1, m = order.shape[0], P = params.shape[0]
     cdef Py_ssize_t l, i, j, t, at, start, nb, n_in, n_out, c0, c1, r0, r1, n_y = sizes[n_layers]
@@ -771,7 +772,8 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                         if fold:
                             for j in range(r0, r1):
                                 pq[goff[l - 1] + j] = pq[goff[l - 1] + j] - lr * gq[goff[l - 1] + j]
-                                pq[goff[l - 1] + n_in + j] = pq[goff[l - 1] + n_in + j] - lr * gq[goff[l - 1] + n_in + j]
+                                at = goff[l - 1] + n_in + j  # beta
+                                pq[at] = pq[at] - lr * gq[at]
                     delta = nd
                     ldd = ld[l]
                 if fold:
