@@ -315,7 +315,7 @@ class FusedRunner:
             )
         n_threads = self.n_threads(batch_size)
         seeds = self._seeds(-(-n // int(batch_size)), rng)
-        with _threads.single_threaded_blas() if n_threads > 1 else _nothing() as blas_limited:
+        with _threads.single_threaded_blas() if n_threads > 1 else contextlib.nullcontext(True) as blas_limited:
             total, correct, updates, last = k.train_epoch(
                 X, y, order, self.params, self.state, self.sizes, self.acts, self.loss_code, self.opt_code,
                 self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
@@ -324,8 +324,3 @@ class FusedRunner:
         self.optimizer.iterations += int(updates)
         self.last_objective = float(last)
         return float(total), int(correct), int(updates)
-
-
-@contextlib.contextmanager
-def _nothing():
-    yield True

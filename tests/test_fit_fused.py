@@ -51,38 +51,58 @@ def test_fused_path_declines_unsupported_models():
     assert model.fused_runner is None
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
-@pytest.mark.parametrize("hidden", [Sigmoid, ReLU], ids=["sigmoid", "relu"])
-def test_fused_fit_with_dropout_equals_layer_by_layer(backend, hidden, monkeypatch):
-    """Dropout in the fused epoch draws the layer-by-layer path's masks (seeds from fit's generator, in
-    its order) and backpropagates through them; on 1 and 2 threads (PARALLEL_MIN lowered to split)."""
-    from fastnn import fused, use_num_threads
-    from fastnn.layers import Dropout
+@pytest.fixture
+def split_small_batches(monkeypatch):
+    """Let the fused epoch split even these small batches across threads."""
+    from fastnn import fused
 
     monkeypatch.setattr(fused, "PARALLEL_MIN", 1)
+
+
+def _fit_three_ways(make_model, backend, X, y, make_opt, **fit_args):
+    """Fit layer by layer, then fused on 1 and on 2 threads, each from the same start.
+
+    Returns [(weights, optimizer state arrays, history)] in that order.
+    """
+    from fastnn import use_num_threads
+
+    runs = []
+    for use_fused, n_threads in ((False, 1), (True, 1), (True, 2)):
+        model = make_model()
+        model.backend = backend
+        opt = make_opt()
+        with use_num_threads(n_threads):
+            history = model.fit(X, y, optimizer=opt, use_fused=use_fused, verbose=0, **fit_args)
+        assert (model.fused_runner is not None) == use_fused
+        runs.append((model.get_weights(), [a for s in opt.state for a in s.values()], history))
+    return runs
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
+@pytest.mark.parametrize("hidden", [Sigmoid, ReLU], ids=["sigmoid", "relu"])
+def test_fused_fit_with_dropout_equals_layer_by_layer(backend, hidden, split_small_batches):
+    """Dropout in the fused epoch draws the layer-by-layer path's masks (seeds from fit's generator, in
+    its order) and backpropagates through them; on 1 and 2 threads."""
+    from fastnn.layers import Dropout
+
     rng = np.random.default_rng(0)
     X = rng.standard_normal((61, 12))
     y = rng.integers(0, 4, size=61)
-    runs = []
-    for use_fused, n_threads in ((False, 1), (True, 1), (True, 2)):
-        model = Sequential([Dense(12, 40), hidden(), Dropout(0.3), Dense(40, 20), hidden(), Dropout(0.5),
-                            Dense(20, 4), Softmax()], dtype="float64", seed=3)
-        model.backend = backend
-        with use_num_threads(n_threads):
-            history = model.fit(X, y, loss="log_likelihood", optimizer=optim.Adam(1e-2), epochs=3, batch_size=8,
-                                seed=2, verbose=0, use_fused=use_fused)
-        assert (model.fused_runner is not None) == use_fused
-        runs.append((model.get_weights(), history.loss, history.accuracy))
-    for weights, losses, accuracy in runs[1:]:
-        for a, b in zip(weights, runs[0][0]):
+    runs = _fit_three_ways(
+        lambda: Sequential([Dense(12, 40), hidden(), Dropout(0.3), Dense(40, 20), hidden(), Dropout(0.5),
+                            Dense(20, 4), Softmax()], dtype="float64", seed=3),
+        backend, X, y, lambda: optim.Adam(1e-2), loss="log_likelihood", epochs=3, batch_size=8, seed=2)
+    (weights0, _, history0) = runs[0]
+    for weights, _, history in runs[1:]:
+        for a, b in zip(weights, weights0):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(losses, runs[0][1], rtol=1e-10)
-        assert accuracy == runs[0][2]
+        np.testing.assert_allclose(history.loss, history0.loss, rtol=1e-10)
+        assert history.accuracy == history0.accuracy
     # and the masks matter: without dropout the weights differ
     model = Sequential([Dense(12, 40), hidden(), Dense(40, 20), hidden(), Dense(20, 4), Softmax()],
                        dtype="float64", seed=3)
     model.fit(X, y, loss="log_likelihood", optimizer=optim.Adam(1e-2), epochs=3, batch_size=8, seed=2, verbose=0)
-    assert not np.allclose(model.get_weights()[0], runs[0][0][0])
+    assert not np.allclose(model.get_weights()[0], weights0[0])
 
 
 @pytest.mark.parametrize(
@@ -110,34 +130,25 @@ def test_fused_path_declines_other_dropout_placements(layers):
 # between implementations; that bias does not change the network's output either way.
 @pytest.mark.parametrize("make_opt", [lambda: optim.SGD(0.1), lambda: optim.Adam(1e-2, eps=1e-3, weight_decay=0.01)],
                          ids=["sgd", "adam"])
-def test_fused_fit_with_batch_norm_equals_layer_by_layer(backend, make_opt, monkeypatch):
+def test_fused_fit_with_batch_norm_equals_layer_by_layer(backend, make_opt, split_small_batches):
     """BatchNorm in the fused epoch: the same weights, gamma, beta, running statistics, optimizer state and
     history as the layer-by-layer path, on 1 and 2 threads."""
-    from fastnn import fused, use_num_threads
     from fastnn.layers import BatchNorm, Dropout
 
-    monkeypatch.setattr(fused, "PARALLEL_MIN", 1)
     rng = np.random.default_rng(1)
     X = rng.standard_normal((62, 12))
     y = rng.integers(0, 4, size=62)
-    runs = []
-    for use_fused, n_threads in ((False, 1), (True, 1), (True, 2)):
-        model = Sequential([Dense(12, 40), BatchNorm(40), ReLU(), Dropout(0.2), Dense(40, 20), BatchNorm(20, 0.3),
-                            Sigmoid(), Dense(20, 4), Softmax()], dtype="float64", seed=3)
-        model.backend = backend
-        opt = make_opt()
-        with use_num_threads(n_threads):
-            history = model.fit(X, y, loss="log_likelihood", optimizer=opt, epochs=3, batch_size=8, seed=2,
-                                verbose=0, use_fused=use_fused, l2=0.01)
-        assert (model.fused_runner is not None) == use_fused
-        state = [a for s in opt.state for a in s.values()]
-        runs.append((model.get_weights() + state, history.loss, history.accuracy))
-    assert len(runs[0][0]) == len(runs[1][0])
-    for arrays, losses, accuracy in runs[1:]:
-        for a, b in zip(arrays, runs[0][0]):
+    runs = _fit_three_ways(
+        lambda: Sequential([Dense(12, 40), BatchNorm(40), ReLU(), Dropout(0.2), Dense(40, 20), BatchNorm(20, 0.3),
+                            Sigmoid(), Dense(20, 4), Softmax()], dtype="float64", seed=3),
+        backend, X, y, make_opt, loss="log_likelihood", epochs=3, batch_size=8, seed=2, l2=0.01)
+    arrays0, history0 = runs[0][0] + runs[0][1], runs[0][2]
+    assert len(arrays0) == len(runs[1][0] + runs[1][1])
+    for weights, state, history in runs[1:]:
+        for a, b in zip(weights + state, arrays0):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
-        np.testing.assert_allclose(losses, runs[0][1], rtol=1e-10)
-        assert accuracy == runs[0][2]
+        np.testing.assert_allclose(history.loss, history0.loss, rtol=1e-10)
+        assert history.accuracy == history0.accuracy
 
 
 def test_fused_batch_norm_refuses_a_batch_of_one():
@@ -154,30 +165,23 @@ def test_fused_batch_norm_refuses_a_batch_of_one():
 
 @pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fused_fit_with_leaky_relu_and_softplus_equals_layer_by_layer(backend, dtype, monkeypatch):
+def test_fused_fit_with_leaky_relu_and_softplus_equals_layer_by_layer(backend, dtype, split_small_batches):
     """LeakyReLU (slope >= 0) and Softplus hidden layers in the fused epoch, on 1 and 2 threads."""
-    from fastnn import fused, use_num_threads
     from fastnn.layers import LeakyReLU, Softplus
 
-    monkeypatch.setattr(fused, "PARALLEL_MIN", 1)
     rng = np.random.default_rng(4)
     X = rng.standard_normal((45, 12))
     y = rng.integers(0, 4, size=45)
-    runs = []
-    for use_fused, n_threads in ((False, 1), (True, 1), (True, 2)):
-        model = Sequential([Dense(12, 40), LeakyReLU(0.1), Dense(40, 20), Softplus(), Dense(20, 4), Softmax()],
-                           dtype=dtype, seed=3)
-        model.backend = backend
-        with use_num_threads(n_threads):
-            history = model.fit(X, y, loss="log_likelihood", optimizer=optim.SGD(0.2, momentum=0.5), epochs=3,
-                                batch_size=8, seed=2, verbose=0, use_fused=use_fused)
-        assert (model.fused_runner is not None) == use_fused
-        runs.append((model.get_weights(), history.loss))
+    runs = _fit_three_ways(
+        lambda: Sequential([Dense(12, 40), LeakyReLU(0.1), Dense(40, 20), Softplus(), Dense(20, 4), Softmax()],
+                           dtype=dtype, seed=3),
+        backend, X, y, lambda: optim.SGD(0.2, momentum=0.5), loss="log_likelihood", epochs=3, batch_size=8, seed=2)
     rtol = 1e-10 if dtype == "float64" else 2e-4
-    for weights, losses in runs[1:]:
-        for a, b in zip(weights, runs[0][0]):
+    (weights0, _, history0) = runs[0]
+    for weights, _, history in runs[1:]:
+        for a, b in zip(weights, weights0):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
-        np.testing.assert_allclose(losses, runs[0][1], rtol=rtol)
+        np.testing.assert_allclose(history.loss, history0.loss, rtol=rtol)
 
 
 def test_fused_path_declines_leaky_relu_with_a_negative_slope_and_softplus_outputs():

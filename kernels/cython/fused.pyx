@@ -886,15 +886,5 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     The same arguments and results as kernels/reference/fused.py's ``train_epoch``; ``n_threads`` > 1
     splits each batch across that many threads (its "Threads").
     """
-    n_layers = len(sizes) - 1
-    drop = np.zeros(n_layers) if drop is None else np.ascontiguousarray(drop, dtype=np.float64)
-    seeds = np.zeros((1, n_layers), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
-    norm = np.zeros((n_layers, 2)) if norm is None else np.ascontiguousarray(norm, dtype=np.float64)
-    slopes = np.zeros(n_layers) if slopes is None else np.ascontiguousarray(slopes, dtype=np.float64)
-    dtype = np.asarray(params).dtype
-    running = np.zeros(1, dtype) if running is None or len(running) == 0 else running
-    shared = np.empty(_ref.shared_size(sizes, batch_size, drop, norm), dtype=dtype)
-    partials = np.zeros(2 * int(n_threads))
-    return _workers.run(train_epoch_worker, n_threads, (partials, shared, x, y, order, params, state, sizes,
-                                                         acts, loss, opt, hyper, batch_size, step, gemm_min, drop,
-                                                         seeds, norm, running, slopes))
+    return _workers.run_epoch(train_epoch_worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
+                              batch_size, step, gemm_min, n_threads, drop, seeds, norm, running, slopes)

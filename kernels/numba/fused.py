@@ -44,7 +44,6 @@ from numba.extending import intrinsic
 from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
 
 from .. import workers as _workers
-from ..reference import fused as _ref
 from ._math import exp as _vexp
 from ._math import log1p as _log1p
 from ._math import tanh as _vtanh
@@ -1161,16 +1160,5 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     The same arguments and results as kernels/reference/fused.py's ``train_epoch``; ``n_threads`` > 1
     splits each batch across that many threads (its "Threads").
     """
-    n_layers = len(sizes) - 1
-    drop = np.zeros(n_layers) if drop is None else np.ascontiguousarray(drop, dtype=np.float64)
-    seeds = np.zeros((1, n_layers), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
-    norm = np.zeros((n_layers, 2)) if norm is None else np.ascontiguousarray(norm, dtype=np.float64)
-    slopes = np.zeros(n_layers) if slopes is None else np.ascontiguousarray(slopes, dtype=np.float64)
-    dtype = np.asarray(params).dtype
-    running = np.zeros(1, dtype) if running is None or len(running) == 0 else running
-    shared = np.empty(_ref.shared_size(sizes, batch_size, drop, norm), dtype=dtype)
-    partials = np.zeros(2 * int(n_threads))
-    # Python ints for the scalars: one compiled signature per dtype, whatever integer types the caller used.
-    return _workers.run(train_epoch_worker, n_threads, (partials, shared, x, y, order, params, state, sizes, acts,
-                                                         int(loss), int(opt), hyper, int(batch_size), int(step),
-                                                         int(gemm_min), drop, seeds, norm, running, slopes))
+    return _workers.run_epoch(train_epoch_worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
+                              batch_size, step, gemm_min, n_threads, drop, seeds, norm, running, slopes)

@@ -113,6 +113,16 @@ def norm_layout(sizes, norm):
     return gammas, runs, at, r
 
 
+def layer_options(n_layers, drop=None, seeds=None, norm=None, slopes=None):
+    """``train_epoch``'s optional per-layer arrays, C-contiguous, with None as "none on any layer":
+    (drop float64 (L,), seeds int64 (batches, L), norm float64 (L, 2), slopes float64 (L,))."""
+    drop = np.zeros(n_layers) if drop is None else np.ascontiguousarray(drop, dtype=np.float64)
+    seeds = np.zeros((1, n_layers), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
+    norm = np.zeros((n_layers, 2)) if norm is None else np.ascontiguousarray(norm, dtype=np.float64)
+    slopes = np.zeros(n_layers) if slopes is None else np.ascontiguousarray(slopes, dtype=np.float64)
+    return drop, seeds, norm, slopes
+
+
 def split(n, t, n_threads):
     """Start of thread t's share of n units (``t = n_threads`` gives n): near n t / T, on a multiple of 16.
 
@@ -201,9 +211,7 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     del gemm_min, n_threads
     sizes = [int(s) for s in sizes]
     n_layers = len(sizes) - 1
-    drop = np.zeros(n_layers) if drop is None else np.asarray(drop, dtype=np.float64)
-    norm = np.zeros((n_layers, 2)) if norm is None else np.asarray(norm, dtype=np.float64)
-    slopes = np.zeros(n_layers) if slopes is None else np.asarray(slopes, dtype=np.float64)
+    drop, seeds, norm, slopes = layer_options(n_layers, drop, seeds, norm, slopes)
     if drop[-1] != 0 or norm[-1, 1] > 0 or acts[-1] in (LEAKY_RELU, SOFTPLUS):
         raise ValueError("dropout, batch norm, LeakyReLU or Softplus on the output layer are not supported")
     layers = _views(params, sizes)
