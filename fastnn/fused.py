@@ -3,10 +3,10 @@
 ``plan(model, loss, optimizer, l1, l2)`` returns a :class:`FusedRunner` when the model, loss and optimizer
 are all supported, else None (then ``Sequential.fit`` trains layer by layer). Supported:
 
-- layers: ``Dense``, each optionally followed by one ``Sigmoid``, ``Tanh``, ``ReLU`` or ``Identity``
-  (``Softmax`` only at the end; ``LeakyReLU`` with a slope >= 0 and ``Softplus`` in hidden layers), then,
-  in hidden layers, optionally one ``Dropout`` (its masks are the ones the layer-by-layer path draws: the
-  seeds come from fit's generator in the same order);
+- layers: ``Dense`` (or, in hidden layers, ``Maxout``), each optionally followed by one ``Sigmoid``,
+  ``Tanh``, ``ReLU`` or ``Identity`` (``Softmax`` only at the end; ``LeakyReLU`` with a slope >= 0,
+  ``Softplus`` and ``PReLU`` in hidden layers), then, in hidden layers, optionally one ``Dropout`` (its
+  masks are the ones the layer-by-layer path draws: the seeds come from fit's generator in the same order);
 - loss + output: ``cross_entropy`` after ``Sigmoid``, ``log_likelihood`` after ``Softmax`` (both with the
   fused delta (a - y)/n, as fit uses), ``quadratic`` after any element-wise output;
 - optimizer: ``SGD`` (plain, momentum, Nesterov) and ``Adam`` (not AdamW), any ``weight_decay``;
@@ -61,47 +61,61 @@ _ACTS = {
     _layers.Softmax: _codes.SOFTMAX,
     _layers.LeakyReLU: _codes.LEAKY_RELU,
     _layers.Softplus: _codes.SOFTPLUS,
+    _layers.PReLU: _codes.PRELU,
 }
-_NOT_OUTPUT = (_codes.LEAKY_RELU, _codes.SOFTPLUS)  # hidden layers only (the fused losses do not take them)
+
+
+class _Stack:
+    """What ``_parse`` found: per Dense/Maxout layer its widths, codes and companions (model order)."""
+
+    def __init__(self):
+        self.sizes, self.dense, self.pieces, self.acts, self.slopes, self.drop = [], [], [], [], [], []
+        self.norms, self.prelus = [], []  # the BatchNorm / PReLU layer of each Dense layer, or None
 
 
 def _parse(model):
-    """(sizes, acts, slopes, drop, norms, dense layers) of a supported stack, else None (norms: the
-    BatchNorm layer after each Dense layer, or None; slopes: LeakyReLU's, 0 elsewhere)."""
-    dense, acts, slopes, drop, norms, sizes = [], [], [], [], [], []
+    """A :class:`_Stack` of a supported stack of layers, else None."""
+    st = _Stack()
     # After a Dense layer: one BatchNorm at most, then one activation at most, then one Dropout at most.
+    # After a Maxout layer: no BatchNorm (its place is before the max).
     norm_allowed = act_allowed = drop_allowed = False
     for layer in model.layers:
         kind = type(layer)
-        if kind is _layers.Dense:
-            if dense and sizes[-1] != layer.n_in:
+        if kind in (_layers.Dense, _layers.Maxout):
+            if st.dense and st.sizes[-1] != layer.n_in:
                 return None
-            if not dense:
-                sizes.append(layer.n_in)
-            sizes.append(layer.n_out)
-            dense.append(layer)
-            acts.append(_codes.IDENTITY)
-            slopes.append(0.0)
-            drop.append(0.0)
-            norms.append(None)
-            norm_allowed = act_allowed = drop_allowed = True
-        elif kind is _layers.BatchNorm and norm_allowed and layer.n_in == sizes[-1]:
-            norms[-1] = layer
+            if not st.dense:
+                st.sizes.append(layer.n_in)
+            st.sizes.append(layer.n_out)
+            st.dense.append(layer)
+            st.pieces.append(layer.pieces if kind is _layers.Maxout else 1)
+            st.acts.append(_codes.IDENTITY)
+            st.slopes.append(0.0)
+            st.drop.append(0.0)
+            st.norms.append(None)
+            st.prelus.append(None)
+            norm_allowed = kind is _layers.Dense
+            act_allowed = drop_allowed = True
+        elif kind is _layers.BatchNorm and norm_allowed and layer.n_in == st.sizes[-1]:
+            st.norms[-1] = layer
             norm_allowed = False
-        elif kind in _ACTS and act_allowed and not (kind is _layers.LeakyReLU and not layer.slope >= 0):
-            acts[-1] = _ACTS[kind]
-            slopes[-1] = layer.slope if kind is _layers.LeakyReLU else 0.0
+        elif (kind in _ACTS and act_allowed and not (kind is _layers.LeakyReLU and not layer.slope >= 0)
+              and not (kind is _layers.PReLU and layer.n_in != st.sizes[-1])):
+            st.acts[-1] = _ACTS[kind]
+            st.slopes[-1] = layer.slope if kind is _layers.LeakyReLU else 0.0
+            st.prelus[-1] = layer if kind is _layers.PReLU else None
             norm_allowed = act_allowed = False
         elif kind is _layers.Dropout and drop_allowed:
-            drop[-1] = layer.p
+            st.drop[-1] = layer.p
             norm_allowed = act_allowed = drop_allowed = False
         else:
             return None
-    if (not dense or _codes.SOFTMAX in acts[:-1] or acts[-1] in _NOT_OUTPUT or drop[-1] != 0
-            or norms[-1] is not None):
+    if (not st.dense or _codes.SOFTMAX in st.acts[:-1] or st.acts[-1] in _codes.HIDDEN_ONLY or st.drop[-1] != 0
+            or st.norms[-1] is not None or st.pieces[-1] != 1):
         return None
-    return (np.array(sizes, dtype=np.int64), np.array(acts, dtype=np.int64), np.array(slopes, dtype=np.float64),
-            np.array(drop, dtype=np.float64), norms, dense)
+    st.sizes, st.acts, st.pieces = (np.array(a, dtype=np.int64) for a in (st.sizes, st.acts, st.pieces))
+    st.slopes, st.drop = np.array(st.slopes, dtype=np.float64), np.array(st.drop, dtype=np.float64)
+    return st
 
 
 def _loss_code(loss, out_act):
@@ -136,23 +150,21 @@ def plan(model, loss, optimizer, l1=0.0, l2=0.0, *, clip_norm=None, augment=None
     """
     if os.environ.get("FASTNN_FUSED", "").strip() == "0" or clip_norm is not None or augment is not None:
         return None
-    parsed = _parse(model)
-    if parsed is None:
+    stack = _parse(model)
+    if stack is None:
         return None
-    sizes, acts, slopes, drop, norms, dense = parsed
-    loss_code = _loss_code(loss, int(acts[-1]))
+    loss_code = _loss_code(loss, int(stack.acts[-1]))
     opt_code = _optimizer_code(optimizer)
     if loss_code is None or opt_code is None:
         return None
-    return FusedRunner(model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2, drop, norms,
-                       slopes)
+    return FusedRunner(model, stack, loss, loss_code, optimizer, opt_code, l1, l2)
 
 
 class FusedRunner:
     """Runs fused epochs for one model + loss + optimizer (made by :func:`plan`).
 
-    ``params`` (P,) holds every Dense layer's W (row-major) then b, layer after layer, then every
-    BatchNorm's gamma and beta; ``state`` (k, P) the optimizer's arrays in the same layout (SGD with
+    ``params`` (P,) holds every Dense (or Maxout) layer's W (row-major) then b, layer after layer, then every
+    BatchNorm's gamma and beta, then every PReLU's alpha; ``state`` (k, P) the optimizer's arrays in the same layout (SGD with
     momentum: the momentum buffer; Adam: exp_avg, then exp_avg_sq); ``running`` the BatchNorm layers'
     running mean and variance. The model's and the optimizer's arrays are views into them.
 
@@ -165,32 +177,35 @@ class FusedRunner:
 
     flush_denormals = True
 
-    def __init__(self, model, dense, sizes, acts, loss, loss_code, optimizer, opt_code, l1, l2, drop=None,
-                 norms=None, slopes=None):
-        self.model, self.dense, self.sizes, self.acts = model, dense, sizes, acts
-        self.slopes = np.zeros(len(acts)) if slopes is None else slopes
-        self.drop = np.zeros(len(acts)) if drop is None else drop
-        norms = [None] * len(dense) if norms is None else norms
+    def __init__(self, model, stack, loss, loss_code, optimizer, opt_code, l1, l2):
+        self.model, self.dense, self.sizes, self.acts = model, stack.dense, stack.sizes, stack.acts
+        self.slopes, self.drop, self.pieces = stack.slopes, stack.drop, stack.pieces
         # (momentum, eps) per layer, eps = 0 where there is no BatchNorm (kernels/reference/fused.py)
-        self.norm = np.array([(bn.momentum, bn.eps) if bn is not None else (0.0, 0.0) for bn in norms],
+        self.norm = np.array([(bn.momentum, bn.eps) if bn is not None else (0.0, 0.0) for bn in stack.norms],
                              dtype=np.float64)
         self.loss, self.loss_code = loss, loss_code
         self.optimizer, self.opt_code = optimizer, opt_code
         self.l1, self.l2 = float(l1), float(l2)
         self.dtype = model.dtype
-        self.offsets, _ = _codes.param_layout(sizes)
-        gammas, runs, n_params, n_running = _codes.norm_layout(sizes, self.norm)
+        sizes = self.sizes
+        self.offsets, _ = _codes.param_layout(sizes, self.pieces)
+        gammas, runs, _, n_running = _codes.norm_layout(sizes, self.norm, self.pieces)
+        alphas, n_params = _codes.prelu_layout(sizes, self.acts, self.norm, self.pieces)
         self.params = np.empty(n_params, dtype=self.dtype)
         self.running = np.empty(n_running, dtype=self.dtype)
         self.state = np.zeros((_codes.STATE_ROWS[opt_code], n_params), dtype=self.dtype)
         # (layer, its parameters' (lo, hi) in params, its buffers' (lo, hi) in running), in model order
         spans = {}
-        for l, (layer, (w0, b0)) in enumerate(zip(dense, self.offsets)):
+        for l, (layer, (w0, b0)) in enumerate(zip(self.dense, self.offsets)):
             n = int(sizes[l + 1])
-            spans[id(layer)] = (layer, [(w0, b0), (b0, b0 + n)], [])
-            if norms[l] is not None:
+            spans[id(layer)] = (layer, [(w0, b0), (b0, b0 + n * int(self.pieces[l]))], [])
+            bn = stack.norms[l]
+            if bn is not None:
                 g, r = int(gammas[l]), int(runs[l])
-                spans[id(norms[l])] = (norms[l], [(g, g + n), (g + n, g + 2 * n)], [(r, r + n), (r + n, r + 2 * n)])
+                spans[id(bn)] = (bn, [(g, g + n), (g + n, g + 2 * n)], [(r, r + n), (r + n, r + 2 * n)])
+            if stack.prelus[l] is not None:
+                a = int(alphas[l])
+                spans[id(stack.prelus[l])] = (stack.prelus[l], [(a, a + n)], [])
         self._bound = [spans[id(layer)] for layer in model.layers if id(layer) in spans]
         self._views = [([self.params[lo:hi].reshape(np.shape(layer.params[i]))
                          for i, (lo, hi) in enumerate(ps)],
@@ -276,7 +291,7 @@ class FusedRunner:
         the batches are too small to share (``PARALLEL_MIN``), 1 on the numpy backend."""
         if _backend.get_backend() == "numpy":
             return 1
-        work = int(batch_size) * int(np.sum(self.sizes[:-1] * self.sizes[1:]))
+        work = int(batch_size) * int(np.sum(self.sizes[:-1] * self.sizes[1:] * self.pieces))
         return int(max(1, min(_threads.fused_threads(), work // PARALLEL_MIN)))
 
     def _seeds(self, n_batches, rng):
@@ -320,6 +335,7 @@ class FusedRunner:
                 X, y, order, self.params, self.state, self.sizes, self.acts, self.loss_code, self.opt_code,
                 self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
                 n_threads if blas_limited else 1, self.drop, seeds, self.norm, self.running, self.slopes,
+                self.pieces,
             )
         self.optimizer.iterations += int(updates)
         self.last_objective = float(last)

@@ -56,18 +56,19 @@ def run(worker, n_threads, args):
 
 
 def run_epoch(worker, x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min,
-              n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None):
+              n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None, pieces=None):
     """A compiled backend's ``train_epoch`` (kernels/reference/fused.py's arguments and results): makes the
     threads' shared workspace and runs ``worker`` (its ``train_epoch_worker``) on ``n_threads`` threads.
 
     The scalars are passed as Python ints, so that Numba compiles one signature per dtype whatever integer
     types the caller used; a worker gets a one-element ``running`` when the model has no batch norm.
     """
-    drop, seeds, norm, slopes = _ref.layer_options(len(sizes) - 1, drop, seeds, norm, slopes)
+    drop, seeds, norm, slopes, pieces = _ref.layer_options(len(sizes) - 1, drop, seeds, norm, slopes, pieces)
+    _ref.check_options(sizes, acts, drop, norm, slopes, pieces)
     dtype = np.asarray(params).dtype
     running = np.zeros(1, dtype) if running is None or len(running) == 0 else running
-    shared = np.empty(_ref.shared_size(sizes, batch_size, drop, norm), dtype=dtype)
+    shared = np.empty(_ref.shared_size(sizes, batch_size, drop, norm, acts, pieces), dtype=dtype)
     partials = np.zeros(2 * int(n_threads))
     return run(worker, n_threads, (partials, shared, x, y, order, params, state, sizes, acts, int(loss), int(opt),
                                    hyper, int(batch_size), int(step), int(gemm_min), drop, seeds, norm, running,
-                                   slopes))
+                                   slopes, pieces))

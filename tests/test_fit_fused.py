@@ -42,12 +42,17 @@ def test_fused_fit_equals_layer_by_layer(backend, out, loss, make_opt):
     assert acc_fused == acc_plain
 
 
-def test_fused_path_declines_unsupported_models():
-    from fastnn.layers import PReLU
+@pytest.mark.parametrize("layers", [
+    lambda L: [Dense(5, 4), ReLU(), Dense(4, 2), L.PReLU(2)],  # PReLU output
+    lambda L: [Dense(5, 4), ReLU(), L.Maxout(4, 2, pieces=2), Sigmoid()],  # Maxout output
+    lambda L: [L.Maxout(5, 4, pieces=2), L.BatchNorm(4), ReLU(), Dense(4, 2), Sigmoid()],  # BatchNorm after Maxout
+], ids=["prelu-output", "maxout-output", "maxout-batch-norm"])
+def test_fused_path_declines_unsupported_models(layers):
+    from fastnn import layers as L
 
-    model = Sequential([Dense(5, 4), PReLU(4), Dense(4, 2), Softmax()], dtype="float64", seed=0)
+    model = Sequential(layers(L), dtype="float64", seed=0)
     X = np.random.default_rng(0).standard_normal((20, 5))
-    model.fit(X, np.arange(20) % 2, loss="log_likelihood", optimizer=optim.SGD(0.1), epochs=1, verbose=0)
+    model.fit(X, np.eye(2)[np.arange(20) % 2], loss="quadratic", optimizer=optim.SGD(0.1), epochs=1, verbose=0)
     assert model.fused_runner is None
 
 
@@ -194,3 +199,28 @@ def test_fused_path_declines_leaky_relu_with_a_negative_slope_and_softplus_outpu
         y = np.arange(20) % 2 if loss == "log_likelihood" else np.eye(2)[np.arange(20) % 2]
         model.fit(X, y, loss=loss, optimizer=optim.SGD(0.1), epochs=1, verbose=0)
         assert model.fused_runner is None
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_fit_with_maxout_and_prelu_equals_layer_by_layer(backend, dtype, split_small_batches):
+    """Maxout layers (first and deeper) and PReLU slopes (learned per unit; after a Maxout, after a
+    BatchNorm, before a Dropout) in the fused epoch, on 1 and 2 threads; optimizer state included."""
+    from fastnn.layers import BatchNorm, Dropout, Maxout, PReLU
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((45, 12))
+    y = rng.integers(0, 4, size=45)
+    runs = _fit_three_ways(
+        lambda: Sequential([Maxout(12, 40, pieces=3), PReLU(40), Dropout(0.2), Maxout(40, 20, pieces=2),
+                            Dense(20, 16), BatchNorm(16), PReLU(16, alpha_init=-0.1), Dense(16, 4), Softmax()],
+                           dtype=dtype, seed=3),
+        backend, X, y, lambda: optim.Adam(1e-2, eps=1e-3, weight_decay=0.01), loss="log_likelihood", epochs=3,
+        batch_size=8, seed=2, l2=0.01)
+    rtol = 1e-9 if dtype == "float64" else 2e-4
+    arrays0, history0 = runs[0][0] + runs[0][1], runs[0][2]
+    for weights, state, history in runs[1:]:
+        assert len(weights + state) == len(arrays0)
+        for a, b in zip(weights + state, arrays0):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(history.loss, history0.loss, rtol=rtol)

@@ -468,6 +468,66 @@ def test_compiled_leaky_relu_and_softplus_equal_reference(compiled, rng, dtype, 
         assert got[2] == expected[2] == 3
         assert_close(got[0], expected[0], FUSED_RTOL[np.dtype(dtype)], what="objective sum")
     assert_close(params, p_ref, FUSED_RTOL[np.dtype(dtype)] * 10, scale=np.abs(p_ref).max(), what="params")
-    with pytest.raises(ValueError, match="LeakyReLU or Softplus"):
+    with pytest.raises(ValueError, match="Softplus on the output layer"):
         compiled.train_epoch(x, y, order, params, state, sizes, np.array([F.RELU, F.RELU, F.SOFTPLUS]), F.QUADRATIC,
                              F.ADAM, h, 4, 0, 0, n_threads)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3], ids=["t1", "t2", "t3"])
+@pytest.mark.parametrize("opt,penalties", [(F.SGD, False), (F.ADAM, True)], ids=["sgd", "adam-penalties"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_compiled_prelu_and_maxout_equal_reference(compiled, rng, dtype, opt, penalties, n_threads):
+    """Maxout layers first and deeper (their product columns split by units), PReLU slopes (learned, owned
+    like a bias) after a Maxout, a Dense + BatchNorm and before a Dropout, against the reference kernel."""
+    sizes = np.array([7, 37, 21, 9, 3], dtype=np.int64)
+    acts = np.array([F.PRELU, F.IDENTITY, F.PRELU, F.SOFTMAX], dtype=np.int64)
+    pieces = np.array([3, 2, 1, 1], dtype=np.int64)
+    drop = np.array([0.2, 0.0, 0.1, 0.0])
+    norm = np.array([[0, 0], [0, 0], [0.1, 1e-3], [0, 0]], dtype=np.float64)
+    gammas, _, _, n_running = F.norm_layout(sizes, norm, pieces)
+    alphas, n_params = F.prelu_layout(sizes, acts, norm, pieces)
+    x, y, order, _, _ = problem(rng, dtype, sizes, F.SOFTMAX, F.NLL, opt, n=23)
+    params = (0.3 * rng.standard_normal(n_params)).astype(dtype)
+    params[gammas[2]:gammas[2] + 9] += 1
+    params[alphas[0]:alphas[0] + 37] = rng.uniform(-0.5, 0.5, 37)  # negative slopes too
+    params[alphas[2]:alphas[2] + 9] = 0.25
+    state = np.zeros((F.STATE_ROWS[opt], n_params), dtype)
+    running = np.concatenate([np.zeros(9), np.ones(9)]).astype(dtype)
+    assert running.size == n_running
+    h = hyper(penalties)
+    h[F.EPS] = 1e-3  # see test_fused_fit_with_batch_norm_equals_layer_by_layer (test_fit_fused.py)
+    seeds = rng.integers(0, 2**63, size=(5, 4))
+    p_ref, s_ref, r_ref, start = params.copy(), state.copy(), running.copy(), params.copy()
+    rtol = FUSED_RTOL[np.dtype(dtype)] * 10
+    for epoch in range(2):
+        got = compiled.train_epoch(x, y, order, params, state, sizes, acts, F.NLL, opt, h, 5, epoch * 5, 0,
+                                   n_threads, drop, seeds, norm, running, None, pieces)
+        expected = F.train_epoch(x, y, order, p_ref, s_ref, sizes, acts, F.NLL, opt, h, 5, epoch * 5, 0, 1, drop,
+                                 seeds, norm, r_ref, None, pieces)
+        assert got[2] == expected[2] == 5
+        assert_close(got[0], expected[0], rtol, what="objective sum")
+    assert_close(params, p_ref, rtol, scale=np.abs(p_ref).max(), what="params")
+    assert_close(running, r_ref, rtol, scale=np.abs(r_ref).max(), what="running statistics")
+    if state.size:
+        assert_close(state, s_ref, rtol, scale=np.abs(s_ref).max(), what="optimizer state")
+    for l, n in ((0, 37), (2, 9)):  # the slopes learned (those of units that were negative somewhere)
+        assert np.count_nonzero(params[alphas[l]:alphas[l] + n] != start[alphas[l]:alphas[l] + n]) > n // 2
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba", "cython"])
+@pytest.mark.parametrize("acts,pieces,norm,what", [
+    ([F.RELU, F.PRELU], [1, 1], None, "PReLU on the output"),
+    ([F.RELU, F.SIGMOID], [1, 2], None, "Maxout on the output"),
+    ([F.RELU, F.SIGMOID], [2, 1], [[0.1, 1e-5], [0, 0]], "Maxout layer .* batch norm"),
+    ([F.RELU, F.SIGMOID], [0, 1], None, "pieces must be >= 1"),
+], ids=["prelu-output", "maxout-output", "maxout-norm", "zero-pieces"])
+def test_unsupported_layer_options_are_refused(backend_name, acts, pieces, norm, what, rng):
+    sizes = np.array([4, 6, 2], dtype=np.int64)
+    pieces = np.array(pieces, dtype=np.int64)
+    _, n_params = F.param_layout(sizes, np.maximum(pieces, 1))
+    x, y, order, _, state = problem(rng, np.float64, sizes, F.SIGMOID, F.BCE, F.SGD)
+    params = np.zeros(n_params + 6)
+    with pytest.raises(ValueError, match=what):
+        load(backend_name).train_epoch(x, y, order, params, state, sizes, np.array(acts, dtype=np.int64), F.BCE,
+                                       F.SGD, hyper(False), 4, 0, 0, 1, None, None,
+                                       None if norm is None else np.array(norm, dtype=np.float64), None, None, pieces)

@@ -113,6 +113,7 @@ cdef enum:
     SOFTMAX = 4
     LEAKY_RELU = 5
     SOFTPLUS = 6
+    PRELU = 7
 cdef enum:
     BCE = 0
     NLL = 1
@@ -381,6 +382,67 @@ cdef inline void _act_backward(const floating* a, floating* d, Py_ssize_t nb, Py
                 d[q] = d[q] if a[q] > 0 else 0
 
 
+cdef void _prelu_columns(floating* z, floating* zin, const floating* alpha, Py_ssize_t nb, Py_ssize_t n,
+                         Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """PReLU of z[:, c0:c1] in place (z, zin are (nb, n)), keeping its input in zin for the backward pass."""
+    cdef Py_ssize_t i, j
+    cdef floating v
+    for i in range(nb):
+        for j in range(c0, c1):
+            v = z[i * n + j]
+            zin[i * n + j] = v
+            z[i * n + j] = v if v > 0 else alpha[j] * v  # NaN stays NaN, as np.where(z > 0, z, alpha z)
+
+
+cdef void _prelu_backward(const floating* zin, floating* d, const floating* alpha, floating* dalpha,
+                          Py_ssize_t nb, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """d[:, c0:c1] = dC/dz in place from dC/da and PReLU's input zin (prelu_backward); dalpha[c0:c1] =
+    sum over the batch of d * z where z <= 0."""
+    cdef Py_ssize_t i, j
+    cdef floating v, dv
+    for j in range(c0, c1):
+        dalpha[j] = 0
+    for i in range(nb):
+        for j in range(c0, c1):
+            v = zin[i * n + j]
+            dv = d[i * n + j]
+            if v <= 0:
+                dalpha[j] = dalpha[j] + dv * v
+                d[i * n + j] = alpha[j] * dv
+
+
+cdef inline Py_ssize_t _winner(const floating* g, Py_ssize_t k) noexcept nogil:
+    """Index of the largest of g[0:k], the first on ties; the first NaN if any (as np.argmax)."""
+    cdef Py_ssize_t p, best = 0
+    for p in range(1, k):
+        if g[p] > g[best] or (g[p] != g[p] and g[best] == g[best]):
+            best = p
+    return best
+
+
+cdef void _maxout_columns(const floating* pre, Py_ssize_t ldp, floating* out, Py_ssize_t ldo, Py_ssize_t nb,
+                          Py_ssize_t u0, Py_ssize_t u1, Py_ssize_t k) noexcept nogil:
+    """out[:, u0:u1] = the max of each unit's k adjacent product columns of pre (maxout)."""
+    cdef Py_ssize_t i, j
+    for i in range(nb):
+        for j in range(u0, u1):
+            out[i * ldo + j] = pre[i * ldp + j * k + _winner(pre + i * ldp + j * k, k)]
+
+
+cdef void _maxout_backward(floating* pre, Py_ssize_t ldp, const floating* d, Py_ssize_t ldd, Py_ssize_t nb,
+                           Py_ssize_t u0, Py_ssize_t u1, Py_ssize_t k) noexcept nogil:
+    """Route dC/da of units u0:u1 (d) to their winning product columns, in place of the product pre
+    (maxout_backward): the winner is found again from pre, then pre's k columns become the delta."""
+    cdef Py_ssize_t i, j, p, won
+    cdef floating* g
+    for i in range(nb):
+        for j in range(u0, u1):
+            g = pre + i * ldp + j * k
+            won = _winner(g, k)
+            for p in range(k):
+                g[p] = d[i * ldd + j] if p == won else 0
+
+
 cdef double _output(floating* z, const floating* y, Py_ssize_t nb, Py_ssize_t n, long act,
                     long loss, floating* delta, double loss_eps, long long* correct) noexcept nogil:
     """Output layer in place: z = act(z) (z holds x W + b); delta = dC/dz of the mean loss.
@@ -534,35 +596,37 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                        const int64_t[::1] sizes, const int64_t[::1] acts, long loss, long opt,
                        const double[::1] hyper, Py_ssize_t batch_size, long long step, long long gemm_min,
                        const double[::1] drop, const int64_t[:, ::1] seeds, const double[:, ::1] norm,
-                       floating[::1] running, const double[::1] slopes):
+                       floating[::1] running, const double[::1] slopes, const int64_t[::1] pieces):
     """Thread ``tid``'s part of one epoch of ``n_threads``; returns what ``train_epoch`` returns.
 
     sync: int64 (kernels.workers.SYNC_SIZE,) barrier state; partials: float64 (2 n_threads,) the penalty
-    sums of each thread; shared: (shared_size(sizes, batch_size, drop),) workspace of the parameter dtype;
-    the rest as ``train_epoch`` (drop, seeds, norm, slopes not None; running at least one element). Every
-    thread must be given the same arrays (see "Threads" in kernels/reference/fused.py).
+    sums of each thread; shared: (shared_size(sizes, batch_size, drop, norm, acts, pieces),) workspace of the
+    parameter dtype; the rest as ``train_epoch`` (drop, seeds, norm, slopes, pieces not None; running at least
+    one element). Every thread must be given the same arrays (see "Threads" in kernels/reference/fused.py).
     """
     cdef Py_ssize_t n_layers = sizes.shape[0] - 1, m = order.shape[0], P = params.shape[0]
-    cdef Py_ssize_t l, i, j, t, at, start, nb, n_in, n_out, c0, c1, r0, r1, n_y = sizes[n_layers]
+    cdef Py_ssize_t l, i, j, t, at, start, nb, n_in, n_out, c0, c1, r0, r1, u0, u1, kp, n_y = sizes[n_layers]
     cdef Py_ssize_t k_state = state.shape[0]
     dtype = np.float32 if floating is float else np.float64
-    if shared.shape[0] < _ref.shared_size(np.asarray(sizes), batch_size, np.asarray(drop), np.asarray(norm)):
-        raise ValueError("the shared workspace is smaller than shared_size(sizes, batch_size, drop, norm)")
-    gammas, runs, n_all, n_running = _ref.norm_layout(np.asarray(sizes), np.asarray(norm))
-    if slopes.shape[0] != n_layers or acts[n_layers - 1] in (LEAKY_RELU, SOFTPLUS):
-        raise ValueError("slopes must hold one value per layer; no LeakyReLU or Softplus output")
-    if norm.shape[0] != n_layers or norm[n_layers - 1, 1] > 0 or P != n_all or running.shape[0] < n_running:
-        raise ValueError("norm, params or running do not match norm_layout(sizes, norm)")
+    sizes_a, acts_a, drop_a = np.asarray(sizes), np.asarray(acts), np.asarray(drop)
+    norm_a, pieces_a = np.asarray(norm), np.asarray(pieces)
+    _ref.check_options(sizes_a, acts_a, drop_a, norm_a, np.asarray(slopes), pieces_a)
+    if shared.shape[0] < _ref.shared_size(sizes_a, batch_size, drop_a, norm_a, acts_a, pieces_a):
+        raise ValueError("the shared workspace is smaller than shared_size(sizes, batch_size, drop, norm, acts, "
+                         "pieces)")
+    gammas, runs, _, n_running = _ref.norm_layout(sizes_a, norm_a, pieces_a)
+    alphas, n_all = _ref.prelu_layout(sizes_a, acts_a, norm_a, pieces_a)
+    if P != n_all or running.shape[0] < n_running:
+        raise ValueError("params or running do not match prelu_layout / norm_layout(sizes, ...)")
     if n_running and (m % batch_size == 1 or batch_size == 1):
         raise ValueError("BatchNorm needs at least 2 samples per batch in training, got 1")
-    cdef int64_t[::1] goff = gammas, roff = runs
-    if drop.shape[0] != n_layers or drop[n_layers - 1] != 0:
-        raise ValueError("drop must hold one probability per layer, 0 for the output layer")
+    cdef int64_t[::1] goff = gammas, roff = runs, aoff = alphas
     if np.any(np.asarray(drop) > 0) and (seeds.shape[0] < (m + batch_size - 1) // batch_size
                                          or seeds.shape[1] != n_layers):
         raise ValueError("seeds must be (number of batches, layers)")
     if sync.shape[0] < 17 or partials.shape[0] < 2 * n_threads or not 0 <= tid < n_threads:
         raise ValueError("bad thread arguments")
+    wid_a = np.array(_ref.widths(sizes_a, pieces_a), dtype=np.int64)  # product columns of each layer
     woff_a = np.empty(n_layers, dtype=np.int64)
     boff_a = np.empty(n_layers, dtype=np.int64)
     zoff_a = np.empty(n_layers, dtype=np.int64)
@@ -570,12 +634,13 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
     poff_a = np.zeros(n_layers, dtype=np.int64)
     ld_a = np.empty(n_layers + 1, dtype=np.int64)
     cdef int64_t[::1] woff = woff_a, boff = boff_a, zoff = zoff_a, doff = doff_a, poff = poff_a, ld = ld_a
+    cdef int64_t[::1] wid = wid_a
     at = 0
     for l in range(n_layers):
         woff[l] = at
-        at += sizes[l] * sizes[l + 1]
+        at += sizes[l] * wid[l]
         boff[l] = at
-        at += sizes[l + 1]
+        at += wid[l]
     # Shared workspace, from its first 64-byte boundary: every layer's output Z_{l+1} (nb, ld[l+1]), then
     # the hidden layers' deltas D_l (nb, ld[l]), l = 1 .. L-1. Rows are padded to 16 elements (64 bytes
     # or more) and shares start on multiples of 16, so two threads never write to one cache line.
@@ -601,6 +666,19 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
         if goff[l] >= 0:
             hoff[l] = at
             at += (batch_size + 1) * ld[l + 1]
+    # Before a PReLU: its input (nb, ld[l+1]). A Maxout layer's product before the max (nb, ldm[l]),
+    # which its backward pass overwrites with its delta.
+    ioff_a = np.zeros(n_layers, dtype=np.int64)
+    moff_a = np.zeros(n_layers, dtype=np.int64)
+    ldm_a = (wid_a + 15) // 16 * 16
+    cdef int64_t[::1] ioff = ioff_a, moff = moff_a, ldm = ldm_a
+    for l in range(n_layers):
+        if acts[l] == PRELU:
+            ioff[l] = at
+            at += batch_size * ld[l + 1]
+        if pieces[l] > 1:
+            moff[l] = at
+            at += batch_size * ldm[l]
     cdef floating* zs = &shared[0]
     cdef floating* rp = &running[0]
     cdef floating keep_scale
@@ -677,26 +755,39 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
             # Forward: this thread's columns of every layer, then wait for the others' columns.
             for l in range(n_layers):
                 n_in = sizes[l]
-                n_out = sizes[l + 1]
+                n_out = wid[l]
+                kp = pieces[l]
                 ain = xb if l == 0 else zs + zoff[l - 1]
-                c0 = _split(n_out, tid, n_threads)
-                c1 = _split(n_out, tid + 1, n_threads)
+                u0 = _split(sizes[l + 1], tid, n_threads)  # this thread's units
+                u1 = _split(sizes[l + 1], tid + 1, n_threads)
+                c0 = kp * u0  # and their product columns
+                c1 = kp * u1
+                zr = zs + (moff[l] if kp > 1 else zoff[l])  # where the product goes
+                at = ldm[l] if kp > 1 else ld[l + 1]
                 if l == 0 and in_place:
-                    _rows_product(False, nb, c1 - c0, n_in, 1, xrows, pq + woff[0] + c0, n_out, 0, zs + zoff[0] + c0,
-                                  ld[1])
+                    _rows_product(False, nb, c1 - c0, n_in, 1, xrows, pq + woff[0] + c0, n_out, 0, zr + c0, at)
                 else:
                     _gemm(False, False, nb, c1 - c0, n_in, 1, ain, ld[l], (pq if l == 0 else pp) + woff[l] + c0,
-                          n_out, 0, zs + zoff[l] + c0, ld[l + 1], gemm_min)
+                          n_out, 0, zr + c0, at, gemm_min)
                 # (the output layer's bias too, before the barrier: its owner updates it after)
-                if goff[l] >= 0:  # bias, batch norm, then the activation
-                    _bias_act(zs + zoff[l], pq + boff[l], nb, ld[l + 1], c0, c1, IDENTITY, 0)
-                    _bn_forward(zs + zoff[l], nb, ld[l + 1], c0, c1, pq + goff[l], pq + goff[l] + n_out,
-                                rp + roff[l], rp + roff[l] + n_out, <floating>norm[l, 0], <floating>norm[l, 1],
-                                zs + hoff[l], zs + hoff[l] + batch_size * ld[l + 1])
-                    _act_columns(zs + zoff[l], nb, ld[l + 1], c0, c1, acts[l], <floating>slopes[l])
-                else:
-                    _bias_act(zs + zoff[l], pq + boff[l], nb, ld[l + 1], c0, c1,
-                              acts[l] if l < n_layers - 1 else IDENTITY, <floating>slopes[l])
+                if kp == 1 and goff[l] < 0 and acts[l] != PRELU:  # bias and activation in one pass
+                    _bias_act(zr, pq + boff[l], nb, at, c0, c1, acts[l] if l < n_layers - 1 else IDENTITY,
+                              <floating>slopes[l])
+                else:  # bias, then maxout or batch norm, then the activation
+                    _bias_act(zr, pq + boff[l], nb, at, c0, c1, IDENTITY, 0)
+                    if kp > 1:
+                        _maxout_columns(zr, at, zs + zoff[l], ld[l + 1], nb, u0, u1, kp)
+                    if goff[l] >= 0:
+                        _bn_forward(zr, nb, at, c0, c1, pq + goff[l], pq + goff[l] + n_out, rp + roff[l],
+                                    rp + roff[l] + n_out, <floating>norm[l, 0], <floating>norm[l, 1], zs + hoff[l],
+                                    zs + hoff[l] + batch_size * at)
+                    if acts[l] == PRELU:
+                        _prelu_columns(zs + zoff[l], zs + ioff[l], pq + aoff[l], nb, ld[l + 1], u0, u1)
+                    else:
+                        _act_columns(zs + zoff[l], nb, ld[l + 1], u0, u1, acts[l], <floating>slopes[l])
+                n_out = sizes[l + 1]
+                c0 = u0
+                c1 = u1
                 if drop[l] > 0:  # inverted dropout of this thread's columns (kernels/reference/dropout.py)
                     keep_scale = <floating>(1.0 / (1.0 - drop[l]))
                     seed = <uint64_t>seeds[batch, l]
@@ -726,9 +817,9 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
             ldd = n_y
             for l in range(n_layers - 1, -1, -1):
                 n_in = sizes[l]
-                n_out = sizes[l + 1]
-                c0 = _split(n_out, tid, n_threads)
-                c1 = _split(n_out, tid + 1, n_threads)
+                n_out = wid[l]
+                c0 = pieces[l] * _split(sizes[l + 1], tid, n_threads)
+                c1 = pieces[l] * _split(sizes[l + 1], tid + 1, n_threads)
                 for j in range(c0, c1):
                     gq[boff[l] + j] = 0
                 for i in range(nb):
@@ -763,7 +854,12 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                             mr = zs + poff[l - 1] + (batch_size + i) * ld[l]
                             for j in range(r0, r1):
                                 nd[i * ld[l] + j] = nd[i * ld[l] + j] * mr[j]
-                        _act_backward(zs + poff[l - 1], nd, nb, ld[l], r0, r1, acts[l - 1], <floating>slopes[l - 1])
+                        ain = zs + poff[l - 1]
+                    if acts[l - 1] == PRELU:
+                        _prelu_backward(zs + ioff[l - 1], nd, pq + aoff[l - 1], gq + aoff[l - 1], nb, ld[l], r0, r1)
+                        if fold:
+                            for j in range(r0, r1):
+                                pq[aoff[l - 1] + j] = pq[aoff[l - 1] + j] - lr * gq[aoff[l - 1] + j]
                     else:
                         _act_backward(ain, nd, nb, ld[l], r0, r1, acts[l - 1], <floating>slopes[l - 1])
                     if goff[l - 1] >= 0:  # through the batch norm: dC/dz, and gamma's and beta's gradients
@@ -774,8 +870,13 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                                 pq[goff[l - 1] + j] = pq[goff[l - 1] + j] - lr * gq[goff[l - 1] + j]
                                 at = goff[l - 1] + n_in + j  # beta
                                 pq[at] = pq[at] - lr * gq[at]
-                    delta = nd
-                    ldd = ld[l]
+                    if pieces[l - 1] > 1:  # to the winning product columns: the Maxout layer's delta
+                        _maxout_backward(zs + moff[l - 1], ldm[l - 1], nd, ld[l], nb, r0, r1, pieces[l - 1])
+                        delta = zs + moff[l - 1]
+                        ldd = ldm[l - 1]
+                    else:
+                        delta = nd
+                        ldd = ld[l]
                 if fold:
                     for j in range(c0, c1):
                         pq[boff[l] + j] = pq[boff[l] + j] - lr * gq[boff[l] + j]
@@ -788,10 +889,10 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                 absolute = 0
                 for l in range(n_layers):
                     n_in = sizes[l]
-                    n_out = sizes[l + 1]
+                    n_out = wid[l]
                     if l == 0:
-                        c0 = _split(n_out, tid, n_threads)
-                        c1 = _split(n_out, tid + 1, n_threads)
+                        c0 = pieces[0] * _split(sizes[1], tid, n_threads)
+                        c1 = pieces[0] * _split(sizes[1], tid + 1, n_threads)
                         for i in range(n_in):
                             _penalize(pq, gq, woff[0] + i * n_out + c0, woff[0] + i * n_out + c1, l2c, l1c,
                                       l2, l1, &squares, &absolute)
@@ -828,9 +929,11 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                 bc2 = <floating>sqrt(1 - pow(hyper[3], <double>step))
             for l in range(n_layers):
                 n_in = sizes[l]
-                n_out = sizes[l + 1]
-                c0 = _split(n_out, tid, n_threads)
-                c1 = _split(n_out, tid + 1, n_threads)
+                n_out = wid[l]
+                u0 = _split(sizes[l + 1], tid, n_threads)
+                u1 = _split(sizes[l + 1], tid + 1, n_threads)
+                c0 = pieces[l] * u0
+                c1 = pieces[l] * u1
                 if l > 0:
                     r0 = _split(n_in, tid, n_threads)
                     r1 = _split(n_in, tid + 1, n_threads)
@@ -845,18 +948,23 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                                     mu, wd, b1, b2, om_b1, om_b2, step_size, bc2, eps)
                 _step_range(pq, gq, s0, s1, boff[l] + c0, boff[l] + c1, opt, lr, mu, wd, b1, b2, om_b1, om_b2,
                             step_size, bc2, eps)
-                if goff[l] >= 0:
+                if goff[l] >= 0:  # (never on a Maxout layer: c0, c1, n_out count units)
                     _step_range(pq, gq, s0, s1, goff[l] + c0, goff[l] + c1, opt, lr, mu, wd, b1, b2, om_b1, om_b2,
                                 step_size, bc2, eps)
                     _step_range(pq, gq, s0, s1, goff[l] + n_out + c0, goff[l] + n_out + c1, opt, lr, mu, wd, b1,
                                 b2, om_b1, om_b2, step_size, bc2, eps)
+                if aoff[l] >= 0:
+                    _step_range(pq, gq, s0, s1, aoff[l] + u0, aoff[l] + u1, opt, lr, mu, wd, b1, b2, om_b1, om_b2,
+                                step_size, bc2, eps)
         fnn_set_fpmode(fpmode)
         # Write back what this thread owned: its parameters kept in its own copy, its share of the state.
         for l in range(n_layers):
             n_in = sizes[l]
-            n_out = sizes[l + 1]
-            c0 = _split(n_out, tid, n_threads)
-            c1 = _split(n_out, tid + 1, n_threads)
+            n_out = wid[l]
+            u0 = _split(sizes[l + 1], tid, n_threads)
+            u1 = _split(sizes[l + 1], tid + 1, n_threads)
+            c0 = pieces[l] * u0
+            c1 = pieces[l] * u1
             if l == 0:
                 for i in range(n_in):
                     _copy_range(pq, pp, woff[0] + i * n_out + c0, woff[0] + i * n_out + c1)
@@ -876,15 +984,19 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                 for t in range(k_state):
                     _copy_range(&sbuf[t, 0], &state[t, 0], goff[l] + c0, goff[l] + c1)
                     _copy_range(&sbuf[t, 0], &state[t, 0], goff[l] + n_out + c0, goff[l] + n_out + c1)
+            if aoff[l] >= 0:  # PReLU's alpha
+                _copy_range(pq, pp, aoff[l] + u0, aoff[l] + u1)
+                for t in range(k_state):
+                    _copy_range(&sbuf[t, 0], &state[t, 0], aoff[l] + u0, aoff[l] + u1)
     return total, correct, updates, value
 
 
 def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min,
-                n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None):
+                n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None, pieces=None):
     """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
 
     The same arguments and results as kernels/reference/fused.py's ``train_epoch``; ``n_threads`` > 1
     splits each batch across that many threads (its "Threads").
     """
     return _workers.run_epoch(train_epoch_worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
-                              batch_size, step, gemm_min, n_threads, drop, seeds, norm, running, slopes)
+                              batch_size, step, gemm_min, n_threads, drop, seeds, norm, running, slopes, pieces)

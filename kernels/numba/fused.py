@@ -15,9 +15,12 @@ reads (its columns of W_0, its share of every bias), all gradients and all optim
 thread's own copies during the epoch and are written back at its end: threads writing to one cache line
 would stall each other at every step.
 
-Products of at least ``gemm_min`` multiply-adds call BLAS gemm (SciPy's OpenBLAS, through Numba's own
-``numba_xxgemm`` helper, which is what ``np.dot`` uses, but with alpha, beta and leading dimensions, so
-column or row blocks of the row-major layers are multiplied in place), smaller ones run as loops; a b^T
+Products of at least ``gemm_min`` multiply-adds go, for batches up to ``_SMALL_BATCH`` rows on a CPU with
+AVX-512, to the cython backend's hand-written products (kernels/numba/_small_gemm.py calls them by name;
+layer 0 reads the batch's rows in place through their addresses, as the cython backend does), else to
+BLAS gemm (SciPy's OpenBLAS, through Numba's own ``numba_xxgemm`` helper, which is what ``np.dot`` uses,
+but with alpha, beta and leading dimensions, so column or row blocks of the row-major layers are
+multiplied in place); smaller ones run as loops; a b^T
 products below ``_SMALL_NT`` multiply-adds always run as loops (a BLAS call costs more). Plain SGD (no
 weight decay, no penalties) folds the weight update into the gradient product, W += -lr * A^T delta,
 saving a pass over the weights per step; it then differs from the reference only in BLAS's rounding of
@@ -47,10 +50,11 @@ from .. import workers as _workers
 from ._math import exp as _vexp
 from ._math import log1p as _log1p
 from ._math import tanh as _vtanh
+from ._small_gemm import has_avx512, set_row_pointers, small, small_rows
 
 ensure_blas()  # imports scipy.linalg.cython_blas, which numba_xxgemm loads sgemm/dgemm from
 
-IDENTITY, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, SOFTPLUS = 0, 1, 2, 3, 4, 5, 6
+IDENTITY, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, SOFTPLUS, PRELU = 0, 1, 2, 3, 4, 5, 6, 7
 BCE, NLL, QUADRATIC = 0, 1, 2
 SGD, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3
 LR, MU, BETA1, BETA2, EPS, WEIGHT_DECAY, L2, L1, LOSS_EPS, FLUSH_DENORMALS = range(10)
@@ -65,6 +69,9 @@ COUNT, SENSE, ABORT = _workers.COUNT, _workers.SENSE, _workers.ABORT
 _SPINS = 4000  # pauses (~0.1 ms) before a waiting thread starts yielding its core
 # A B^T products below this many multiply-adds run as loops whatever gemm_min says (a BLAS call costs more).
 _SMALL_NT = 8192
+# Batches up to this size use the hand-written AVX-512 products (kernels/numba/_small_gemm.py) where the CPU
+# has them, as kernels/cython/fused.pyx does (its SMALL_BATCH says why).
+_SMALL_BATCH = 512
 # Dropout's counter generator (kernels/numba/dropout.py): uint64 throughout, wrapping.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -376,7 +383,9 @@ def _product(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, gemm_min):
     """
     if m <= 0 or n <= 0:
         return
-    if m * n * k >= gemm_min and (not trans_b or m * n * k >= _SMALL_NT):
+    if m * n * k >= gemm_min and not trans_b and (k if trans_a else m) <= _SMALL_BATCH and has_avx512():
+        small(trans_a, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+    elif m * n * k >= gemm_min and (not trans_b or m * n * k >= _SMALL_NT):
         _gemm(trans_a, trans_b, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
     elif trans_b:
         _loops_nt(m, n, k, a, lda, b, ldb, c, ldc)
@@ -396,7 +405,10 @@ def _sgd_weights(m, n, k, a, lda, d, ldd, w, ldw, scratch, lr, gemm_min):
     if m <= 0 or n <= 0:
         return
     if m * n * k >= gemm_min:
-        _gemm(True, False, m, n, k, -lr, a, lda, d, ldd, 1, w, ldw)
+        if k <= _SMALL_BATCH and has_avx512():
+            small(True, m, n, k, -lr, a, lda, d, ldd, 1, w, ldw)
+        else:
+            _gemm(True, False, m, n, k, -lr, a, lda, d, ldd, 1, w, ldw)
         return
     _loops_tn(m, n, k, a, lda, d, ldd, scratch, ldw)
     for i in range(m):
@@ -524,6 +536,74 @@ def _act_columns(z, nb, n, c0, c1, act, one, zero, slope):
             for j in range(w):
                 v = zi[j]
                 zi[j] = zero if v < zero else v
+
+
+@njit(cache=True, error_model="numpy")
+def _prelu_columns(z, zin, alpha, nb, n, c0, c1, zero):
+    """PReLU of z[:, c0:c1] in place (z, zin (nb, n) row-major, alpha (n,)), keeping its input in zin."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    al = alpha[c0:c1]
+    for i in range(nb):
+        zi = z[i * n + c0:i * n + c1]
+        ii = zin[i * n + c0:i * n + c1]
+        for j in range(w):
+            v = zi[j]
+            ii[j] = v
+            zi[j] = v if v > zero else al[j] * v  # NaN stays NaN, as np.where(z > 0, z, alpha z)
+
+
+@njit(cache=True, error_model="numpy")
+def _prelu_backward(zin, d, alpha, dalpha, nb, n, c0, c1, zero):
+    """d[:, c0:c1] = dC/dz in place from dC/da and PReLU's input zin (prelu_backward); dalpha[c0:c1] = sum
+    over the batch of d * z where z <= 0."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    al = alpha[c0:c1]
+    dal = dalpha[c0:c1]
+    dal[:] = 0
+    for i in range(nb):
+        ii = zin[i * n + c0:i * n + c1]
+        di = d[i * n + c0:i * n + c1]
+        for j in range(w):
+            v = ii[j]
+            dv = di[j]
+            if v <= zero:
+                dal[j] = dal[j] + dv * v
+                di[j] = al[j] * dv
+
+
+@njit(cache=True, error_model="numpy")
+def _winner(g, k):
+    """Index of the largest of g[0:k], the first on ties; the first NaN if any (as np.argmax)."""
+    best = 0
+    for p in range(1, k):
+        if g[p] > g[best] or (g[p] != g[p] and g[best] == g[best]):
+            best = p
+    return best
+
+
+@njit(cache=True, error_model="numpy")
+def _maxout_columns(pre, ldp, out, ldo, nb, u0, u1, k):
+    """out[:, u0:u1] = the max of each unit's k adjacent product columns of pre (maxout)."""
+    for i in range(nb):
+        for j in range(u0, u1):
+            g = pre[i * ldp + j * k:i * ldp + (j + 1) * k]
+            out[i * ldo + j] = g[_winner(g, k)]
+
+
+@njit(cache=True, error_model="numpy")
+def _maxout_backward(pre, ldp, d, ldd, nb, u0, u1, k, zero):
+    """Route dC/da of units u0:u1 (d) to their winning product columns, in place of the product pre
+    (maxout_backward): the winner is found again from pre, then pre's k columns become the delta."""
+    for i in range(nb):
+        for j in range(u0, u1):
+            g = pre[i * ldp + j * k:i * ldp + (j + 1) * k]
+            won = _winner(g, k)
+            for p in range(k):
+                g[p] = d[i * ldd + j] if p == won else zero
 
 
 # A batch norm's columns: z, xhat (nb, ld) row-major; gamma, beta, the running statistics and inv_std are
@@ -764,7 +844,7 @@ def _step(params, grads, s0, s1, lo, n_rows, width, stride, opt, c):
 
 
 @njit(cache=True, error_model="numpy")
-def _shared_size(sizes, batch_size, drop, norm):
+def _shared_size(sizes, batch_size, drop, norm, acts, pieces):
     """kernels/reference/fused.py's ``shared_size``: rows padded to 16 elements, 16 more for alignment."""
     n_layers = sizes.shape[0] - 1
     size = 16
@@ -775,6 +855,10 @@ def _shared_size(sizes, batch_size, drop, norm):
             size += batch_size * 2 * padded  # the activations before the dropout, and its mask
         if norm[l - 1, 1] > 0:
             size += (batch_size + 1) * padded  # the normalized values, and 1/std
+        if acts[l - 1] == PRELU:
+            size += batch_size * padded  # its input
+        if pieces[l - 1] > 1:
+            size += batch_size * ((sizes[l] * pieces[l - 1] + 15) // 16 * 16)  # the product before the max
     return size
 
 
@@ -791,34 +875,45 @@ def _copy_range(src, dst, lo, hi):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, params, state, sizes, acts, loss,
-                       opt, hyper, batch_size, step, gemm_min, drop, seeds, norm, running, slopes):
+                       opt, hyper, batch_size, step, gemm_min, drop, seeds, norm, running, slopes, pieces):
     """Thread ``tid``'s part of one epoch of ``n_threads``; returns what ``train_epoch`` returns.
 
     sync: int64 (kernels.workers.SYNC_SIZE,) barrier state; partials: float64 (2 n_threads,) the penalty
-    sums of each thread; shared: (shared_size(sizes, batch_size, drop, norm),) workspace of the parameter
-    dtype; the rest as ``train_epoch`` (drop, seeds, norm, slopes not None; running at least one element). Every
-    thread must be given the same arrays (see "Threads" in kernels/reference/fused.py).
+    sums of each thread; shared: (shared_size(sizes, batch_size, drop, norm, acts, pieces),) workspace of the
+    parameter dtype; the rest as ``train_epoch`` (drop, seeds, norm, slopes, pieces not None; running at least
+    one element). Every thread must be given the same arrays (see "Threads" in kernels/reference/fused.py).
+    ``train_epoch`` checks the options first (kernels/reference/fused.py's ``check_options``); this checks
+    only what would make it read or write out of bounds.
     """
     n_layers = sizes.shape[0] - 1
     m = order.shape[0]
     n_params = params.shape[0]
     n_y = sizes[n_layers]
     k_state = state.shape[0]
-    if drop.shape[0] != n_layers or drop[n_layers - 1] != 0:
-        raise ValueError("drop must hold one probability per layer, 0 for the output layer")
-    if slopes.shape[0] != n_layers or acts[n_layers - 1] == LEAKY_RELU or acts[n_layers - 1] == SOFTPLUS:
-        raise ValueError("slopes must hold one value per layer; no LeakyReLU or Softplus output")
-    if norm.shape[0] != n_layers or norm.shape[1] < 2:
-        raise ValueError("norm, params or running do not match norm_layout(sizes, norm)")
-    if shared.shape[0] < _shared_size(sizes, batch_size, drop, norm):
-        raise ValueError("the shared workspace is smaller than shared_size(sizes, batch_size, drop, norm)")
-    # kernels/reference/fused.py's norm_layout: a batch norm's gamma, beta after the Dense parameters, its
-    # running mean and variance in ``running``; -1 where a layer has none.
+    if (drop.shape[0] != n_layers or slopes.shape[0] != n_layers or norm.shape[0] != n_layers or norm.shape[1] < 2
+            or pieces.shape[0] != n_layers or acts.shape[0] != n_layers):
+        raise ValueError("acts, drop, norm, slopes and pieces must hold one entry per layer")
+    out_act = acts[n_layers - 1]
+    if (drop[n_layers - 1] != 0 or norm[n_layers - 1, 1] > 0 or pieces[n_layers - 1] != 1 or out_act == LEAKY_RELU
+            or out_act == SOFTPLUS or out_act == PRELU):
+        raise ValueError("dropout, batch norm, Maxout, LeakyReLU, Softplus or PReLU on the output layer: not "
+                         "supported by the fused epoch")
+    wid = np.empty(n_layers, np.int64)  # product columns of each layer
+    for l in range(n_layers):
+        if pieces[l] < 1 or (pieces[l] > 1 and norm[l, 1] > 0):
+            raise ValueError("pieces must be >= 1, and a Maxout layer (pieces > 1) cannot have a batch norm")
+        wid[l] = sizes[l + 1] * pieces[l]
+    if shared.shape[0] < _shared_size(sizes, batch_size, drop, norm, acts, pieces):
+        raise ValueError("the shared workspace is smaller than shared_size(sizes, batch_size, drop, norm, acts, "
+                         "pieces)")
+    # kernels/reference/fused.py's norm_layout and prelu_layout: a batch norm's gamma, beta after the Dense
+    # parameters, its running mean and variance in ``running``, then the PReLU slopes; -1 where none.
     goff = np.full(n_layers, -1, np.int64)
     roff = np.full(n_layers, -1, np.int64)
+    aoff = np.full(n_layers, -1, np.int64)
     at = 0
     for l in range(n_layers):
-        at += sizes[l] * sizes[l + 1] + sizes[l + 1]
+        at += sizes[l] * wid[l] + wid[l]
     n_running = 0
     for l in range(n_layers):
         if norm[l, 1] > 0:
@@ -826,8 +921,12 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
             roff[l] = n_running
             at += 2 * sizes[l + 1]
             n_running += 2 * sizes[l + 1]
-    if norm[n_layers - 1, 1] > 0 or n_params != at or running.shape[0] < n_running:
-        raise ValueError("norm, params or running do not match norm_layout(sizes, norm)")
+    for l in range(n_layers):
+        if acts[l] == PRELU:
+            aoff[l] = at
+            at += sizes[l + 1]
+    if n_params != at or running.shape[0] < n_running:
+        raise ValueError("params or running do not match prelu_layout / norm_layout(sizes, ...)")
     if n_running > 0 and (m % batch_size == 1 or batch_size == 1):
         raise ValueError("BatchNorm needs at least 2 samples per batch in training, got 1")
     dropping = False
@@ -846,9 +945,9 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
     at = 0
     for l in range(n_layers):
         woff[l] = at
-        at += sizes[l] * sizes[l + 1]
+        at += sizes[l] * wid[l]
         boff[l] = at
-        at += sizes[l + 1]
+        at += wid[l]
     # Shared workspace, from its first 64-byte boundary: every layer's output Z_{l+1} (nb, ld[l+1]), then
     # the hidden layers' deltas D_l (nb, ld[l]), l = 1 .. L-1. Rows are padded to 16 elements (64 bytes
     # or more) and shares start on multiples of 16, so two threads never write to one cache line.
@@ -874,11 +973,26 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
         if goff[l] >= 0:
             hoff[l] = at
             at += (batch_size + 1) * ld[l + 1]
+    # Before a PReLU: its input (nb, ld[l+1]). A Maxout layer's product before the max (nb, ldm[l]),
+    # which its backward pass overwrites with its delta.
+    ioff = np.zeros(n_layers, np.int64)
+    moff = np.zeros(n_layers, np.int64)
+    ldm = (wid + 15) // 16 * 16
+    for l in range(n_layers):
+        if acts[l] == PRELU:
+            ioff[l] = at
+            at += batch_size * ld[l + 1]
+        if pieces[l] > 1:
+            moff[l] = at
+            at += batch_size * ldm[l]
     # This thread's own: the gathered batch, its targets, a copy of the output layer and its delta, and
     # its own copies of the parameter, gradient and state layouts. Of the parameters it uses its copy for
     # what it alone reads and writes (its columns of W_0, its share of every bias): written back at the
     # end, they are kept off the cache lines the other threads write (W_0's rows are not line-aligned).
     xbuf = np.empty(batch_size * sizes[0], params.dtype)
+    # Batch rows read in place by the hand-written products (no copy) when every layer-0 product uses them.
+    in_place = has_avx512() and batch_size <= _SMALL_BATCH and gemm_min <= 0
+    xrows = np.zeros(batch_size, np.int64)  # their addresses
     ybuf = np.empty(batch_size * n_y, params.dtype)
     obuf = np.empty(batch_size * n_y, params.dtype)
     dbuf = np.empty(batch_size * n_y, params.dtype)
@@ -920,12 +1034,15 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
         n_in = sizes[0]
         # Gather the batch's rows (targets too: their cache misses then overlap with those of x).
         # (element loops: a slice assignment xbuf[...] = x[row] was 3x slower, 30 ms an epoch at batch 10)
+        if in_place:
+            set_row_pointers(xrows, x, order, start, nb)
         for i in range(nb):
             row = order[start + i]
-            xs = x[row]
-            xd = xbuf[i * n_in:(i + 1) * n_in]
-            for j in range(n_in):
-                xd[j] = xs[j]
+            if not in_place:
+                xs = x[row]
+                xd = xbuf[i * n_in:(i + 1) * n_in]
+                for j in range(n_in):
+                    xd[j] = xs[j]
             ys = y[row]
             yd = ybuf[i * n_y:(i + 1) * n_y]
             for j in range(n_y):
@@ -941,29 +1058,46 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
         # Forward: this thread's columns of every layer, then wait for the others' columns.
         for l in range(n_layers):
             n_in = sizes[l]
-            n_out = sizes[l + 1]
+            n_out = wid[l]
+            kp = pieces[l]
             ldo = ld[l + 1]
             ain = xbuf if l == 0 else shared[zoff[l - 1]:zoff[l - 1] + nb * ld[l]]
             z = shared[zoff[l]:zoff[l] + nb * ldo]
-            c0 = _split(n_out, tid, n_threads)
-            c1 = _split(n_out, tid + 1, n_threads)
+            u0 = _split(sizes[l + 1], tid, n_threads)  # this thread's units
+            u1 = _split(sizes[l + 1], tid + 1, n_threads)
+            c0 = kp * u0  # and their product columns
+            c1 = kp * u1
+            ldp = ldm[l] if kp > 1 else ldo
+            zp = shared[moff[l]:moff[l] + nb * ldp] if kp > 1 else z  # where the product goes
             w = (pq if l == 0 else params)[woff[l] + c0:boff[l]]
-            _product(False, False, nb, c1 - c0, n_in, ain, ld[l], w, n_out, z[c0:], ldo, gemm_min)
-            # (the output layer's bias too, before the barrier: its owner updates it after)
-            if goff[l] >= 0:  # bias, batch norm, then the activation
-                _bias_act(z, pq[boff[l]:boff[l] + n_out], nb, ldo, c0, c1, IDENTITY, one, zero, zero)
-                c[_MOM] = norm[l, 0]
-                c[_BN_EPS] = norm[l, 1]
-                _bn_forward(z, nb, ldo, c0, c1, pq[goff[l]:goff[l] + n_out], pq[goff[l] + n_out:goff[l] + 2 * n_out],
-                            running[roff[l]:roff[l] + n_out], running[roff[l] + n_out:roff[l] + 2 * n_out],
-                            shared[hoff[l]:hoff[l] + batch_size * ldo],
-                            shared[hoff[l] + batch_size * ldo:hoff[l] + (batch_size + 1) * ldo], c)
-                c[_SLOPE] = slopes[l]
-                _act_columns(z, nb, ldo, c0, c1, acts[l], one, zero, c[_SLOPE])
+            if l == 0 and in_place:
+                small_rows(False, nb, c1 - c0, n_in, 1, xrows, w, n_out, 0, zp[c0:], ldp)
             else:
-                c[_SLOPE] = slopes[l]
+                _product(False, False, nb, c1 - c0, n_in, ain, ld[l], w, n_out, zp[c0:], ldp, gemm_min)
+            # (the output layer's bias too, before the barrier: its owner updates it after)
+            c[_SLOPE] = slopes[l]
+            if kp == 1 and goff[l] < 0 and acts[l] != PRELU:  # bias and activation in one pass
                 _bias_act(z, pq[boff[l]:boff[l] + n_out], nb, ldo, c0, c1,
                           acts[l] if l < n_layers - 1 else IDENTITY, one, zero, c[_SLOPE])
+            else:  # bias, then maxout or batch norm, then the activation
+                _bias_act(zp, pq[boff[l]:boff[l] + n_out], nb, ldp, c0, c1, IDENTITY, one, zero, zero)
+                if kp > 1:
+                    _maxout_columns(zp, ldp, z, ldo, nb, u0, u1, kp)
+                if goff[l] >= 0:
+                    c[_MOM] = norm[l, 0]
+                    c[_BN_EPS] = norm[l, 1]
+                    _bn_forward(z, nb, ldo, c0, c1, pq[goff[l]:goff[l] + n_out],
+                                pq[goff[l] + n_out:goff[l] + 2 * n_out], running[roff[l]:roff[l] + n_out],
+                                running[roff[l] + n_out:roff[l] + 2 * n_out], shared[hoff[l]:hoff[l] + batch_size * ldo],
+                                shared[hoff[l] + batch_size * ldo:hoff[l] + (batch_size + 1) * ldo], c)
+                if acts[l] == PRELU:
+                    _prelu_columns(z, shared[ioff[l]:ioff[l] + nb * ldo], pq[aoff[l]:aoff[l] + sizes[l + 1]], nb, ldo,
+                                   u0, u1, zero)
+                else:
+                    _act_columns(z, nb, ldo, u0, u1, acts[l], one, zero, c[_SLOPE])
+            n_out = sizes[l + 1]
+            c0 = u0
+            c1 = u1
             if drop[l] > 0 and c1 > c0:  # inverted dropout of this thread's columns (kernels/numba/dropout.py)
                 c[_KEEP] = 1.0 / (1.0 - drop[l])
                 keep = c[_KEEP]
@@ -1002,16 +1136,21 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
         ldd = n_y
         for l in range(n_layers - 1, -1, -1):
             n_in = sizes[l]
-            n_out = sizes[l + 1]
-            c0 = _split(n_out, tid, n_threads)
-            c1 = _split(n_out, tid + 1, n_threads)
+            n_out = wid[l]
+            c0 = pieces[l] * _split(sizes[l + 1], tid, n_threads)
+            c1 = pieces[l] * _split(sizes[l + 1], tid + 1, n_threads)
             gb = gq[boff[l] + c0:boff[l] + c1]
             gb[:] = 0
             for i in range(nb):
                 di = delta[i * ldd + c0:i * ldd + c1]
                 for j in range(c1 - c0):
                     gb[j] += di[j]
-            if l == 0:  # weights by columns: the ones this thread's forward used
+            if l == 0 and in_place:  # weights by columns: the ones this thread's forward used
+                if fold:
+                    small_rows(True, n_in, c1 - c0, nb, -lr, xrows, delta[c0:], ldd, 1, pq[woff[0] + c0:boff[0]], n_out)
+                else:
+                    small_rows(True, n_in, c1 - c0, nb, 1, xrows, delta[c0:], ldd, 0, gq[woff[0] + c0:boff[0]], n_out)
+            elif l == 0:
                 if fold:
                     _sgd_weights(n_in, c1 - c0, nb, xbuf, n_in, delta[c0:], ldd, pq[woff[0] + c0:boff[0]], n_out,
                                  gq[woff[0] + c0:boff[0]], lr, gemm_min)
@@ -1039,9 +1178,16 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                         ni = nd[i * ld[l] + r0:i * ld[l] + r1]
                         for j in range(r1 - r0):
                             ni[j] = ni[j] * mr[j]
-                    c[_SLOPE] = slopes[l - 1]
-                    _act_backward(shared[poff[l - 1]:poff[l - 1] + nb * ld[l]], nd, nb, ld[l], r0, r1, acts[l - 1],
-                                  one, zero, c[_SLOPE])
+                    ain = shared[poff[l - 1]:poff[l - 1] + nb * ld[l]]
+                if acts[l - 1] == PRELU:
+                    a0 = aoff[l - 1]
+                    _prelu_backward(shared[ioff[l - 1]:ioff[l - 1] + nb * ld[l]], nd, pq[a0:a0 + n_in], gq[a0:a0 + n_in],
+                                    nb, ld[l], r0, r1, zero)
+                    if fold:
+                        alpha = pq[a0 + r0:a0 + r1]
+                        dalpha = gq[a0 + r0:a0 + r1]
+                        for j in range(r1 - r0):
+                            alpha[j] = alpha[j] - lr * dalpha[j]
                 else:
                     c[_SLOPE] = slopes[l - 1]
                     _act_backward(ain, nd, nb, ld[l], r0, r1, acts[l - 1], one, zero, c[_SLOPE])
@@ -1058,8 +1204,14 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                         for j in range(r1 - r0):
                             gamma[j] = gamma[j] - lr * dgamma[j]
                             beta[j] = beta[j] - lr * dbeta[j]
-                delta = nd
-                ldd = ld[l]
+                if pieces[l - 1] > 1:  # to the winning product columns: the Maxout layer's delta
+                    pre = shared[moff[l - 1]:moff[l - 1] + nb * ldm[l - 1]]
+                    _maxout_backward(pre, ldm[l - 1], nd, ld[l], nb, r0, r1, pieces[l - 1], zero)
+                    delta = pre
+                    ldd = ldm[l - 1]
+                else:
+                    delta = nd
+                    ldd = ld[l]
             if fold:
                 bl = pq[boff[l] + c0:boff[l] + c1]
                 for j in range(c1 - c0):
@@ -1073,10 +1225,10 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
             absolute = 0.0
             for l in range(n_layers):
                 n_in = sizes[l]
-                n_out = sizes[l + 1]
+                n_out = wid[l]
                 if l == 0:  # (row by row)
-                    c0 = _split(n_out, tid, n_threads)
-                    c1 = _split(n_out, tid + 1, n_threads)
+                    c0 = pieces[0] * _split(sizes[1], tid, n_threads)
+                    c1 = pieces[0] * _split(sizes[1], tid + 1, n_threads)
                     sq, ab = _penalize(pq, gq, woff[0] + c0, n_in, c1 - c0, n_out, c, l2, l1)
                 else:
                     r0 = _split(n_in, tid, n_threads)
@@ -1113,9 +1265,11 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
             c[_BC2] = np.sqrt(1 - hyper[BETA2] ** s)
         for l in range(n_layers):
             n_in = sizes[l]
-            n_out = sizes[l + 1]
-            c0 = _split(n_out, tid, n_threads)
-            c1 = _split(n_out, tid + 1, n_threads)
+            n_out = wid[l]
+            u0 = _split(sizes[l + 1], tid, n_threads)
+            u1 = _split(sizes[l + 1], tid + 1, n_threads)
+            c0 = pieces[l] * u0
+            c1 = pieces[l] * u1
             if l > 0:
                 r0 = _split(n_in, tid, n_threads)
                 r1 = _split(n_in, tid + 1, n_threads)
@@ -1123,15 +1277,19 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
             else:  # (one range when the thread has all columns)
                 _step(pq, gq, s0, s1, woff[0] + c0, n_in, c1 - c0, n_out, opt, c)
             _step(pq, gq, s0, s1, boff[l] + c0, 1, c1 - c0, 0, opt, c)
-            if goff[l] >= 0:  # gamma, then beta
+            if goff[l] >= 0:  # gamma, then beta (never on a Maxout layer: c0, c1, n_out count units)
                 _step(pq, gq, s0, s1, goff[l] + c0, 2, c1 - c0, n_out, opt, c)
+            if aoff[l] >= 0:  # PReLU's alpha
+                _step(pq, gq, s0, s1, aoff[l] + u0, 1, u1 - u0, 0, opt, c)
     _set_mxcsr(mxcsr)
     # Write back what this thread owned: its parameters kept in its own copy, its share of the state.
     for l in range(n_layers):
         n_in = sizes[l]
-        n_out = sizes[l + 1]
-        c0 = _split(n_out, tid, n_threads)
-        c1 = _split(n_out, tid + 1, n_threads)
+        n_out = wid[l]
+        u0 = _split(sizes[l + 1], tid, n_threads)
+        u1 = _split(sizes[l + 1], tid + 1, n_threads)
+        c0 = pieces[l] * u0
+        c1 = pieces[l] * u1
         if l == 0:
             for i in range(n_in):
                 _copy_range(pq, params, woff[0] + i * n_out + c0, woff[0] + i * n_out + c1)
@@ -1150,15 +1308,19 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                 _copy_range(pq, params, goff[l] + k * n_out + c0, goff[l] + k * n_out + c1)
                 for t in range(k_state):
                     _copy_range(sq_state[t], state[t], goff[l] + k * n_out + c0, goff[l] + k * n_out + c1)
+        if aoff[l] >= 0:  # PReLU's alpha
+            _copy_range(pq, params, aoff[l] + u0, aoff[l] + u1)
+            for t in range(k_state):
+                _copy_range(sq_state[t], state[t], aoff[l] + u0, aoff[l] + u1)
     return total, correct, updates, value
 
 
 def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min,
-                n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None):
+                n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None, pieces=None):
     """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
 
     The same arguments and results as kernels/reference/fused.py's ``train_epoch``; ``n_threads`` > 1
     splits each batch across that many threads (its "Threads").
     """
     return _workers.run_epoch(train_epoch_worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
-                              batch_size, step, gemm_min, n_threads, drop, seeds, norm, running, slopes)
+                              batch_size, step, gemm_min, n_threads, drop, seeds, norm, running, slopes, pieces)

@@ -5,18 +5,20 @@ Python per batch and without allocation inside the loop. It is composed of the p
 (dense, activations, softmax, losses, optim, dropout, norm), so one epoch here equals the layer-by-layer
 path of ``Sequential.fit`` (same batches, same updates, same reported loss and accuracy). Each layer is
 Dense, then optionally BatchNorm (hidden layers), then its activation, then optionally Dropout (hidden
-layers).
+layers). A hidden layer may be a Maxout layer instead (``pieces[l]`` = k > 1, kernels/reference/
+activations.py's ``maxout``): its product has ``sizes[l+1] * k`` columns, and the max over each group of k
+adjacent columns gives its ``sizes[l+1]`` units, which its activation (often IDENTITY) then takes.
 
 Flat parameter layout (see ``param_layout``): for layer l = 0 .. L-1 with ``sizes[l]`` inputs and
-``sizes[l+1]`` outputs, the weights W_l (sizes[l], sizes[l+1]) row-major, then the bias b_l (sizes[l+1],),
-back to back in one 1-D buffer ``params``, followed by the BatchNorm layers' gamma and beta
-(``norm_layout``): P elements in all. Optimizer state is a 2-D (k, P) array in the same layout: k = 0 for
+``w = sizes[l+1] * pieces[l]`` product columns, the weights W_l (sizes[l], w) row-major, then the bias b_l
+(w,), back to back in one 1-D buffer ``params``, followed by the BatchNorm layers' gamma and beta
+(``norm_layout``), then the PReLU layers' slopes alpha (``prelu_layout``): P elements in all. Optimizer state is a 2-D (k, P) array in the same layout: k = 0 for
 SGD, 1 for (Nesterov) momentum (the momentum buffer), 2 for Adam (m, then v).
 
 Codes (module constants, identical in every backend):
 - activation after each Dense layer (``acts``, int64 (L,)): IDENTITY 0, SIGMOID 1, TANH 2, RELU 3,
-  SOFTMAX 4 (last layer only), LEAKY_RELU 5 and SOFTPLUS 6 (hidden layers only; LeakyReLU's slope, >= 0,
-  in ``slopes``)
+  SOFTMAX 4 (last layer only), LEAKY_RELU 5, SOFTPLUS 6 and PRELU 7 (hidden layers only; LeakyReLU's
+  slope, >= 0, in ``slopes``; PReLU's learned slopes alpha, one per unit, in ``params``)
 - loss: BCE 0 (requires a sigmoid output), NLL 1 (requires a softmax output), QUADRATIC 2 (any
   element-wise output). BCE and NLL backpropagate the fused delta (a - y)/n; QUADRATIC (a - y)/n * f'(z).
 - optimizer: SGD 0, MOMENTUM 1, NESTEROV 2, ADAM 3 (torch.optim semantics, see kernels/reference/optim.py)
@@ -47,7 +49,10 @@ every bias), their gradients and all its optimizer state in its own copy during 
 writing to one cache line would stall each other at every step. The arithmetic of every value is that
 of one thread, so results differ from T = 1 only where BLAS rounds a block of a product differently from
 the whole product. Threads share one workspace of ``shared_size(sizes, batch_size)`` elements: every
-layer's outputs and the hidden layers' deltas, rows padded to 16 elements.
+layer's outputs and the hidden layers' deltas, rows padded to 16 elements. A Maxout layer's units are
+split as any layer's, and a thread computes the k product columns of each unit it owns (its product
+columns start at k times its first unit); a PReLU's alpha is owned, like a bias, by the thread that owns
+its unit.
 """
 import math
 
@@ -61,7 +66,8 @@ from . import losses as _loss
 from . import optim as _optim
 from .softmax import softmax
 
-IDENTITY, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, SOFTPLUS = 0, 1, 2, 3, 4, 5, 6
+IDENTITY, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, SOFTPLUS, PRELU = 0, 1, 2, 3, 4, 5, 6, 7
+HIDDEN_ONLY = (LEAKY_RELU, SOFTPLUS, PRELU)  # activations the output layer may not have
 BCE, NLL, QUADRATIC = 0, 1, 2
 SGD, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3
 # Indices into ``hyper``.
@@ -78,20 +84,27 @@ _BACKWARD = {
 }
 
 
-def param_layout(sizes):
-    """Offsets of the flat layout: int64 (L, 2) array of (weight offset, bias offset), and the total size P."""
+def widths(sizes, pieces=None):
+    """Product columns of every layer: sizes[l + 1] * pieces[l] (pieces None: all 1), as a list of ints."""
+    sizes = [int(s) for s in sizes]
+    return [sizes[l + 1] * (1 if pieces is None else int(pieces[l])) for l in range(len(sizes) - 1)]
+
+
+def param_layout(sizes, pieces=None):
+    """Offsets of the flat layout: int64 (L, 2) array of (weight offset, bias offset), and the size of the
+    Dense (and Maxout) parameters, which the BatchNorm and PReLU ones follow."""
     sizes = [int(s) for s in sizes]
     offsets = np.empty((len(sizes) - 1, 2), dtype=np.int64)
     at = 0
-    for l in range(len(sizes) - 1):
+    for l, w in enumerate(widths(sizes, pieces)):
         offsets[l, 0] = at
-        at += sizes[l] * sizes[l + 1]
+        at += sizes[l] * w
         offsets[l, 1] = at
-        at += sizes[l + 1]
+        at += w
     return offsets, at
 
 
-def norm_layout(sizes, norm):
+def norm_layout(sizes, norm, pieces=None):
     """Where the BatchNorm arrays live: ``(gamma_offsets, running_offsets, P, R)``.
 
     norm: float64 (L, 2) rows (momentum, eps), eps > 0 where layer l has a BatchNorm, or None. The
@@ -101,7 +114,7 @@ def norm_layout(sizes, norm):
     none; P, R: the total sizes of params and running.
     """
     sizes = [int(s) for s in sizes]
-    _, at = param_layout(sizes)
+    _, at = param_layout(sizes, pieces)
     gammas = np.full(len(sizes) - 1, -1, dtype=np.int64)
     runs = np.full(len(sizes) - 1, -1, dtype=np.int64)
     r = 0
@@ -113,14 +126,46 @@ def norm_layout(sizes, norm):
     return gammas, runs, at, r
 
 
-def layer_options(n_layers, drop=None, seeds=None, norm=None, slopes=None):
+def prelu_layout(sizes, acts, norm, pieces=None):
+    """Where the PReLU slopes live: ``(alpha_offsets, P)``. They follow the BatchNorm parameters
+    (``norm_layout``), sizes[l + 1] for each layer l whose activation is PRELU, in order; alpha_offsets:
+    int64 (L,), -1 where there is none; P: the total size of params."""
+    sizes = [int(s) for s in sizes]
+    _, _, at, _ = norm_layout(sizes, norm, pieces)
+    alphas = np.full(len(sizes) - 1, -1, dtype=np.int64)
+    for l in range(len(sizes) - 1):
+        if int(acts[l]) == PRELU:
+            alphas[l] = at
+            at += sizes[l + 1]
+    return alphas, at
+
+
+def layer_options(n_layers, drop=None, seeds=None, norm=None, slopes=None, pieces=None):
     """``train_epoch``'s optional per-layer arrays, C-contiguous, with None as "none on any layer":
-    (drop float64 (L,), seeds int64 (batches, L), norm float64 (L, 2), slopes float64 (L,))."""
+    (drop float64 (L,), seeds int64 (batches, L), norm float64 (L, 2), slopes float64 (L,), pieces int64
+    (L,))."""
     drop = np.zeros(n_layers) if drop is None else np.ascontiguousarray(drop, dtype=np.float64)
     seeds = np.zeros((1, n_layers), np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
     norm = np.zeros((n_layers, 2)) if norm is None else np.ascontiguousarray(norm, dtype=np.float64)
     slopes = np.zeros(n_layers) if slopes is None else np.ascontiguousarray(slopes, dtype=np.float64)
-    return drop, seeds, norm, slopes
+    pieces = np.ones(n_layers, np.int64) if pieces is None else np.ascontiguousarray(pieces, dtype=np.int64)
+    return drop, seeds, norm, slopes, pieces
+
+
+def check_options(sizes, acts, drop, norm, slopes, pieces):
+    """Raise ValueError unless the per-layer options are ones ``train_epoch`` supports: one entry per layer,
+    nothing but a plain activation on the output layer, pieces >= 1, no batch norm on a Maxout layer."""
+    n_layers = len(sizes) - 1
+    if any(len(a) != n_layers for a in (acts, drop, norm, slopes, pieces)):
+        raise ValueError("acts, drop, norm, slopes and pieces must hold one entry per layer")
+    on_output = [what for what, found in (
+        ("dropout", drop[-1] != 0), ("batch norm", norm[-1][1] > 0), ("Maxout", int(pieces[-1]) != 1),
+        ("LeakyReLU", int(acts[-1]) == LEAKY_RELU), ("Softplus", int(acts[-1]) == SOFTPLUS),
+        ("PReLU", int(acts[-1]) == PRELU)) if found]
+    if on_output:
+        raise ValueError(f"{' and '.join(on_output)} on the output layer: not supported by the fused epoch")
+    if any(int(k) < 1 or (int(k) > 1 and row[1] > 0) for k, row in zip(pieces, norm)):
+        raise ValueError("pieces must be >= 1, and a Maxout layer (pieces > 1) cannot have a batch norm")
 
 
 def split(n, t, n_threads):
@@ -134,24 +179,32 @@ def split(n, t, n_threads):
     return min(n, 16 * ((n * t + 8 * n_threads) // (16 * n_threads)))
 
 
-def shared_size(sizes, batch_size, drop=None, norm=None):
+def _pad(n):
+    return (int(n) + 15) // 16 * 16
+
+
+def shared_size(sizes, batch_size, drop=None, norm=None, acts=None, pieces=None):
     """Elements of the threads' shared workspace: layer outputs and hidden deltas (after a dropout also the
-    activations before it and the mask; after a batch norm its normalized values and 1/std), rows padded to
-    16 elements, and 16 more to start it on a 64-byte boundary."""
-    padded = [(int(s) + 15) // 16 * 16 for s in sizes]
+    activations before it and the mask; after a batch norm its normalized values and 1/std; before a
+    PReLU its input; a Maxout layer's product before the max, later its delta), rows padded to 16
+    elements, and 16 more to start it on a 64-byte boundary."""
+    padded = [_pad(s) for s in sizes]
     dropped = 0 if drop is None else sum(padded[l + 1] for l, p in enumerate(drop) if p > 0)
     normed = 0 if norm is None else sum(padded[l + 1] for l, row in enumerate(norm) if row[1] > 0)
+    prelus = 0 if acts is None else sum(padded[l + 1] for l, a in enumerate(acts) if int(a) == PRELU)
+    maxed = 0 if pieces is None else sum(_pad(w) for w, k in zip(widths(sizes, pieces), pieces) if int(k) > 1)
     batch_size = int(batch_size)
-    return batch_size * (sum(padded[1:]) + sum(padded[1:-1]) + 2 * dropped) + (batch_size + 1) * normed + 16
+    return (batch_size * (sum(padded[1:]) + sum(padded[1:-1]) + 2 * dropped + prelus + maxed)
+            + (batch_size + 1) * normed + 16)
 
 
-def _views(buf, sizes):
+def _views(buf, sizes, pieces):
     """Per-layer (W, b) views into a flat buffer laid out by ``param_layout``."""
-    offsets, _ = param_layout(sizes)
+    offsets, _ = param_layout(sizes, pieces)
     out = []
-    for l in range(len(sizes) - 1):
+    for l, w in enumerate(widths(sizes, pieces)):
         w0, b0 = offsets[l]
-        out.append((buf[w0:b0].reshape(sizes[l], sizes[l + 1]), buf[b0:b0 + sizes[l + 1]]))
+        out.append((buf[w0:b0].reshape(sizes[l], w), buf[b0:b0 + w]))
     return out
 
 
@@ -176,7 +229,7 @@ def _correct(a, y):
 
 
 def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min, n_threads=1,
-                drop=None, seeds=None, norm=None, running=None, slopes=None):
+                drop=None, seeds=None, norm=None, running=None, slopes=None, pieces=None):
     """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
 
     x: (n, sizes[0]) float32/float64; y: (n, sizes[-1]) targets of the same dtype (one-hot for NLL);
@@ -199,6 +252,8 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     2+ rows); its gamma and beta then sit in ``params`` after the Dense parameters and its running
     statistics in ``running`` ((R,), updated in place), as ``norm_layout`` places them.
     slopes: float64 (L,) or None: LeakyReLU's slope (>= 0) of each layer whose activation is LEAKY_RELU.
+    pieces: int64 (L,) or None: k > 1 makes hidden layer l a Maxout layer of k pieces (no batch norm then);
+    1 elsewhere. PReLU layers (acts[l] == PRELU) find their alpha in ``params`` (``prelu_layout``).
 
     Returns, as Python numbers: ``objective_sum`` (float), the sum over the batches of batch size times
     (mean data loss + l2/2 ||W||^2 + l1 ||W||_1) at the parameters the batch saw; ``n_correct`` (int), the
@@ -211,26 +266,36 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     del gemm_min, n_threads
     sizes = [int(s) for s in sizes]
     n_layers = len(sizes) - 1
-    drop, seeds, norm, slopes = layer_options(n_layers, drop, seeds, norm, slopes)
-    if drop[-1] != 0 or norm[-1, 1] > 0 or acts[-1] in (LEAKY_RELU, SOFTPLUS):
-        raise ValueError("dropout, batch norm, LeakyReLU or Softplus on the output layer are not supported")
-    layers = _views(params, sizes)
+    drop, seeds, norm, slopes, pieces = layer_options(n_layers, drop, seeds, norm, slopes, pieces)
+    check_options(sizes, acts, drop, norm, slopes, pieces)
+    layers = _views(params, sizes, pieces)
     grads = np.zeros_like(params)
-    glayers = _views(grads, sizes)
-    gammas, runs, _, _ = norm_layout(sizes, norm)
+    glayers = _views(grads, sizes, pieces)
+    gammas, runs, _, _ = norm_layout(sizes, norm, pieces)
+    alphas, n_params = prelu_layout(sizes, acts, norm, pieces)
+    if len(params) != n_params:
+        raise ValueError(f"params has {len(params)} elements, the layout of these layers {n_params}")
 
     def bn(buf, l, k):  # gamma (k = 0) or beta (k = 1) of layer l's BatchNorm in a flat buffer
         n = sizes[l + 1]
         return buf[gammas[l] + k * n:gammas[l] + (k + 1) * n]
+
+    def alpha(buf, l):  # layer l's PReLU slopes in a flat buffer
+        return buf[alphas[l]:alphas[l] + sizes[l + 1]]
 
     lr, mu, beta1, beta2, eps, weight_decay, l2, l1, loss_eps, _ = (float(h) for h in hyper[:N_HYPER])
     total, correct, updates, value = 0.0, 0, 0, 0.0
     for batch, start in enumerate(range(0, len(order), batch_size)):
         idx = order[start:start + batch_size]
         xb, yb = x[idx], y[idx]
-        zs, acts_out, masks, normed, outs = [], [], [], [], [xb]
+        zs, acts_out, masks, normed, winners, outs = [], [], [], [], [], [xb]
         for l, (w, b) in enumerate(layers):
             z = _dense.dense_forward(outs[-1], w, b)
+            if pieces[l] > 1:
+                z, won = _act.maxout(z, int(pieces[l]))
+                winners.append(won)
+            else:
+                winners.append(None)
             cache = None
             if gammas[l] >= 0:
                 n = sizes[l + 1]
@@ -243,6 +308,8 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
                 a = softmax(z)
             elif acts[l] == LEAKY_RELU:
                 a = _act.leaky_relu(z, float(slopes[l]))
+            elif acts[l] == PRELU:
+                a = _act.prelu(z, alpha(params, l))
             else:
                 a = _FORWARD[int(acts[l])](z)
             zs.append(z)
@@ -275,8 +342,12 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
                     da = _dropout.dropout_backward(da, masks[l - 1])
                 if acts[l - 1] == LEAKY_RELU:
                     delta = _act.leaky_relu_backward(zs[l - 1], acts_out[l - 1], da, float(slopes[l - 1]))
+                elif acts[l - 1] == PRELU:
+                    delta, alpha(grads, l - 1)[...] = _act.prelu_backward(zs[l - 1], alpha(params, l - 1), da)
                 else:
                     delta = _BACKWARD[int(acts[l - 1])](zs[l - 1], acts_out[l - 1], da)
+                if winners[l - 1] is not None:
+                    delta = _act.maxout_backward(delta, winners[l - 1], int(pieces[l - 1]))
                 if normed[l - 1] is not None:
                     xhat, inv_std = normed[l - 1]
                     delta, bn(grads, l - 1, 0)[...], bn(grads, l - 1, 1)[...] = _norm.batchnorm_backward(

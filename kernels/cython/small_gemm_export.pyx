@@ -1,0 +1,65 @@
+"""small_gemm.h's hand-written AVX-512 products as externally visible C functions, for Numba.
+
+small_gemm.h's functions are ``static`` (each Cython module that includes it gets its own copy), so
+Numba cannot reach them. This module defines non-static forwarders with stable names and exports their
+addresses in ``ADDRESSES`` (name -> int); kernels/numba/_small_gemm.py registers them with
+``llvmlite.binding.add_symbol``, and Numba code calls them by name, which keeps ``cache=True`` working
+(a baked-in function address would not cache). Signatures (row-major blocks, T = float for ``_f``,
+double for ``_d``; Py_ssize_t is intptr_t; C = alpha op(A) B + beta C with beta 0 or 1):
+
+    int  fastnn_has_avx512(void)
+    void fastnn_small_{f,d}(m, n, k, T alpha, const T *A, rs, cs, const T *B, ldb, T beta, T *C, ldc)
+    void fastnn_small_rows_{nn,tn}_{f,d}(m, n, k, T alpha, const T *const *R, const T *B, ldb, T beta,
+                                         T *C, ldc)
+
+with op(A)(i, p) = A[i * rs + p * cs] (strided), R[i][p] (rows_nn: R has m entries, the rows of A) or
+R[p][i] (rows_tn: R has k entries, the rows of the k x m A). Unlike small_gemm.h's, the products do
+nothing (C untouched) on a CPU without AVX-512, so a caller that forgot to check
+``fastnn_has_avx512()`` gets no result rather than an illegal instruction.
+"""
+
+cdef extern from *:
+    """
+    #include "small_gemm.h"
+    #define FASTNN_EXPORT __attribute__((visibility("default")))
+    FASTNN_EXPORT int fastnn_has_avx512(void) { return fnn_has_avx512(); }
+    #define FASTNN_SMALL(T, S) \
+    FASTNN_EXPORT void fastnn_small_##S(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, T alpha, const T *A, \
+            Py_ssize_t rs, Py_ssize_t cs, const T *B, Py_ssize_t ldb, T beta, T *C, Py_ssize_t ldc) { \
+        if (fnn_has_avx512()) fnn_small_##S(m, n, k, alpha, A, rs, cs, B, ldb, beta, C, ldc); \
+    }
+    #define FASTNN_ROWS(T, S) \
+    FASTNN_EXPORT void fastnn_small_##S(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, T alpha, \
+            const T *const *R, const T *B, Py_ssize_t ldb, T beta, T *C, Py_ssize_t ldc) { \
+        if (fnn_has_avx512()) fnn_small_##S(m, n, k, alpha, R, B, ldb, beta, C, ldc); \
+    }
+    FASTNN_SMALL(float, f)
+    FASTNN_SMALL(double, d)
+    FASTNN_ROWS(float, rows_nn_f)
+    FASTNN_ROWS(float, rows_tn_f)
+    FASTNN_ROWS(double, rows_nn_d)
+    FASTNN_ROWS(double, rows_tn_d)
+    """
+    # Declared without parameters: Cython only takes their addresses (the real prototypes are above).
+    int fastnn_has_avx512() noexcept nogil
+    void fastnn_small_f() noexcept nogil
+    void fastnn_small_d() noexcept nogil
+    void fastnn_small_rows_nn_f() noexcept nogil
+    void fastnn_small_rows_tn_f() noexcept nogil
+    void fastnn_small_rows_nn_d() noexcept nogil
+    void fastnn_small_rows_tn_d() noexcept nogil
+
+ADDRESSES = {
+    "fastnn_has_avx512": <size_t>&fastnn_has_avx512,
+    "fastnn_small_f": <size_t>&fastnn_small_f,
+    "fastnn_small_d": <size_t>&fastnn_small_d,
+    "fastnn_small_rows_nn_f": <size_t>&fastnn_small_rows_nn_f,
+    "fastnn_small_rows_tn_f": <size_t>&fastnn_small_rows_tn_f,
+    "fastnn_small_rows_nn_d": <size_t>&fastnn_small_rows_nn_d,
+    "fastnn_small_rows_tn_d": <size_t>&fastnn_small_rows_tn_d,
+}
+
+
+def has_avx512():
+    """Whether this CPU has AVX-512F (i.e. whether the products compute anything)."""
+    return fastnn_has_avx512() != 0
