@@ -130,6 +130,54 @@ def test_clipping_keeps_loss_and_grad_finite(bk, dtype):
     assert np.isfinite(bk.nll_grad(p, labels, eps)).all()
 
 
+def _bce_edge_cases(dtype):
+    """(a, y, eps): NaN in a or y, a at 0 and 1 with eps = 0 (log 0 = -inf: the loss is inf, or NaN from
+    0 * -inf, as in the reference), subnormal and tiny a, a next to 1, +-inf clipped, and a huge eps."""
+    info = np.finfo(dtype)
+    below1 = float(np.nextafter(dtype.type(1), dtype.type(0)))
+    sub, tiny = float(info.smallest_subnormal), float(info.tiny)
+    return [
+        ([0.3, np.nan, 0.6], [1.0, 0.0, 0.5], 1e-7),
+        ([0.3, 0.2, 0.6], [1.0, np.nan, 0.5], 1e-7),
+        ([0.0, 1.0], [0.0, 1.0], 0.0),
+        ([0.0, 1.0], [1.0, 0.0], 0.0),
+        ([0.0, 1.0], [1.0, 0.0], 1e-7),
+        ([sub, 2 * tiny, tiny / 3], [0.3, 1.0, 0.5], 0.0),
+        ([below1, 1e-5, 3e-12], [0.0, 0.0, 0.0], 0.0),
+        ([below1, 1e-5, 3e-12], [1.0, 0.25, 1.0], 1e-300),
+        ([np.inf, -np.inf, 0.5], [1.0, 0.0, 1.0], 1e-7),
+        ([0.1, 0.9], [1.0, 0.0], 0.75),
+    ]
+
+
+def test_bce_loss_edges_match_reference(compiled, ref, dtype, rng):
+    for a_row, y_row, eps in _bce_edge_cases(dtype):
+        a, y = np.array([a_row], dtype=dtype), np.array([y_row], dtype=dtype)
+        # Also inside a larger array (the vectorized loop body, then its tail): tile the row.
+        a_big = np.ascontiguousarray(np.tile(a, (5, 13)))
+        y_big = np.ascontiguousarray(np.tile(y, (5, 13)))
+        for aa, yy in ((a, y), (a_big, y_big)):
+            with np.errstate(divide="ignore", invalid="ignore"):  # the reference's own log(0) and 0 * inf
+                expected = ref.bce_loss(aa, yy, eps)
+            got = compiled.bce_loss(aa, yy, eps)
+            assert isinstance(got, float)
+            assert_close(got, expected, RTOL[np.dtype(np.float64)], what=f"bce_loss({a_row}, {y_row}, {eps})")
+
+
+def test_bce_loss_logs_to_an_ulp(compiled, dtype, rng):
+    """One term at a time, y = 1 (log a) and y = 0 (log(1 - a)), over [smallest normal, 1): each within
+    2 ulp of NumPy's log / log1p (float64 terms: fdlibm's log is within 1 ulp)."""
+    lo = np.log10(np.finfo(dtype).tiny)
+    a = np.concatenate([10.0 ** rng.uniform(lo, 0, 300), rng.uniform(0, 1, 200), [0.5, 0.75, 1e-4]]).astype(dtype)
+    a = a[(a > 0) & (a < 1)]
+    one, zero = np.ones((1, 1), dtype), np.zeros((1, 1), dtype)
+    for v in a:
+        c = np.array([[v]], dtype=dtype)
+        for y, exact in ((one, -np.log(float(v))), (zero, -np.log1p(-float(v)))):
+            got = compiled.bce_loss(c, y, 0.0)
+            assert abs(got - exact) <= 4.5e-16 * abs(exact), (float(v), float(y[0, 0]), got, exact)
+
+
 # -- finite differences (float64, every backend) --------------------------------------------------------
 
 

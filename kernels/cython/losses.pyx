@@ -3,13 +3,64 @@
 ``a`` are network outputs, ``y`` targets of the same shape (n, k), ``labels`` int64 class indices (n,).
 Values are accumulated in float64 and returned as Python floats: terms are computed in float64 (after the
 same float32 steps as the reference) into a block buffer that is summed with 8 accumulators. Gradients
-are arrays of the input dtype, computed in that dtype in the reference's order.
+are arrays of the input dtype, computed in that dtype in the reference's order. bce_loss takes its logs
+with a branch-free float64 log (below) that vectorizes, instead of libm's log and log1p per element.
 """
 import numpy as np
-from libc.math cimport log1p
 
 include "_common.pxi"
 
+cdef extern from *:
+    """
+    /* log(w) + c for w > 0, c a small correction (0 for a plain log); w = 0 gives -inf, w < 0 NaN, +inf
+       and NaN pass through. fdlibm's log (e_log.c, error below 1 ulp) without
+       its branches, so that loops over it vectorize: w = 2^k m, m in [sqrt(2)/2, sqrt(2)), f = m - 1,
+       s = f / (2 + f), log w = k ln2 + f - (f^2/2 - s (f^2/2 + R(s^2))). Subnormal w are scaled by 2^54
+       first. k becomes a double through its bits (2^52 + e, exact) as SSE2 and AVX2 cannot convert int64.
+       The same as kernels/numba/_math.py's _log_plus. */
+    static inline double fnn_log_plus(double w, double c) {
+        int sub = w < 2.2250738585072014e-308;
+        int64_t bits = fnn_d2i(sub ? w * 18014398509481984.0 : w);
+        double m = fnn_i2d((bits & INT64_C(0x000FFFFFFFFFFFFF)) | INT64_C(0x3FF0000000000000));
+        double k = fnn_i2d((int64_t)((uint64_t)bits >> 52) | INT64_C(0x4330000000000000)) - 4503599627371519.0;
+        int big = m > 1.4142135623730951;
+        m = big ? 0.5 * m : m;
+        k = k + (big ? 1.0 : 0.0) - (sub ? 54.0 : 0.0);
+        double f = m - 1.0, s = f / (2.0 + f), z = s * s, z2 = z * z;
+        double r = z2 * (3.999999999940941908e-01 + z2 * (2.222219843214978396e-01 + z2 * 1.531383769920937332e-01))
+                   + z * (6.666666666666735130e-01 + z2 * (2.857142874366239149e-01
+                          + z2 * (1.818357216161805012e-01 + z2 * 1.479819860511658591e-01)));
+        double hfsq = 0.5 * f * f;
+        double res = k * 6.93147180369123816490e-01
+                     - ((hfsq - (s * (hfsq + r) + (k * 1.90821492927058770002e-10 + c))) - f);
+        res = w < INFINITY ? res : w;
+        return w > 0.0 ? res : (w == 0.0 ? -INFINITY : NAN);
+    }
+
+    /* log(1 + x): log of w = 1 + x, plus the part of x that 1 + x lost, relative to w. */
+    static inline double fnn_log1p_any(double x) {
+        double w = 1.0 + x;
+        double c = (x - (w - 1.0)) / w;
+        return fnn_log_plus(w, w > 0.0 && w < INFINITY ? c : 0.0);
+    }
+
+    /* bce terms y ln(a) + (1 - y) ln(1 - a), a clipped to [eps, 1 - eps] as np.clip (NaN stays NaN);
+       SIMD-dispatched as _common.pxi's array kernels. */
+    #define FNN_BCE_TERMS(T, S)                                                                             \
+    FNN_CLONES static void fnn_bce_terms_##S(const T *a, const T *y, double eps, double *out, Py_ssize_t n) { \
+        double hi = 1.0 - eps;                                                                              \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                \
+            double c = a[i], yv = y[i];                                                                     \
+            c = c < eps ? eps : c;                                                                          \
+            c = c > hi ? hi : c;                                                                            \
+            out[i] = yv * fnn_log_plus(c, 0.0) + (1.0 - yv) * fnn_log1p_any(-c);                            \
+        }                                                                                                   \
+    }
+    FNN_BCE_TERMS(float, f)
+    FNN_BCE_TERMS(double, d)
+    """
+    void fnn_bce_terms_f(const float*, const float*, double, double*, Py_ssize_t) noexcept nogil
+    void fnn_bce_terms_d(const double*, const double*, double, double*, Py_ssize_t) noexcept nogil
 
 
 def quadratic_loss(const floating[:, ::1] a, const floating[:, ::1] y):
@@ -97,9 +148,9 @@ def mse_grad(const floating[:, ::1] a, const floating[:, ::1] y):
 
 def bce_loss(const floating[:, ::1] a, const floating[:, ::1] y, double eps):
     """C = -1/n sum [y ln a + (1-y) ln(1-a)], a clipped to [eps, 1-eps], all in float64."""
-    cdef Py_ssize_t n = a.shape[0], size = a.shape[0] * a.shape[1], blk, start, t, m
+    cdef Py_ssize_t n = a.shape[0], size = a.shape[0] * a.shape[1], blk, start, m
     cdef double buf[BLOCK]
-    cdef double total = 0, c, yv, hi = 1 - eps
+    cdef double total = 0
     check_same_2d(n, a.shape[1], y.shape[0], y.shape[1])
     if size == 0:
         return -total / n if n else float("nan")
@@ -109,12 +160,10 @@ def bce_loss(const floating[:, ::1] a, const floating[:, ::1] y, double eps):
         for blk in range((size + BLOCK - 1) // BLOCK):
             start = blk * BLOCK
             m = min(BLOCK, size - start)
-            for t in range(m):
-                c = ap[start + t]
-                c = eps if c < eps else c
-                c = hi if c > hi else c
-                yv = yp[start + t]
-                buf[t] = yv * log(c) + (1 - yv) * log1p(-c)
+            if floating is float:
+                fnn_bce_terms_f(ap + start, yp + start, eps, buf, m)
+            else:
+                fnn_bce_terms_d(ap + start, yp + start, eps, buf, m)
             total += fnn_sum(buf, m)
     return -total / n
 

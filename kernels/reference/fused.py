@@ -12,8 +12,9 @@ adjacent columns gives its ``sizes[l+1]`` units, which its activation (often IDE
 Flat parameter layout (see ``param_layout``): for layer l = 0 .. L-1 with ``sizes[l]`` inputs and
 ``w = sizes[l+1] * pieces[l]`` product columns, the weights W_l (sizes[l], w) row-major, then the bias b_l
 (w,), back to back in one 1-D buffer ``params``, followed by the BatchNorm layers' gamma and beta
-(``norm_layout``), then the PReLU layers' slopes alpha (``prelu_layout``): P elements in all. Optimizer state is a 2-D (k, P) array in the same layout: k = 0 for
-SGD, 1 for (Nesterov) momentum (the momentum buffer), 2 for Adam (m, then v).
+(``norm_layout``), then the PReLU layers' slopes alpha (``prelu_layout``): P elements in all. Optimizer
+state is a 2-D (k, P) array in the same layout: k = 0 for SGD, 1 for (Nesterov) momentum (the momentum
+buffer), 2 for Adam (m, then v).
 
 Codes (module constants, identical in every backend):
 - activation after each Dense layer (``acts``, int64 (L,)): IDENTITY 0, SIGMOID 1, TANH 2, RELU 3,
@@ -48,7 +49,7 @@ only the parameters it owns, and keeps those no other thread reads (its columns 
 every bias), their gradients and all its optimizer state in its own copy during the epoch: threads
 writing to one cache line would stall each other at every step. The arithmetic of every value is that
 of one thread, so results differ from T = 1 only where BLAS rounds a block of a product differently from
-the whole product. Threads share one workspace of ``shared_size(sizes, batch_size)`` elements: every
+the whole product. Threads share one workspace of ``shared_size(sizes, batch_size, ...)`` elements: every
 layer's outputs and the hidden layers' deltas, rows padded to 16 elements. A Maxout layer's units are
 split as any layer's, and a thread computes the k product columns of each unit it owns (its product
 columns start at k times its first unit); a PReLU's alpha is owned, like a bias, by the thread that owns
