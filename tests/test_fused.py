@@ -407,6 +407,26 @@ def test_nan_output_is_not_clipped_away(backend_name, output, rng):
     np.testing.assert_array_equal(params, before)
 
 
+def _two_epochs_match_reference(compiled, x, y, order, params, state, running, sizes, acts, opt, h, n_threads, rtol,
+                                drop, seeds, norm, pieces=None):
+    """Two epochs (NLL, batches of 5 over 23 rows) of the compiled kernel in place and of the reference on
+    copies, from the same start. Compares the objective sums, then params, running statistics and
+    optimizer state; returns the reference's (params, state, running)."""
+    p_ref, s_ref, r_ref = params.copy(), state.copy(), running.copy()
+    for epoch in range(2):
+        got = compiled.train_epoch(x, y, order, params, state, sizes, acts, F.NLL, opt, h, 5, epoch * 5, 0,
+                                   n_threads, drop, seeds, norm, running, None, pieces)
+        expected = F.train_epoch(x, y, order, p_ref, s_ref, sizes, acts, F.NLL, opt, h, 5, epoch * 5, 0, 1, drop,
+                                 seeds, norm, r_ref, None, pieces)
+        assert got[2] == expected[2] == 5
+        assert_close(got[0], expected[0], rtol, what="objective sum")
+    assert_close(params, p_ref, rtol, scale=np.abs(p_ref).max(), what="params")
+    assert_close(running, r_ref, rtol, scale=np.abs(r_ref).max(), what="running statistics")
+    if state.size:
+        assert_close(state, s_ref, rtol, scale=np.abs(s_ref).max(), what="optimizer state")
+    return p_ref, s_ref, r_ref
+
+
 @pytest.mark.parametrize("n_threads", [1, 2, 3], ids=["t1", "t2", "t3"])
 @pytest.mark.parametrize("opt", [F.SGD, F.ADAM], ids=["sgd", "adam"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -427,19 +447,9 @@ def test_compiled_dropout_and_batch_norm_equal_reference(compiled, rng, dtype, o
     h = hyper(False)
     h[F.EPS] = 1e-3  # see test_fused_fit_with_batch_norm_equals_layer_by_layer (test_fit_fused.py)
     seeds = rng.integers(0, 2**63, size=(5, 3))
-    p_ref, s_ref, r_ref = params.copy(), state.copy(), running.copy()
-    rtol = FUSED_RTOL[np.dtype(dtype)] * 10
-    for epoch in range(2):
-        got = compiled.train_epoch(x, y, order, params, state, sizes, acts, F.NLL, opt, h, 5, epoch * 5, 0,
-                                   n_threads, drop, seeds, norm, running)
-        expected = F.train_epoch(x, y, order, p_ref, s_ref, sizes, acts, F.NLL, opt, h, 5, epoch * 5, 0, 1, drop,
-                                 seeds, norm, r_ref)
-        assert got[2] == expected[2] == 5
-        assert_close(got[0], expected[0], rtol, what="objective sum")
-    assert_close(params, p_ref, rtol, scale=np.abs(p_ref).max(), what="params")
-    assert_close(running, r_ref, rtol, scale=np.abs(r_ref).max(), what="running statistics")
-    if state.size:
-        assert_close(state, s_ref, rtol, scale=np.abs(s_ref).max(), what="optimizer state")
+    p_ref, s_ref, r_ref = _two_epochs_match_reference(compiled, x, y, order, params, state, running, sizes, acts,
+                                                      opt, h, n_threads, FUSED_RTOL[np.dtype(dtype)] * 10, drop,
+                                                      seeds, norm)
     # the masks are drawn: without dropout the parameters end elsewhere
     other = params.copy()
     F.train_epoch(x, y, order, other, state.copy(), sizes, acts, F.NLL, opt, h, 5, 10, 0, 1, None, None, norm,
@@ -497,19 +507,9 @@ def test_compiled_prelu_and_maxout_equal_reference(compiled, rng, dtype, opt, pe
     h = hyper(penalties)
     h[F.EPS] = 1e-3  # see test_fused_fit_with_batch_norm_equals_layer_by_layer (test_fit_fused.py)
     seeds = rng.integers(0, 2**63, size=(5, 4))
-    p_ref, s_ref, r_ref, start = params.copy(), state.copy(), running.copy(), params.copy()
-    rtol = FUSED_RTOL[np.dtype(dtype)] * 10
-    for epoch in range(2):
-        got = compiled.train_epoch(x, y, order, params, state, sizes, acts, F.NLL, opt, h, 5, epoch * 5, 0,
-                                   n_threads, drop, seeds, norm, running, None, pieces)
-        expected = F.train_epoch(x, y, order, p_ref, s_ref, sizes, acts, F.NLL, opt, h, 5, epoch * 5, 0, 1, drop,
-                                 seeds, norm, r_ref, None, pieces)
-        assert got[2] == expected[2] == 5
-        assert_close(got[0], expected[0], rtol, what="objective sum")
-    assert_close(params, p_ref, rtol, scale=np.abs(p_ref).max(), what="params")
-    assert_close(running, r_ref, rtol, scale=np.abs(r_ref).max(), what="running statistics")
-    if state.size:
-        assert_close(state, s_ref, rtol, scale=np.abs(s_ref).max(), what="optimizer state")
+    start = params.copy()
+    _two_epochs_match_reference(compiled, x, y, order, params, state, running, sizes, acts, opt, h, n_threads,
+                                FUSED_RTOL[np.dtype(dtype)] * 10, drop, seeds, norm, pieces)
     for l, n in ((0, 37), (2, 9)):  # the slopes learned (those of units that were negative somewhere)
         assert np.count_nonzero(params[alphas[l]:alphas[l] + n] != start[alphas[l]:alphas[l] + n]) > n // 2
 
