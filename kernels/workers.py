@@ -61,14 +61,20 @@ def run_epoch(worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
     threads' shared workspace and runs ``worker`` (its ``train_epoch_worker``) on ``n_threads`` threads.
 
     The scalars are passed as Python ints, so that Numba compiles one signature per dtype whatever integer
-    types the caller used; a worker gets a one-element ``running`` when the model has no batch norm.
+    types the caller used; a worker gets a one-element ``running`` when the model has no batch norm, and
+    every offset in one table (kernels/reference/fused.py's ``epoch_layout``), made here once.
     """
     drop, seeds, norm, slopes, pieces = _ref.layer_options(len(sizes) - 1, drop, seeds, norm, slopes, pieces)
     _ref.check_options(sizes, acts, drop, norm, slopes, pieces)
     dtype = np.asarray(params).dtype
+    layout = _ref.epoch_layout(sizes, batch_size, acts, drop, norm, pieces)
+    n_params, n_running, n_shared = (int(v) for v in layout[_ref.LAY_TOTAL, :3])
+    if len(params) != n_params or (n_running and (running is None or len(running) < n_running)):
+        raise ValueError(f"params has {len(params)} elements and running "
+                         f"{0 if running is None else len(running)}; these layers need {n_params} and {n_running}")
     running = np.zeros(1, dtype) if running is None or len(running) == 0 else running
-    shared = np.empty(_ref.shared_size(sizes, batch_size, drop, norm, acts, pieces), dtype=dtype)
+    shared = np.empty(n_shared + 16, dtype=dtype)  # (16 more: the workers start it on a 64-byte boundary)
     partials = np.zeros(2 * int(n_threads))
-    return run(worker, n_threads, (partials, shared, x, y, order, params, state, sizes, acts, int(loss), int(opt),
-                                   hyper, int(batch_size), int(step), int(gemm_min), drop, seeds, norm, running,
-                                   slopes, pieces))
+    return run(worker, n_threads, (partials, shared, layout, x, y, order, params, state, sizes, acts, int(loss),
+                                   int(opt), hyper, int(batch_size), int(step), int(gemm_min), drop, seeds, norm,
+                                   running, slopes, pieces))

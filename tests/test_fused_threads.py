@@ -112,7 +112,7 @@ def _worker_args(dtype=np.float32):
     hyper = np.zeros(F.N_HYPER)
     hyper[F.LR] = 0.5
     shared = np.empty(F.shared_size(sizes, 2), dtype)
-    return (np.zeros(4), shared, x, y, np.arange(4, dtype=np.int64), params, np.zeros((0, n_params), dtype),
+    return (np.zeros(4), shared, F.epoch_layout(sizes, 2, acts), x, y, np.arange(4, dtype=np.int64), params, np.zeros((0, n_params), dtype),
             sizes, acts, F.BCE, F.SGD, hyper, 2, 0, 0, np.zeros(2), np.zeros((2, 2), np.int64), np.zeros((2, 2)),
             np.zeros(1, dtype), np.zeros(2), np.ones(2, np.int64))
 
@@ -123,14 +123,14 @@ def test_aborted_epoch_leaves_at_the_first_barrier(compiled):
     sync = np.zeros(workers.SYNC_SIZE, np.int64)
     sync[workers.ABORT] = 1
     args = _worker_args()
-    params_before = args[5].copy()
+    params_before = args[6].copy()
     done = []
     thread = threading.Thread(target=lambda: done.append(worker(0, 2, sync, *args)), daemon=True)
     thread.start()
     thread.join(timeout=60)
     assert not thread.is_alive(), "the worker waited for a thread that had failed"
     assert done[0][2] == 0  # no batch applied
-    np.testing.assert_array_equal(args[5], params_before)
+    np.testing.assert_array_equal(args[6], params_before)
 
 
 def test_run_reraises_a_worker_error_after_releasing_the_others(compiled):

@@ -212,13 +212,6 @@ cdef enum:
     SMALL_NT = 8192  # A B^T products below this many multiply-adds run as loops (a BLAS call costs more)
 
 
-cdef inline Py_ssize_t _split(Py_ssize_t n, Py_ssize_t t, Py_ssize_t n_threads) noexcept nogil:
-    """Start of thread t's share of n units (kernels/reference/fused.py's ``split``)."""
-    if t >= n_threads:
-        return n
-    return min(n, 16 * ((n * t + 8 * n_threads) // (16 * n_threads)))
-
-
 cdef inline void _gemm(bint ta, bint tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
                        const floating* a, Py_ssize_t lda, const floating* b, Py_ssize_t ldb, floating beta,
                        floating* c, Py_ssize_t ldc, long long gemm_min) noexcept nogil:
@@ -591,9 +584,9 @@ cdef inline void _step_range(floating* pp, floating* gp, floating* s0, floating*
 
 
 def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, double[::1] partials,
-                       floating[::1] shared, const floating[:, ::1] x, const floating[:, ::1] y,
-                       const int64_t[::1] order, floating[::1] params, floating[:, ::1] state,
-                       const int64_t[::1] sizes, const int64_t[::1] acts, long loss, long opt,
+                       floating[::1] shared, const int64_t[:, ::1] layout, const floating[:, ::1] x,
+                       const floating[:, ::1] y, const int64_t[::1] order, floating[::1] params,
+                       floating[:, ::1] state, const int64_t[::1] sizes, const int64_t[::1] acts, long loss, long opt,
                        const double[::1] hyper, Py_ssize_t batch_size, long long step, long long gemm_min,
                        const double[::1] drop, const int64_t[:, ::1] seeds, const double[:, ::1] norm,
                        floating[::1] running, const double[::1] slopes, const int64_t[::1] pieces):
@@ -601,85 +594,42 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
 
     sync: int64 (kernels.workers.SYNC_SIZE,) barrier state; partials: float64 (2 n_threads,) the penalty
     sums of each thread; shared: (shared_size(sizes, batch_size, drop, norm, acts, pieces),) workspace of the
-    parameter dtype; the rest as ``train_epoch`` (drop, seeds, norm, slopes, pieces not None; running at least
-    one element). Every thread must be given the same arrays (see "Threads" in kernels/reference/fused.py).
+    parameter dtype; layout: ``epoch_layout(sizes, batch_size, acts, drop, norm, pieces)``; the rest as
+    ``train_epoch`` (drop, seeds, norm, slopes, pieces not None and checked by ``check_options``; running
+    at least one element). Every thread must be given the same arrays (see "Threads" in
+    kernels/reference/fused.py).
     """
     cdef Py_ssize_t n_layers = sizes.shape[0] - 1, m = order.shape[0], P = params.shape[0]
     cdef Py_ssize_t l, i, j, t, at, start, nb, n_in, n_out, c0, c1, r0, r1, u0, u1, kp, n_y = sizes[n_layers]
     cdef Py_ssize_t k_state = state.shape[0]
     dtype = np.float32 if floating is float else np.float64
-    sizes_a, acts_a, drop_a = np.asarray(sizes), np.asarray(acts), np.asarray(drop)
-    norm_a, pieces_a = np.asarray(norm), np.asarray(pieces)
-    _ref.check_options(sizes_a, acts_a, drop_a, norm_a, np.asarray(slopes), pieces_a)
-    if shared.shape[0] < _ref.shared_size(sizes_a, batch_size, drop_a, norm_a, acts_a, pieces_a):
+    lay = np.asarray(layout)
+    if lay.shape[0] != _ref.N_LAYOUT or lay.shape[1] < n_layers + 1:
+        raise ValueError("layout must be epoch_layout(sizes, ...)")
+    if shared.shape[0] < lay[_ref.LAY_TOTAL, 2] + 16:
         raise ValueError("the shared workspace is smaller than shared_size(sizes, batch_size, drop, norm, acts, "
                          "pieces)")
-    gammas, runs, _, n_running = _ref.norm_layout(sizes_a, norm_a, pieces_a)
-    alphas, n_all = _ref.prelu_layout(sizes_a, acts_a, norm_a, pieces_a)
-    if P != n_all or running.shape[0] < n_running:
-        raise ValueError("params or running do not match prelu_layout / norm_layout(sizes, ...)")
-    if n_running and (m % batch_size == 1 or batch_size == 1):
+    if P != lay[_ref.LAY_TOTAL, 0] or running.shape[0] < lay[_ref.LAY_TOTAL, 1]:
+        raise ValueError("params or running do not match epoch_layout(sizes, ...)")
+    if lay[_ref.LAY_TOTAL, 1] and (m % batch_size == 1 or batch_size == 1):
         raise ValueError("BatchNorm needs at least 2 samples per batch in training, got 1")
-    cdef int64_t[::1] goff = gammas, roff = runs, aoff = alphas
     if np.any(np.asarray(drop) > 0) and (seeds.shape[0] < (m + batch_size - 1) // batch_size
                                          or seeds.shape[1] != n_layers):
         raise ValueError("seeds must be (number of batches, layers)")
     if sync.shape[0] < 17 or partials.shape[0] < 2 * n_threads or not 0 <= tid < n_threads:
         raise ValueError("bad thread arguments")
-    wid_a = np.array(_ref.widths(sizes_a, pieces_a), dtype=np.int64)  # product columns of each layer
-    woff_a = np.empty(n_layers, dtype=np.int64)
-    boff_a = np.empty(n_layers, dtype=np.int64)
-    zoff_a = np.empty(n_layers, dtype=np.int64)
-    doff_a = np.zeros(n_layers, dtype=np.int64)
-    poff_a = np.zeros(n_layers, dtype=np.int64)
-    ld_a = np.empty(n_layers + 1, dtype=np.int64)
-    cdef int64_t[::1] woff = woff_a, boff = boff_a, zoff = zoff_a, doff = doff_a, poff = poff_a, ld = ld_a
-    cdef int64_t[::1] wid = wid_a
-    at = 0
-    for l in range(n_layers):
-        woff[l] = at
-        at += sizes[l] * wid[l]
-        boff[l] = at
-        at += wid[l]
-    # Shared workspace, from its first 64-byte boundary: every layer's output Z_{l+1} (nb, ld[l+1]), then
-    # the hidden layers' deltas D_l (nb, ld[l]), l = 1 .. L-1. Rows are padded to 16 elements (64 bytes
-    # or more) and shares start on multiples of 16, so two threads never write to one cache line.
-    ld[0] = sizes[0]
-    for l in range(1, n_layers + 1):
-        ld[l] = (sizes[l] + 15) // 16 * 16
-    at = (64 - (<size_t>&shared[0]) % 64) % 64 // sizeof(floating)
-    for l in range(n_layers):
-        zoff[l] = at
-        at += batch_size * ld[l + 1]
-    for l in range(1, n_layers):
-        doff[l] = at
-        at += batch_size * ld[l]
-    # After a dropout: the activations before it (for f'), then the mask, (nb, ld[l+1]) each.
-    for l in range(n_layers):
-        if drop[l] > 0:
-            poff[l] = at
-            at += 2 * batch_size * ld[l + 1]
-    # After a batch norm: its normalized values (nb, ld[l+1]) and 1/std (ld[l+1]).
-    hoff_a = np.zeros(n_layers, dtype=np.int64)
-    cdef int64_t[::1] hoff = hoff_a
-    for l in range(n_layers):
-        if goff[l] >= 0:
-            hoff[l] = at
-            at += (batch_size + 1) * ld[l + 1]
-    # Before a PReLU: its input (nb, ld[l+1]). A Maxout layer's product before the max (nb, ldm[l]),
-    # which its backward pass overwrites with its delta.
-    ioff_a = np.zeros(n_layers, dtype=np.int64)
-    moff_a = np.zeros(n_layers, dtype=np.int64)
-    ldm_a = (wid_a + 15) // 16 * 16
-    cdef int64_t[::1] ioff = ioff_a, moff = moff_a, ldm = ldm_a
-    for l in range(n_layers):
-        if acts[l] == PRELU:
-            ioff[l] = at
-            at += batch_size * ld[l + 1]
-        if pieces[l] > 1:
-            moff[l] = at
-            at += batch_size * ldm[l]
-    cdef floating* zs = &shared[0]
+    # The offsets (kernels/reference/fused.py's epoch_layout); the workspace's from its first 64-byte boundary.
+    cdef const int64_t[::1] woff = lay[_ref.LAY_W], boff = lay[_ref.LAY_B], wid = lay[_ref.LAY_WIDTH]
+    cdef const int64_t[::1] goff = lay[_ref.LAY_GAMMA], roff = lay[_ref.LAY_RUNNING]
+    cdef const int64_t[::1] aoff = lay[_ref.LAY_ALPHA], ld = lay[_ref.LAY_LD], ldm = lay[_ref.LAY_LDM]
+    cdef const int64_t[::1] zoff = lay[_ref.LAY_Z], doff = lay[_ref.LAY_D], poff = lay[_ref.LAY_DROP]
+    cdef const int64_t[::1] hoff = lay[_ref.LAY_NORM], ioff = lay[_ref.LAY_PRELU], moff = lay[_ref.LAY_MAX]
+    # This thread's units of every width w = 0 .. L (``split``): [own0[w], own1[w]). Layer l's own output
+    # units are those of width l + 1, its product columns pieces[l] times them, its own rows those of width l.
+    own_a = np.array([[_ref.split(sizes[w], t, n_threads) for w in range(n_layers + 1)] for t in (tid, tid + 1)],
+                     dtype=np.int64)
+    cdef const int64_t[::1] own0 = own_a[0], own1 = own_a[1]
+    cdef floating* zs = &shared[0] + (64 - (<size_t>&shared[0]) % 64) % 64 // sizeof(floating)
     cdef floating* rp = &running[0]
     cdef floating keep_scale
     cdef floating* zr
@@ -758,8 +708,8 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                 n_out = wid[l]
                 kp = pieces[l]
                 ain = xb if l == 0 else zs + zoff[l - 1]
-                u0 = _split(sizes[l + 1], tid, n_threads)  # this thread's units
-                u1 = _split(sizes[l + 1], tid + 1, n_threads)
+                u0 = own0[l + 1]  # this thread's units
+                u1 = own1[l + 1]
                 c0 = kp * u0  # and their product columns
                 c1 = kp * u1
                 zr = zs + (moff[l] if kp > 1 else zoff[l])  # where the product goes
@@ -818,8 +768,8 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
             for l in range(n_layers - 1, -1, -1):
                 n_in = sizes[l]
                 n_out = wid[l]
-                c0 = pieces[l] * _split(sizes[l + 1], tid, n_threads)
-                c1 = pieces[l] * _split(sizes[l + 1], tid + 1, n_threads)
+                c0 = pieces[l] * own0[l + 1]
+                c1 = pieces[l] * own1[l + 1]
                 for j in range(c0, c1):
                     gq[boff[l] + j] = 0
                 for i in range(nb):
@@ -838,8 +788,8 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                 else:  # weights by rows: this thread's units of the layer below, whose delta it computes
                     ain = zs + zoff[l - 1]
                     nd = zs + doff[l]
-                    r0 = _split(n_in, tid, n_threads)
-                    r1 = _split(n_in, tid + 1, n_threads)
+                    r0 = own0[l]
+                    r1 = own1[l]
                     # the delta below, from W before this step updates it
                     _gemm(False, True, nb, r1 - r0, n_out, 1, delta, ldd, pp + woff[l] + r0 * n_out, n_out, 0,
                           nd + r0, ld[l], gemm_min)
@@ -891,14 +841,14 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                     n_in = sizes[l]
                     n_out = wid[l]
                     if l == 0:
-                        c0 = pieces[0] * _split(sizes[1], tid, n_threads)
-                        c1 = pieces[0] * _split(sizes[1], tid + 1, n_threads)
+                        c0 = pieces[0] * own0[1]
+                        c1 = pieces[0] * own1[1]
                         for i in range(n_in):
                             _penalize(pq, gq, woff[0] + i * n_out + c0, woff[0] + i * n_out + c1, l2c, l1c,
                                       l2, l1, &squares, &absolute)
                     else:
-                        r0 = _split(n_in, tid, n_threads)
-                        r1 = _split(n_in, tid + 1, n_threads)
+                        r0 = own0[l]
+                        r1 = own1[l]
                         _penalize(pp, gq, woff[l] + r0 * n_out, woff[l] + r1 * n_out, l2c, l1c, l2, l1,
                                   &squares, &absolute)
                 partials[2 * tid] = squares
@@ -930,13 +880,13 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
             for l in range(n_layers):
                 n_in = sizes[l]
                 n_out = wid[l]
-                u0 = _split(sizes[l + 1], tid, n_threads)
-                u1 = _split(sizes[l + 1], tid + 1, n_threads)
+                u0 = own0[l + 1]
+                u1 = own1[l + 1]
                 c0 = pieces[l] * u0
                 c1 = pieces[l] * u1
                 if l > 0:
-                    r0 = _split(n_in, tid, n_threads)
-                    r1 = _split(n_in, tid + 1, n_threads)
+                    r0 = own0[l]
+                    r1 = own1[l]
                     _step_range(pp, gq, s0, s1, woff[l] + r0 * n_out, woff[l] + r1 * n_out, opt, lr, mu, wd,
                                 b1, b2, om_b1, om_b2, step_size, bc2, eps)
                 elif c1 - c0 == n_out:
@@ -961,8 +911,8 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
         for l in range(n_layers):
             n_in = sizes[l]
             n_out = wid[l]
-            u0 = _split(sizes[l + 1], tid, n_threads)
-            u1 = _split(sizes[l + 1], tid + 1, n_threads)
+            u0 = own0[l + 1]
+            u1 = own1[l + 1]
             c0 = pieces[l] * u0
             c1 = pieces[l] * u1
             if l == 0:
@@ -971,8 +921,8 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] sync, 
                     for t in range(k_state):
                         _copy_range(&sbuf[t, 0], &state[t, 0], woff[0] + i * n_out + c0, woff[0] + i * n_out + c1)
             else:
-                r0 = _split(n_in, tid, n_threads)
-                r1 = _split(n_in, tid + 1, n_threads)
+                r0 = own0[l]
+                r1 = own1[l]
                 for t in range(k_state):
                     _copy_range(&sbuf[t, 0], &state[t, 0], woff[l] + r0 * n_out, woff[l] + r1 * n_out)
             _copy_range(pq, pp, boff[l] + c0, boff[l] + c1)

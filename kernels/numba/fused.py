@@ -50,6 +50,8 @@ from .. import workers as _workers
 from ._math import exp as _vexp
 from ._math import log1p as _log1p
 from ._math import tanh as _vtanh
+from ..reference.fused import (LAY_ALPHA, LAY_B, LAY_D, LAY_DROP, LAY_GAMMA, LAY_LD, LAY_LDM, LAY_MAX, LAY_NORM,
+                               LAY_PRELU, LAY_RUNNING, LAY_TOTAL, LAY_W, LAY_WIDTH, LAY_Z, N_LAYOUT)
 from ._small_gemm import has_avx512, set_row_pointers, small, small_rows
 
 ensure_blas()  # imports scipy.linalg.cython_blas, which numba_xxgemm loads sgemm/dgemm from
@@ -844,25 +846,6 @@ def _step(params, grads, s0, s1, lo, n_rows, width, stride, opt, c):
 
 
 @njit(cache=True, error_model="numpy")
-def _shared_size(sizes, batch_size, drop, norm, acts, pieces):
-    """kernels/reference/fused.py's ``shared_size``: rows padded to 16 elements, 16 more for alignment."""
-    n_layers = sizes.shape[0] - 1
-    size = 16
-    for l in range(1, n_layers + 1):
-        padded = (sizes[l] + 15) // 16 * 16
-        size += batch_size * (padded if l == n_layers else 2 * padded)  # every output, the hidden deltas
-        if drop[l - 1] > 0:
-            size += batch_size * 2 * padded  # the activations before the dropout, and its mask
-        if norm[l - 1, 1] > 0:
-            size += (batch_size + 1) * padded  # the normalized values, and 1/std
-        if acts[l - 1] == PRELU:
-            size += batch_size * padded  # its input
-        if pieces[l - 1] > 1:
-            size += batch_size * ((sizes[l] * pieces[l - 1] + 15) // 16 * 16)  # the product before the max
-    return size
-
-
-@njit(cache=True, error_model="numpy")
 def _copy_range(src, dst, lo, hi):
     """dst[lo:hi] = src[lo:hi]."""
     if hi <= lo:
@@ -874,16 +857,16 @@ def _copy_range(src, dst, lo, hi):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, params, state, sizes, acts, loss,
-                       opt, hyper, batch_size, step, gemm_min, drop, seeds, norm, running, slopes, pieces):
+def train_epoch_worker(tid, n_threads, sync, partials, shared, layout, x, y, order, params, state, sizes, acts,
+                       loss, opt, hyper, batch_size, step, gemm_min, drop, seeds, norm, running, slopes, pieces):
     """Thread ``tid``'s part of one epoch of ``n_threads``; returns what ``train_epoch`` returns.
 
     sync: int64 (kernels.workers.SYNC_SIZE,) barrier state; partials: float64 (2 n_threads,) the penalty
     sums of each thread; shared: (shared_size(sizes, batch_size, drop, norm, acts, pieces),) workspace of the
-    parameter dtype; the rest as ``train_epoch`` (drop, seeds, norm, slopes, pieces not None; running at least
-    one element). Every thread must be given the same arrays (see "Threads" in kernels/reference/fused.py).
-    ``train_epoch`` checks the options first (kernels/reference/fused.py's ``check_options``); this checks
-    only what would make it read or write out of bounds.
+    parameter dtype; layout: ``epoch_layout(sizes, batch_size, acts, drop, norm, pieces)``; the rest as
+    ``train_epoch`` (drop, seeds, norm, slopes, pieces not None and checked by ``check_options``; running
+    at least one element). Every thread must be given the same arrays (see "Threads" in
+    kernels/reference/fused.py).
     """
     n_layers = sizes.shape[0] - 1
     m = order.shape[0]
@@ -893,41 +876,14 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
     if (drop.shape[0] != n_layers or slopes.shape[0] != n_layers or norm.shape[0] != n_layers or norm.shape[1] < 2
             or pieces.shape[0] != n_layers or acts.shape[0] != n_layers):
         raise ValueError("acts, drop, norm, slopes and pieces must hold one entry per layer")
-    out_act = acts[n_layers - 1]
-    if (drop[n_layers - 1] != 0 or norm[n_layers - 1, 1] > 0 or pieces[n_layers - 1] != 1 or out_act == LEAKY_RELU
-            or out_act == SOFTPLUS or out_act == PRELU):
-        raise ValueError("dropout, batch norm, Maxout, LeakyReLU, Softplus or PReLU on the output layer: not "
-                         "supported by the fused epoch")
-    wid = np.empty(n_layers, np.int64)  # product columns of each layer
-    for l in range(n_layers):
-        if pieces[l] < 1 or (pieces[l] > 1 and norm[l, 1] > 0):
-            raise ValueError("pieces must be >= 1, and a Maxout layer (pieces > 1) cannot have a batch norm")
-        wid[l] = sizes[l + 1] * pieces[l]
-    if shared.shape[0] < _shared_size(sizes, batch_size, drop, norm, acts, pieces):
+    if layout.shape[0] != N_LAYOUT or layout.shape[1] < n_layers + 1:
+        raise ValueError("layout must be epoch_layout(sizes, ...)")
+    if shared.shape[0] < layout[LAY_TOTAL, 2] + 16:
         raise ValueError("the shared workspace is smaller than shared_size(sizes, batch_size, drop, norm, acts, "
                          "pieces)")
-    # kernels/reference/fused.py's norm_layout and prelu_layout: a batch norm's gamma, beta after the Dense
-    # parameters, its running mean and variance in ``running``, then the PReLU slopes; -1 where none.
-    goff = np.full(n_layers, -1, np.int64)
-    roff = np.full(n_layers, -1, np.int64)
-    aoff = np.full(n_layers, -1, np.int64)
-    at = 0
-    for l in range(n_layers):
-        at += sizes[l] * wid[l] + wid[l]
-    n_running = 0
-    for l in range(n_layers):
-        if norm[l, 1] > 0:
-            goff[l] = at
-            roff[l] = n_running
-            at += 2 * sizes[l + 1]
-            n_running += 2 * sizes[l + 1]
-    for l in range(n_layers):
-        if acts[l] == PRELU:
-            aoff[l] = at
-            at += sizes[l + 1]
-    if n_params != at or running.shape[0] < n_running:
-        raise ValueError("params or running do not match prelu_layout / norm_layout(sizes, ...)")
-    if n_running > 0 and (m % batch_size == 1 or batch_size == 1):
+    if n_params != layout[LAY_TOTAL, 0] or running.shape[0] < layout[LAY_TOTAL, 1]:
+        raise ValueError("params or running do not match epoch_layout(sizes, ...)")
+    if layout[LAY_TOTAL, 1] > 0 and (m % batch_size == 1 or batch_size == 1):
         raise ValueError("BatchNorm needs at least 2 samples per batch in training, got 1")
     dropping = False
     for l in range(n_layers):
@@ -936,55 +892,20 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
         raise ValueError("seeds must be (number of batches, layers)")
     if sync.shape[0] <= ABORT or partials.shape[0] < 2 * n_threads or not 0 <= tid < n_threads:
         raise ValueError("bad thread arguments")
-    woff = np.empty(n_layers, np.int64)
-    boff = np.empty(n_layers, np.int64)
-    zoff = np.empty(n_layers, np.int64)
-    doff = np.zeros(n_layers, np.int64)
-    poff = np.zeros(n_layers, np.int64)
-    ld = np.empty(n_layers + 1, np.int64)
-    at = 0
-    for l in range(n_layers):
-        woff[l] = at
-        at += sizes[l] * wid[l]
-        boff[l] = at
-        at += wid[l]
-    # Shared workspace, from its first 64-byte boundary: every layer's output Z_{l+1} (nb, ld[l+1]), then
-    # the hidden layers' deltas D_l (nb, ld[l]), l = 1 .. L-1. Rows are padded to 16 elements (64 bytes
-    # or more) and shares start on multiples of 16, so two threads never write to one cache line.
-    ld[0] = sizes[0]
-    for l in range(1, n_layers + 1):
-        ld[l] = (sizes[l] + 15) // 16 * 16
+    # The offsets (kernels/reference/fused.py's epoch_layout); the workspace's from its first 64-byte boundary.
+    woff, boff, wid = layout[LAY_W], layout[LAY_B], layout[LAY_WIDTH]
+    goff, roff, aoff = layout[LAY_GAMMA], layout[LAY_RUNNING], layout[LAY_ALPHA]
+    ld, ldm, zoff, doff = layout[LAY_LD], layout[LAY_LDM], layout[LAY_Z], layout[LAY_D]
+    poff, hoff, ioff, moff = layout[LAY_DROP], layout[LAY_NORM], layout[LAY_PRELU], layout[LAY_MAX]
     misalign = shared.ctypes.data % np.uint64(64)  # (uint64 throughout: mixed with int64 it would be float)
-    at = np.int64((np.uint64(64) - misalign) % np.uint64(64)) // shared.itemsize
-    for l in range(n_layers):
-        zoff[l] = at
-        at += batch_size * ld[l + 1]
-    for l in range(1, n_layers):
-        doff[l] = at
-        at += batch_size * ld[l]
-    # After a dropout: the activations before it (for f'), then the mask, (nb, ld[l+1]) each.
-    for l in range(n_layers):
-        if drop[l] > 0:
-            poff[l] = at
-            at += 2 * batch_size * ld[l + 1]
-    # After a batch norm: its normalized values (nb, ld[l+1]) and 1/std (ld[l+1]).
-    hoff = np.zeros(n_layers, np.int64)
-    for l in range(n_layers):
-        if goff[l] >= 0:
-            hoff[l] = at
-            at += (batch_size + 1) * ld[l + 1]
-    # Before a PReLU: its input (nb, ld[l+1]). A Maxout layer's product before the max (nb, ldm[l]),
-    # which its backward pass overwrites with its delta.
-    ioff = np.zeros(n_layers, np.int64)
-    moff = np.zeros(n_layers, np.int64)
-    ldm = (wid + 15) // 16 * 16
-    for l in range(n_layers):
-        if acts[l] == PRELU:
-            ioff[l] = at
-            at += batch_size * ld[l + 1]
-        if pieces[l] > 1:
-            moff[l] = at
-            at += batch_size * ldm[l]
+    ws = shared[np.int64((np.uint64(64) - misalign) % np.uint64(64)) // shared.itemsize:]
+    # This thread's units of every width w = 0 .. L (``_split``): [own0[w], own1[w]). Layer l's own output
+    # units are those of width l + 1, its product columns pieces[l] times them, its own rows those of width l.
+    own0 = np.empty(n_layers + 1, np.int64)
+    own1 = np.empty(n_layers + 1, np.int64)
+    for w in range(n_layers + 1):
+        own0[w] = _split(sizes[w], tid, n_threads)
+        own1[w] = _split(sizes[w], tid + 1, n_threads)
     # This thread's own: the gathered batch, its targets, a copy of the output layer and its delta, and
     # its own copies of the parameter, gradient and state layouts. Of the parameters it uses its copy for
     # what it alone reads and writes (its columns of W_0, its share of every bias): written back at the
@@ -1061,14 +982,14 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
             n_out = wid[l]
             kp = pieces[l]
             ldo = ld[l + 1]
-            ain = xbuf if l == 0 else shared[zoff[l - 1]:zoff[l - 1] + nb * ld[l]]
-            z = shared[zoff[l]:zoff[l] + nb * ldo]
-            u0 = _split(sizes[l + 1], tid, n_threads)  # this thread's units
-            u1 = _split(sizes[l + 1], tid + 1, n_threads)
+            ain = xbuf if l == 0 else ws[zoff[l - 1]:zoff[l - 1] + nb * ld[l]]
+            z = ws[zoff[l]:zoff[l] + nb * ldo]
+            u0 = own0[l + 1]  # this thread's units
+            u1 = own1[l + 1]
             c0 = kp * u0  # and their product columns
             c1 = kp * u1
             ldp = ldm[l] if kp > 1 else ldo
-            zp = shared[moff[l]:moff[l] + nb * ldp] if kp > 1 else z  # where the product goes
+            zp = ws[moff[l]:moff[l] + nb * ldp] if kp > 1 else z  # where the product goes
             w = (pq if l == 0 else params)[woff[l] + c0:boff[l]]
             if l == 0 and in_place:
                 small_rows(False, nb, c1 - c0, n_in, 1, xrows, w, n_out, 0, zp[c0:], ldp)
@@ -1088,10 +1009,10 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                     c[_BN_EPS] = norm[l, 1]
                     _bn_forward(z, nb, ldo, c0, c1, pq[goff[l]:goff[l] + n_out],
                                 pq[goff[l] + n_out:goff[l] + 2 * n_out], running[roff[l]:roff[l] + n_out],
-                                running[roff[l] + n_out:roff[l] + 2 * n_out], shared[hoff[l]:hoff[l] + batch_size * ldo],
-                                shared[hoff[l] + batch_size * ldo:hoff[l] + (batch_size + 1) * ldo], c)
+                                running[roff[l] + n_out:roff[l] + 2 * n_out], ws[hoff[l]:hoff[l] + batch_size * ldo],
+                                ws[hoff[l] + batch_size * ldo:hoff[l] + (batch_size + 1) * ldo], c)
                 if acts[l] == PRELU:
-                    _prelu_columns(z, shared[ioff[l]:ioff[l] + nb * ldo], pq[aoff[l]:aoff[l] + sizes[l + 1]], nb, ldo,
+                    _prelu_columns(z, ws[ioff[l]:ioff[l] + nb * ldo], pq[aoff[l]:aoff[l] + sizes[l + 1]], nb, ldo,
                                    u0, u1, zero)
                 else:
                     _act_columns(z, nb, ldo, u0, u1, acts[l], one, zero, c[_SLOPE])
@@ -1105,8 +1026,8 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                 seed = np.uint64(seeds[batch, l])
                 for i in range(nb):
                     zr = z[i * ldo + c0:i * ldo + c1]
-                    pr = shared[poff[l] + i * ldo + c0:poff[l] + i * ldo + c1]
-                    mr = shared[poff[l] + (batch_size + i) * ldo + c0:poff[l] + (batch_size + i) * ldo + c1]
+                    pr = ws[poff[l] + i * ldo + c0:poff[l] + i * ldo + c1]
+                    mr = ws[poff[l] + (batch_size + i) * ldo + c0:poff[l] + (batch_size + i) * ldo + c1]
                     first = np.uint64(i * n_out + c0 + 1)  # the draw of element (i, c0) of the (nb, n_out) layer
                     for j in range(c1 - c0):
                         r = seed + (first + np.uint64(j)) * _GOLDEN
@@ -1122,7 +1043,7 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
             break
         # The whole output layer in every thread (a few hundred values): no barrier needed after it.
         for i in range(nb):
-            zl = shared[zoff[n_layers - 1] + i * ld[n_layers]:zoff[n_layers - 1] + i * ld[n_layers] + n_y]
+            zl = ws[zoff[n_layers - 1] + i * ld[n_layers]:zoff[n_layers - 1] + i * ld[n_layers] + n_y]
             ol = obuf[i * n_y:(i + 1) * n_y]
             for j in range(n_y):
                 ol[j] = zl[j]
@@ -1137,8 +1058,8 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
         for l in range(n_layers - 1, -1, -1):
             n_in = sizes[l]
             n_out = wid[l]
-            c0 = pieces[l] * _split(sizes[l + 1], tid, n_threads)
-            c1 = pieces[l] * _split(sizes[l + 1], tid + 1, n_threads)
+            c0 = pieces[l] * own0[l + 1]
+            c1 = pieces[l] * own1[l + 1]
             gb = gq[boff[l] + c0:boff[l] + c1]
             gb[:] = 0
             for i in range(nb):
@@ -1158,10 +1079,10 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                     _product(True, False, n_in, c1 - c0, nb, xbuf, n_in, delta[c0:], ldd, gq[woff[0] + c0:boff[0]],
                              n_out, gemm_min)
             else:  # weights by rows: this thread's units of the layer below, whose delta it computes
-                ain = shared[zoff[l - 1]:zoff[l - 1] + nb * ld[l]]
-                nd = shared[doff[l]:doff[l] + nb * ld[l]]
-                r0 = _split(n_in, tid, n_threads)
-                r1 = _split(n_in, tid + 1, n_threads)
+                ain = ws[zoff[l - 1]:zoff[l - 1] + nb * ld[l]]
+                nd = ws[doff[l]:doff[l] + nb * ld[l]]
+                r0 = own0[l]
+                r1 = own1[l]
                 w = params[woff[l] + r0 * n_out:boff[l]]
                 # the delta below, from W before this step updates it
                 _product(False, True, nb, r1 - r0, n_out, delta, ldd, w, n_out, nd[r0:], ld[l], gemm_min)
@@ -1174,14 +1095,14 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                 if drop[l - 1] > 0:  # through the dropout, then f' at the activations before it
                     for i in range(nb):
                         at = poff[l - 1] + (batch_size + i) * ld[l]  # row i of the mask
-                        mr = shared[at + r0:at + r1]
+                        mr = ws[at + r0:at + r1]
                         ni = nd[i * ld[l] + r0:i * ld[l] + r1]
                         for j in range(r1 - r0):
                             ni[j] = ni[j] * mr[j]
-                    ain = shared[poff[l - 1]:poff[l - 1] + nb * ld[l]]
+                    ain = ws[poff[l - 1]:poff[l - 1] + nb * ld[l]]
                 if acts[l - 1] == PRELU:
                     a0 = aoff[l - 1]
-                    _prelu_backward(shared[ioff[l - 1]:ioff[l - 1] + nb * ld[l]], nd, pq[a0:a0 + n_in], gq[a0:a0 + n_in],
+                    _prelu_backward(ws[ioff[l - 1]:ioff[l - 1] + nb * ld[l]], nd, pq[a0:a0 + n_in], gq[a0:a0 + n_in],
                                     nb, ld[l], r0, r1, zero)
                     if fold:
                         alpha = pq[a0 + r0:a0 + r1]
@@ -1193,8 +1114,8 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                     _act_backward(ain, nd, nb, ld[l], r0, r1, acts[l - 1], one, zero, c[_SLOPE])
                 if goff[l - 1] >= 0:  # through the batch norm: dC/dz, and gamma's and beta's gradients
                     g0 = goff[l - 1]
-                    _bn_backward(nd, nb, ld[l], r0, r1, shared[hoff[l - 1]:hoff[l - 1] + batch_size * ld[l]],
-                                 shared[hoff[l - 1] + batch_size * ld[l]:hoff[l - 1] + (batch_size + 1) * ld[l]],
+                    _bn_backward(nd, nb, ld[l], r0, r1, ws[hoff[l - 1]:hoff[l - 1] + batch_size * ld[l]],
+                                 ws[hoff[l - 1] + batch_size * ld[l]:hoff[l - 1] + (batch_size + 1) * ld[l]],
                                  pq[g0:g0 + n_in], gq[g0:g0 + n_in], gq[g0 + n_in:g0 + 2 * n_in], c)
                     if fold:
                         gamma = pq[g0 + r0:g0 + r1]
@@ -1205,7 +1126,7 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                             gamma[j] = gamma[j] - lr * dgamma[j]
                             beta[j] = beta[j] - lr * dbeta[j]
                 if pieces[l - 1] > 1:  # to the winning product columns: the Maxout layer's delta
-                    pre = shared[moff[l - 1]:moff[l - 1] + nb * ldm[l - 1]]
+                    pre = ws[moff[l - 1]:moff[l - 1] + nb * ldm[l - 1]]
                     _maxout_backward(pre, ldm[l - 1], nd, ld[l], nb, r0, r1, pieces[l - 1], zero)
                     delta = pre
                     ldd = ldm[l - 1]
@@ -1227,12 +1148,12 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                 n_in = sizes[l]
                 n_out = wid[l]
                 if l == 0:  # (row by row)
-                    c0 = pieces[0] * _split(sizes[1], tid, n_threads)
-                    c1 = pieces[0] * _split(sizes[1], tid + 1, n_threads)
+                    c0 = pieces[0] * own0[1]
+                    c1 = pieces[0] * own1[1]
                     sq, ab = _penalize(pq, gq, woff[0] + c0, n_in, c1 - c0, n_out, c, l2, l1)
                 else:
-                    r0 = _split(n_in, tid, n_threads)
-                    r1 = _split(n_in, tid + 1, n_threads)
+                    r0 = own0[l]
+                    r1 = own1[l]
                     sq, ab = _penalize(params, gq, woff[l] + r0 * n_out, 1, (r1 - r0) * n_out, 0, c, l2, l1)
                 squares += sq
                 absolute += ab
@@ -1266,13 +1187,13 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
         for l in range(n_layers):
             n_in = sizes[l]
             n_out = wid[l]
-            u0 = _split(sizes[l + 1], tid, n_threads)
-            u1 = _split(sizes[l + 1], tid + 1, n_threads)
+            u0 = own0[l + 1]
+            u1 = own1[l + 1]
             c0 = pieces[l] * u0
             c1 = pieces[l] * u1
             if l > 0:
-                r0 = _split(n_in, tid, n_threads)
-                r1 = _split(n_in, tid + 1, n_threads)
+                r0 = own0[l]
+                r1 = own1[l]
                 _step(params, gq, s0, s1, woff[l] + r0 * n_out, 1, (r1 - r0) * n_out, 0, opt, c)
             else:  # (one range when the thread has all columns)
                 _step(pq, gq, s0, s1, woff[0] + c0, n_in, c1 - c0, n_out, opt, c)
@@ -1286,8 +1207,8 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
     for l in range(n_layers):
         n_in = sizes[l]
         n_out = wid[l]
-        u0 = _split(sizes[l + 1], tid, n_threads)
-        u1 = _split(sizes[l + 1], tid + 1, n_threads)
+        u0 = own0[l + 1]
+        u1 = own1[l + 1]
         c0 = pieces[l] * u0
         c1 = pieces[l] * u1
         if l == 0:
@@ -1296,8 +1217,8 @@ def train_epoch_worker(tid, n_threads, sync, partials, shared, x, y, order, para
                 for t in range(k_state):
                     _copy_range(sq_state[t], state[t], woff[0] + i * n_out + c0, woff[0] + i * n_out + c1)
         else:
-            r0 = _split(n_in, tid, n_threads)
-            r1 = _split(n_in, tid + 1, n_threads)
+            r0 = own0[l]
+            r1 = own1[l]
             for t in range(k_state):
                 _copy_range(sq_state[t], state[t], woff[l] + r0 * n_out, woff[l] + r1 * n_out)
         _copy_range(pq, params, boff[l] + c0, boff[l] + c1)

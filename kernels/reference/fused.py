@@ -184,19 +184,72 @@ def _pad(n):
     return (int(n) + 15) // 16 * 16
 
 
-def shared_size(sizes, batch_size, drop=None, norm=None, acts=None, pieces=None):
-    """Elements of the threads' shared workspace: layer outputs and hidden deltas (after a dropout also the
-    activations before it and the mask; after a batch norm its normalized values and 1/std; before a
-    PReLU its input; a Maxout layer's product before the max, later its delta), rows padded to 16
-    elements, and 16 more to start it on a 64-byte boundary."""
-    padded = [_pad(s) for s in sizes]
-    dropped = 0 if drop is None else sum(padded[l + 1] for l, p in enumerate(drop) if p > 0)
-    normed = 0 if norm is None else sum(padded[l + 1] for l, row in enumerate(norm) if row[1] > 0)
-    prelus = 0 if acts is None else sum(padded[l + 1] for l, a in enumerate(acts) if int(a) == PRELU)
-    maxed = 0 if pieces is None else sum(_pad(w) for w, k in zip(widths(sizes, pieces), pieces) if int(k) > 1)
+# Rows of the ``epoch_layout`` table.
+(LAY_W, LAY_B, LAY_WIDTH, LAY_GAMMA, LAY_RUNNING, LAY_ALPHA, LAY_LD, LAY_LDM, LAY_Z, LAY_D, LAY_DROP, LAY_NORM,
+ LAY_PRELU, LAY_MAX, LAY_TOTAL) = range(15)
+N_LAYOUT = 15
+
+
+def epoch_layout(sizes, batch_size, acts=None, drop=None, norm=None, pieces=None):
+    """Every offset the compiled workers use, as one int64 table (N_LAYOUT, max(L + 1, 3)), column l for
+    layer l (row LAY_LD: column w for width w = 0 .. L), made once per epoch call (kernels/workers.py).
+
+    Parameters: LAY_W, LAY_B layer l's weight and bias offsets in ``params`` and LAY_WIDTH its product
+    columns (``param_layout``); LAY_GAMMA, LAY_RUNNING (``norm_layout``) and LAY_ALPHA (``prelu_layout``),
+    -1 where a layer has none. The threads' shared workspace, offsets from its first 64-byte boundary:
+    LAY_LD the row length of width w's values (sizes[0] for the input, else padded to 16 elements, so that
+    shares on multiples of 16 never share a cache line), LAY_LDM a Maxout layer's padded product width;
+    LAY_Z every layer's output (nb, LD[l+1]); LAY_D the hidden deltas D_l (nb, LD[l]), l >= 1; after a
+    dropout, LAY_DROP: the activations before it (for f') then the mask; after a batch norm, LAY_NORM: its
+    normalized values (nb, LD[l+1]) then 1/std (LD[l+1]); before a PReLU, LAY_PRELU: its input; a Maxout
+    layer's product before the max, later its delta, LAY_MAX (nb, LDM[l]). LAY_TOTAL: (P, R, workspace
+    elements) in columns 0 .. 2.
+    """
+    sizes = [int(s) for s in sizes]
+    n_layers = len(sizes) - 1
+    drop, _, norm, _, pieces = layer_options(n_layers, drop, None, norm, None, pieces)
+    acts = np.zeros(n_layers, np.int64) if acts is None else acts
     batch_size = int(batch_size)
-    return (batch_size * (sum(padded[1:]) + sum(padded[1:-1]) + 2 * dropped + prelus + maxed)
-            + (batch_size + 1) * normed + 16)
+    lay = np.zeros((N_LAYOUT, max(n_layers + 1, 3)), dtype=np.int64)
+    offsets, _ = param_layout(sizes, pieces)
+    lay[LAY_W, :n_layers], lay[LAY_B, :n_layers] = offsets[:, 0], offsets[:, 1]
+    lay[LAY_WIDTH, :n_layers] = widths(sizes, pieces)
+    lay[LAY_GAMMA, :n_layers], lay[LAY_RUNNING, :n_layers], _, n_running = norm_layout(sizes, norm, pieces)
+    lay[LAY_ALPHA, :n_layers], n_params = prelu_layout(sizes, acts, norm, pieces)
+    ld = lay[LAY_LD]
+    ld[0] = sizes[0]
+    ld[1:n_layers + 1] = [_pad(s) for s in sizes[1:]]
+    lay[LAY_LDM, :n_layers] = [_pad(w) for w in lay[LAY_WIDTH, :n_layers]]
+    at = 0
+
+    def take(row, l, elements):
+        nonlocal at
+        lay[row, l] = at
+        at += elements
+
+    for l in range(n_layers):
+        take(LAY_Z, l, batch_size * ld[l + 1])
+    for l in range(1, n_layers):
+        take(LAY_D, l, batch_size * ld[l])
+    for l in range(n_layers):
+        if drop[l] > 0:
+            take(LAY_DROP, l, 2 * batch_size * ld[l + 1])
+    for l in range(n_layers):
+        if norm[l, 1] > 0:
+            take(LAY_NORM, l, (batch_size + 1) * ld[l + 1])
+    for l in range(n_layers):
+        if int(acts[l]) == PRELU:
+            take(LAY_PRELU, l, batch_size * ld[l + 1])
+        if pieces[l] > 1:
+            take(LAY_MAX, l, batch_size * lay[LAY_LDM, l])
+    lay[LAY_TOTAL, :3] = n_params, n_running, at
+    return lay
+
+
+def shared_size(sizes, batch_size, drop=None, norm=None, acts=None, pieces=None):
+    """Elements of the threads' shared workspace (``epoch_layout``), and 16 more to start it on a 64-byte
+    boundary."""
+    return int(epoch_layout(sizes, batch_size, acts, drop, norm, pieces)[LAY_TOTAL, 2]) + 16
 
 
 def _views(buf, sizes, pieces):
