@@ -4,6 +4,7 @@ Every ``kernels/cython/<name>.pyx`` becomes ``fastnn._kernels.cython.<name>``.
 Flags are safe on any x86-64; set FASTNN_NATIVE=1 to opt in to ``-march=native``.
 """
 import glob
+import importlib.util
 import os
 
 import numpy
@@ -14,6 +15,23 @@ from setuptools import Extension, setup
 compile_args = ["-O3", "-fno-math-errno"]
 if os.environ.get("FASTNN_NATIVE") == "1":
     compile_args.append("-march=native")
+
+
+
+def write_constants_pxi():
+    """kernels/cython/_constants.pxi from kernels/constants.py (the one home of the shared constants);
+    rewritten only when its text changes, so that an unchanged file does not recompile every module."""
+    spec = importlib.util.spec_from_file_location("fastnn_constants", os.path.join("kernels", "constants.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = os.path.join("kernels", "cython", "_constants.pxi")
+    text = module.cython_constants()
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(path, "w") as f:
+            f.write(text)
+
+
+write_constants_pxi()
 
 extensions = [
     Extension(

@@ -10,7 +10,7 @@ import numpy as np
 
 from .backend import kernels
 
-__all__ = ["Augment"]
+__all__ = ["Augment", "apply"]
 
 
 class Augment:
@@ -73,5 +73,10 @@ class Augment:
             raise ValueError(f"Augment expects float32 or float64 images, got {x.dtype}")
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        dx, dy, angle = self.draw(x.shape[0], rng)
-        return kernels().augment_images(np.ascontiguousarray(x), self.side, dx, dy, angle)
+        return apply(np.ascontiguousarray(x), self, np.column_stack(self.draw(x.shape[0], rng)))
+
+
+def apply(x, augment, table):
+    """The images x (n, side * side) transformed by the current backend's ``augment_images`` with the
+    parameters table (n, 3) of rows (dx, dy, angle) (``Augment.draw``'s, in columns)."""
+    return kernels().augment_images(x, augment.side, table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy())

@@ -1,46 +1,50 @@
-"""The fused training path: a whole epoch of a supported model in one kernel call (``kernels/*/fused``).
+"""The compiled epoch: a whole epoch of a model in one kernel call (``kernels/*/fused``'s ``train_epoch``).
 
-``plan(model, loss, optimizer, l1, l2)`` returns a :class:`FusedRunner` when the model, loss and optimizer
-are all supported, else None (then ``Sequential.fit`` trains layer by layer). Supported:
+``plan(model, loss, optimizer, l1, l2, clip_norm=None, augment=None)`` returns ``(runner, None)`` when the
+compiled epoch can train the model, else ``(None, reason)`` with a sentence naming what it cannot take
+(``Sequential.fit`` then trains step by step and warns once with that reason). It takes:
 
-- layers: ``Dense`` (or, in hidden layers, ``Maxout``), each optionally followed by one ``Sigmoid``,
-  ``Tanh``, ``ReLU`` or ``Identity`` (``Softmax`` only at the end; ``LeakyReLU`` with a slope >= 0,
-  ``Softplus`` and ``PReLU`` in hidden layers), then, in hidden layers, optionally one ``Dropout`` (its
-  masks are the ones the layer-by-layer path draws: the seeds come from fit's generator in the same order);
-- loss + output: ``cross_entropy`` after ``Sigmoid``, ``log_likelihood`` after ``Softmax`` (both with the
-  fused delta (a - y)/n, as fit uses), ``quadratic`` after any element-wise output;
-- optimizer: ``SGD`` (plain, momentum, Nesterov) and ``Adam`` (not AdamW), any ``weight_decay``;
-- ``BatchNorm`` directly after a hidden ``Dense`` layer (before its activation);
-- ``l1``/``l2`` penalties on weights; no gradient clipping or augmentation, no Dropout or BatchNorm on
-  the input or the output.
+- layers: ``Dense`` or ``Maxout``, each optionally followed by one ``BatchNorm`` (hidden layers), one
+  activation (``Sigmoid``, ``Tanh``, ``ReLU``, ``LeakyReLU`` with a slope >= 0, ``Softplus``,
+  ``Identity``; ``Softmax`` only last; ``PReLU`` in hidden layers) and one ``Dropout`` (hidden layers);
+- every loss of :mod:`fastnn.losses` with any output activation (``cross_entropy`` after ``Sigmoid`` and
+  ``log_likelihood`` after ``Softmax`` use the fused delta (a - y)/n, as the step-by-step path does);
+- every optimizer of :mod:`fastnn.optim`, with any ``weight_decay``; ``l1``/``l2``; ``clip_norm``;
+  ``augment`` given as a :class:`fastnn.augment.Augment` (a Python callable cannot run inside the
+  compiled epoch); sample weights.
 
 The runner packs every parameter into one flat buffer (and the optimizer state into one (k, P) array) and
-makes the layers' ``W``/``b`` arrays and the optimizer's state arrays views into them, so nothing is copied
-between epochs and the layer-by-layer path, ``get_weights``, ``save`` and ``state_dict`` keep working on
-the same memory. An epoch then runs every mini-batch (in the order fit drew), forward, backward and update
-in one call, and returns what fit's History needs. Set the environment variable ``FASTNN_FUSED=0`` to
-turn the fused path off everywhere.
+makes the layers' arrays and the optimizer's state arrays views into them, so nothing is copied between
+epochs and the step-by-step path, ``get_weights``, ``save`` and ``state_dict`` keep working on the same
+memory. The kernel runs in a thread of its own while the calling thread waits, reports progress (the
+batches the epoch has applied, ``control[DONE]``) and turns Ctrl-C into a stop request the epoch honours
+after the batch under way (:mod:`fastnn.engine`). Set the environment variable ``FASTNN_FUSED=0`` to turn
+the compiled epoch off everywhere.
 
 The compiled backends split each batch's work across threads (:meth:`FusedRunner.n_threads`:
 :func:`fastnn.threads.fused_threads`, fewer for small batches), each calling BLAS on one thread.
 """
 import contextlib
 import os
+import threading
 
 import numpy as np
 
+from . import augment as _augment
 from . import backend as _backend
 from . import layers as _layers
 from . import losses as _losses
 from . import optim as _optim
 from . import threads as _threads
-from ._kernels.reference import fused as _codes
+from ._kernels import constants as _c
+from ._kernels import workers as _workers
+from ._kernels.reference import fused as _layout
 
 __all__ = ["plan", "FusedRunner", "GEMM_MIN", "PARALLEL_MIN"]
 
-# Products of at least this many multiply-adds go to BLAS, smaller ones to hand-written loops. Measured
-# on the project machine (Zen4, SciPy's OpenBLAS 0.3.30 with its small-matrix kernels) with
-# `python bench/fused_epoch_timing.py --products`: BLAS was faster at every size tried, from 1.5x at
+# Products of at least this many multiply-adds go to BLAS (or the hand-written products), smaller ones to
+# plain loops. Measured on the project machine (Zen4, SciPy's OpenBLAS 0.3.30 with its small-matrix kernels)
+# with `python bench/fused_epoch_timing.py --products`: BLAS was faster at every size tried, from 1.5x at
 # 10 x 5 x 3 (70 ns against 109 ns) to 5x at 10 x 784 x 30, and whole epochs with loops only were 3-4x
 # slower; so 0. (The loops remain for BLAS libraries without fast small-matrix paths.)
 GEMM_MIN = 0
@@ -53,16 +57,23 @@ GEMM_MIN = 0
 # `python bench/fused_epoch_timing.py --hidden 8 --epoch-threads 1,2 --gemm-min 0`.
 PARALLEL_MIN = 10_000
 
+# How often the waiting caller reads the epoch's progress and looks for Ctrl-C (seconds).
+POLL_SECONDS = 0.05
+
 _ACTS = {
-    _layers.Identity: _codes.IDENTITY,
-    _layers.Sigmoid: _codes.SIGMOID,
-    _layers.Tanh: _codes.TANH,
-    _layers.ReLU: _codes.RELU,
-    _layers.Softmax: _codes.SOFTMAX,
-    _layers.LeakyReLU: _codes.LEAKY_RELU,
-    _layers.Softplus: _codes.SOFTPLUS,
-    _layers.PReLU: _codes.PRELU,
+    _layers.Identity: _c.IDENTITY,
+    _layers.Sigmoid: _c.SIGMOID,
+    _layers.Tanh: _c.TANH,
+    _layers.ReLU: _c.RELU,
+    _layers.Softmax: _c.SOFTMAX,
+    _layers.LeakyReLU: _c.LEAKY_RELU,
+    _layers.Softplus: _c.SOFTPLUS,
+    _layers.PReLU: _c.PRELU,
 }
+_LOSSES = {_losses.CrossEntropy: _c.BCE, _losses.LogLikelihood: _c.NLL, _losses.Quadratic: _c.QUADRATIC,
+           _losses.MSE: _c.MSE}
+_OPTIMIZERS = {_optim.Adam: _c.ADAM, _optim.AdamW: _c.ADAMW, _optim.Adagrad: _c.ADAGRAD, _optim.RMSprop: _c.RMSPROP,
+               _optim.Adadelta: _c.ADADELTA}
 
 
 class _Stack:
@@ -72,101 +83,104 @@ class _Stack:
         self.sizes, self.dense, self.pieces, self.acts, self.slopes, self.drop = [], [], [], [], [], []
         self.norms, self.prelus = [], []  # the BatchNorm / PReLU layer of each Dense layer, or None
 
+    def add_dense(self, layer):
+        if not self.dense:
+            self.sizes.append(layer.n_in)
+        self.sizes.append(layer.n_out)
+        self.dense.append(layer)
+        self.pieces.append(layer.pieces if isinstance(layer, _layers.Maxout) else 1)
+        self.acts.append(_c.IDENTITY)
+        self.slopes.append(0.0)
+        self.drop.append(0.0)
+        self.norms.append(None)
+        self.prelus.append(None)
+
+
+def _name(i, layer):
+    return f"layer {i} ({type(layer).__name__})"
+
 
 def _parse(model):
-    """A :class:`_Stack` of a supported stack of layers, else None."""
+    """``(stack, None)`` for a stack the compiled epoch takes, else ``(None, reason)``."""
     st = _Stack()
-    # After a Dense layer: one BatchNorm at most, then one activation at most, then one Dropout at most.
-    # After a Maxout layer: no BatchNorm (its place is before the max).
-    norm_allowed = act_allowed = drop_allowed = False
-    for layer in model.layers:
+    stage = None  # what the current Dense layer has had after it: None, "norm", "act", "drop"
+    for i, layer in enumerate(model.layers):
         kind = type(layer)
         if kind in (_layers.Dense, _layers.Maxout):
-            if st.dense and st.sizes[-1] != layer.n_in:
-                return None
-            if not st.dense:
-                st.sizes.append(layer.n_in)
-            st.sizes.append(layer.n_out)
-            st.dense.append(layer)
-            st.pieces.append(layer.pieces if kind is _layers.Maxout else 1)
-            st.acts.append(_codes.IDENTITY)
-            st.slopes.append(0.0)
-            st.drop.append(0.0)
-            st.norms.append(None)
-            st.prelus.append(None)
-            norm_allowed = kind is _layers.Dense
-            act_allowed = drop_allowed = True
-        elif kind is _layers.BatchNorm and norm_allowed and layer.n_in == st.sizes[-1]:
+            st.add_dense(layer)
+            stage = "dense"
+        elif stage is None:
+            return None, f"{_name(i, layer)} comes before any Dense layer"
+        elif kind is _layers.BatchNorm and stage == "dense":
             st.norms[-1] = layer
-            norm_allowed = False
-        elif (kind in _ACTS and act_allowed and not (kind is _layers.LeakyReLU and not layer.slope >= 0)
-              and not (kind is _layers.PReLU and layer.n_in != st.sizes[-1])):
+            stage = "norm"
+        elif kind in _ACTS and stage in ("dense", "norm"):
+            if kind is _layers.LeakyReLU and not layer.slope >= 0:
+                return None, f"{_name(i, layer)} has a negative slope"
             st.acts[-1] = _ACTS[kind]
             st.slopes[-1] = layer.slope if kind is _layers.LeakyReLU else 0.0
             st.prelus[-1] = layer if kind is _layers.PReLU else None
-            norm_allowed = act_allowed = False
-        elif kind is _layers.Dropout and drop_allowed:
+            stage = "act"
+        elif kind is _layers.Dropout and stage in ("dense", "norm", "act"):
             st.drop[-1] = layer.p
-            norm_allowed = act_allowed = drop_allowed = False
+            stage = "drop"
+        elif kind in _ACTS or kind in (_layers.BatchNorm, _layers.Dropout):
+            return None, f"{_name(i, layer)} follows a {stage} layer: the compiled epoch takes Dense, then at most " \
+                         "one BatchNorm, one activation and one Dropout, in that order"
         else:
-            return None
-    if (not st.dense or _codes.SOFTMAX in st.acts[:-1] or st.acts[-1] in _codes.HIDDEN_ONLY or st.drop[-1] != 0
-            or st.norms[-1] is not None or st.pieces[-1] != 1):
-        return None
+            return None, f"{_name(i, layer)} is not a fastnn layer the compiled epoch knows"
+    for what, found in (("Softmax before the output layer", _c.SOFTMAX in st.acts[:-1]),
+                        ("Dropout on the output layer", st.drop[-1] != 0),
+                        ("BatchNorm on the output layer", st.norms[-1] is not None),
+                        ("PReLU on the output layer", st.acts[-1] == _c.PRELU)):
+        if found:
+            return None, what
     st.sizes, st.acts, st.pieces = (np.array(a, dtype=np.int64) for a in (st.sizes, st.acts, st.pieces))
     st.slopes, st.drop = np.array(st.slopes, dtype=np.float64), np.array(st.drop, dtype=np.float64)
-    return st
-
-
-def _loss_code(loss, out_act):
-    kind = type(loss)
-    if kind is _losses.CrossEntropy and out_act == _codes.SIGMOID:
-        return _codes.BCE
-    if kind is _losses.LogLikelihood and out_act == _codes.SOFTMAX:
-        return _codes.NLL
-    if kind is _losses.Quadratic and out_act != _codes.SOFTMAX:
-        return _codes.QUADRATIC
-    return None
+    return st, None
 
 
 def _optimizer_code(optimizer):
     kind = type(optimizer)
     if kind is _optim.SGD:
         if not optimizer.momentum:
-            return _codes.SGD
-        return _codes.NESTEROV if optimizer.nesterov else _codes.MOMENTUM
-    if kind is _optim.Adam:
-        return _codes.ADAM
-    return None
+            return _c.SGD
+        return _c.NESTEROV if optimizer.nesterov else _c.MOMENTUM
+    return _OPTIMIZERS.get(kind)
 
 
 def plan(model, loss, optimizer, l1=0.0, l2=0.0, *, clip_norm=None, augment=None):
-    """A :class:`FusedRunner` for training ``model`` with ``loss`` and ``optimizer``, or None.
+    """``(FusedRunner, None)`` for training ``model`` with ``loss`` and ``optimizer``, or ``(None, reason)``.
 
     ``loss`` and ``optimizer`` are objects (``fastnn.losses.get`` / ``fastnn.optim.get`` of what fit got);
-    ``l1``/``l2`` are fit's lambdas (divided by the training-set size at each epoch). None when anything
-    is unsupported (see the module docstring), when ``clip_norm`` or ``augment`` is set, or when the
-    environment variable ``FASTNN_FUSED`` is ``0``.
+    ``l1``/``l2`` are fit's lambdas (divided by the training-set size at each epoch); ``clip_norm`` fit's;
+    ``augment`` None or a :class:`fastnn.augment.Augment` (any other callable is a reason).
     """
-    if os.environ.get("FASTNN_FUSED", "").strip() == "0" or clip_norm is not None or augment is not None:
-        return None
-    stack = _parse(model)
+    if os.environ.get("FASTNN_FUSED", "").strip() == "0":
+        return None, "the environment variable FASTNN_FUSED is 0"
+    if augment is not None and type(augment) is not _augment.Augment:
+        return None, "augment is a Python callable, not a fastnn.augment.Augment"
+    stack, reason = _parse(model)
     if stack is None:
-        return None
-    loss_code = _loss_code(loss, int(stack.acts[-1]))
+        return None, reason
+    if augment is not None and augment.side * augment.side != stack.sizes[0]:
+        return None, f"Augment(side={augment.side}) does not fit the model's {stack.sizes[0]} inputs"
+    loss_code = _LOSSES.get(type(loss))
+    if loss_code is None:
+        return None, f"the loss {type(loss).__name__} is not one of fastnn's"
     opt_code = _optimizer_code(optimizer)
-    if loss_code is None or opt_code is None:
-        return None
-    return FusedRunner(model, stack, loss, loss_code, optimizer, opt_code, l1, l2)
+    if opt_code is None:
+        return None, f"the optimizer {type(optimizer).__name__} is not one of fastnn's"
+    return FusedRunner(model, stack, loss, loss_code, optimizer, opt_code, l1, l2, clip_norm, augment), None
 
 
 class FusedRunner:
-    """Runs fused epochs for one model + loss + optimizer (made by :func:`plan`).
+    """Runs compiled epochs for one model + loss + optimizer (made by :func:`plan`).
 
     ``params`` (P,) holds every Dense (or Maxout) layer's W (row-major) then b, layer after layer, then every
-    BatchNorm's gamma and beta, then every PReLU's alpha; ``state`` (k, P) the optimizer's arrays in the same layout (SGD with
-    momentum: the momentum buffer; Adam: exp_avg, then exp_avg_sq); ``running`` the BatchNorm layers'
-    running mean and variance. The model's and the optimizer's arrays are views into them.
+    BatchNorm's gamma and beta, then every PReLU's alpha; ``state`` (k, P) the optimizer's arrays in the
+    same layout (kernels/reference/fused.py); ``running`` the BatchNorm layers' running mean and variance.
+    The model's and the optimizer's arrays are views into them.
 
     ``flush_denormals`` (default True): the compiled kernels flush subnormal floats to zero during the
     epoch (x86 FTZ/DAZ, this thread only, restored afterwards). Measured with
@@ -176,8 +190,9 @@ class FusedRunner:
     """
 
     flush_denormals = True
+    engine = "compiled"
 
-    def __init__(self, model, stack, loss, loss_code, optimizer, opt_code, l1, l2):
+    def __init__(self, model, stack, loss, loss_code, optimizer, opt_code, l1, l2, clip_norm=None, augment=None):
         self.model, self.dense, self.sizes, self.acts = model, stack.dense, stack.sizes, stack.acts
         self.slopes, self.drop, self.pieces = stack.slopes, stack.drop, stack.pieces
         # (momentum, eps) per layer, eps = 0 where there is no BatchNorm (kernels/reference/fused.py)
@@ -186,14 +201,16 @@ class FusedRunner:
         self.loss, self.loss_code = loss, loss_code
         self.optimizer, self.opt_code = optimizer, opt_code
         self.l1, self.l2 = float(l1), float(l2)
+        self.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
+        self.augment = augment
         self.dtype = model.dtype
         sizes = self.sizes
-        self.offsets, _ = _codes.param_layout(sizes, self.pieces)
-        gammas, runs, _, n_running = _codes.norm_layout(sizes, self.norm, self.pieces)
-        alphas, n_params = _codes.prelu_layout(sizes, self.acts, self.norm, self.pieces)
+        self.offsets, _ = _layout.param_layout(sizes, self.pieces)
+        gammas, runs, _, n_running = _layout.norm_layout(sizes, self.norm, self.pieces)
+        alphas, n_params = _layout.prelu_layout(sizes, self.acts, self.norm, self.pieces)
         self.params = np.empty(n_params, dtype=self.dtype)
         self.running = np.empty(n_running, dtype=self.dtype)
-        self.state = np.zeros((_codes.STATE_ROWS[opt_code], n_params), dtype=self.dtype)
+        self.state = np.zeros((_c.STATE_ROWS[opt_code], n_params), dtype=self.dtype)
         # (layer, its parameters' (lo, hi) in params, its buffers' (lo, hi) in running), in model order
         spans = {}
         for l, (layer, (w0, b0)) in enumerate(zip(self.dense, self.offsets)):
@@ -212,7 +229,7 @@ class FusedRunner:
                         [self.running[lo:hi] for lo, hi in bs]) for layer, ps, bs in self._bound]
         self._targets = (None, None)
         self._state_views = None
-        self.last_objective = None
+        self.control = _workers.new_control()
         self._bind_params()
 
     def _bind_params(self):
@@ -230,20 +247,19 @@ class FusedRunner:
         return [r for _, ps, _ in self._bound for r in ps]
 
     def _bind_state(self):
-        """Adopt the optimizer's state (zeros if it has none yet) and make its arrays views of ``state``."""
+        """Adopt the optimizer's state (its initial state if it has none yet) and make its arrays views of
+        ``state``."""
         names = self.optimizer.state_names
-        own = self.optimizer.state
         ranges = self._ranges()
-        mismatch = own and (len(own) != len(ranges) or any(
-            s[n].size != hi - lo for s, (lo, hi) in zip(own, ranges) for n in names))
-        if mismatch:
+        own = self.optimizer.state or [self.optimizer._new_state(self.params[lo:hi]) for lo, hi in ranges]
+        if len(own) != len(ranges) or any(s[n].size != hi - lo for s, (lo, hi) in zip(own, ranges) for n in names):
             raise ValueError(f"{type(self.optimizer).__name__} state does not match the model's parameters")
         views = []
         for i, (lo, hi) in enumerate(ranges):
             entry = {}
             for k, name in enumerate(names):
                 view = self.state[k, lo:hi]
-                view[...] = own[i][name].reshape(-1) if own else 0
+                view[...] = own[i][name].reshape(-1)
                 entry[name] = view
             views.append(entry)
         self.optimizer.state = views
@@ -259,19 +275,22 @@ class FusedRunner:
             self._bind_state()
 
     def _hyper(self, n):
+        """The kernel's float64 hyperparameters (kernels/constants.py's slots) for a training set of n rows."""
         opt = self.optimizer
-        h = np.zeros(_codes.N_HYPER)
-        h[_codes.LR] = opt.lr
-        h[_codes.WEIGHT_DECAY] = opt.weight_decay
-        if self.opt_code in (_codes.MOMENTUM, _codes.NESTEROV):
-            h[_codes.MU] = opt.momentum
-        if self.opt_code == _codes.ADAM:
-            h[_codes.BETA1], h[_codes.BETA2] = opt.betas
-            h[_codes.EPS] = opt.eps
-        h[_codes.L2] = self.l2 / n
-        h[_codes.L1] = self.l1 / n
-        h[_codes.LOSS_EPS] = _losses._eps(self.dtype)
-        h[_codes.FLUSH_DENORMALS] = 1.0 if self.flush_denormals else 0.0
+        h = np.zeros(_c.N_HYPER)
+        h[_c.LR] = opt.lr
+        h[_c.WEIGHT_DECAY] = opt.weight_decay
+        h[_c.MU] = getattr(opt, "momentum", 0.0)
+        if hasattr(opt, "betas"):
+            h[_c.BETA1], h[_c.BETA2] = opt.betas
+        h[_c.EPS] = getattr(opt, "eps", 0.0)
+        h[_c.ALPHA] = getattr(opt, "alpha", 0.0)
+        h[_c.RHO] = getattr(opt, "rho", 0.0)
+        h[_c.LR_DECAY] = getattr(opt, "lr_decay", 0.0)
+        h[_c.L1], h[_c.L2] = _losses.penalty_coefficients(self.l1, self.l2, n)
+        h[_c.LOSS_EPS] = _losses._eps(self.dtype)
+        h[_c.FLUSH_DENORMALS] = 1.0 if self.flush_denormals else 0.0
+        h[_c.CLIP_NORM] = self.clip_norm
         return h
 
     def _target_rows(self, targets):
@@ -294,27 +313,16 @@ class FusedRunner:
         work = int(batch_size) * int(np.sum(self.sizes[:-1] * self.sizes[1:] * self.pieces))
         return int(max(1, min(_threads.fused_threads(), work // PARALLEL_MIN)))
 
-    def _seeds(self, n_batches, rng):
-        """Every batch's dropout seed per layer, int64 (n_batches, L): drawn from ``rng`` in the order fit's
-        layer-by-layer path draws them (per batch, each Dropout layer with p > 0 in turn)."""
-        seeds = np.zeros((n_batches, len(self.acts)), dtype=np.int64)
-        dropped = np.flatnonzero(self.drop > 0)
-        if dropped.size:
-            if rng is None:
-                raise ValueError("a model with Dropout needs rng (a numpy Generator) for its masks")
-            seeds[:, dropped] = rng.integers(0, 2**63, size=(n_batches, dropped.size))
-        return seeds
-
-    def run_epoch(self, X, targets, order, batch_size, rng=None):
-        """Train one epoch; return ``(objective_sum, n_correct, n_updates)`` as the kernel defines them.
+    def run_epoch(self, X, targets, order, batch_size, draws, weights=None, progress=None):
+        """Train one epoch; return ``(objective_sum, n_correct, n_updates, status, last)`` as the kernel
+        defines them (kernels/reference/fused.py), status one of kernels/constants.py's STATUS_ codes.
 
         X: (n, n_in) array of the model dtype; targets: what ``loss.prepare`` returned for the training
-        data; order: int permutation of range(n), or None for the natural order; batch_size: int;
-        rng: the numpy Generator the Dropout masks' seeds are drawn from (models with Dropout only).
-        ``objective_sum / n`` is History's ``loss``, ``n_correct / n`` its ``accuracy`` (when the
-        targets are classes). ``n_updates`` < ceil(n / batch_size) means the batch of that index had a
-        non-finite objective and was not applied (training diverged); ``last_objective`` then holds that
-        value (NaN or inf) for the message. ``optimizer.iterations`` advances by ``n_updates``. Call
+        data; order: int permutation of range(n), or None for the natural order; batch_size: int; draws:
+        the epoch's random numbers (:func:`fastnn.engine.epoch_draws`: augmentation table and dropout
+        seeds); weights: (n,) sample weights of the model dtype or None; progress: None or an object with
+        ``update(batches_done)`` and ``interrupted`` (:class:`fastnn.engine.Progress`), polled while the
+        kernel runs in a thread of its own. ``optimizer.iterations`` advances by the updates applied. Call
         inside the model's backend scope (fit does).
         """
         X = np.ascontiguousarray(X, dtype=self.dtype)
@@ -323,20 +331,47 @@ class FusedRunner:
         self._check_bound()
         y = self._target_rows(targets)
         k = _backend.kernels()
-        if self.running.size and (n % int(batch_size) == 1 or int(batch_size) == 1):
-            raise ValueError(  # as BatchNorm.forward says it
-                "BatchNorm needs at least 2 samples per batch in training, got 1; "
-                "choose a batch_size that leaves no batch of one sample"
-            )
         n_threads = self.n_threads(batch_size)
-        seeds = self._seeds(-(-n // int(batch_size)), rng)
+        table, seeds = draws
+        augment = None if table is None else (self.augment.side, table)
+        self.control[_c.STOP] = 0
         with _threads.single_threaded_blas() if n_threads > 1 else contextlib.nullcontext(True) as blas_limited:
-            total, correct, updates, last = k.train_epoch(
-                X, y, order, self.params, self.state, self.sizes, self.acts, self.loss_code, self.opt_code,
-                self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
-                n_threads if blas_limited else 1, self.drop, seeds, self.norm, self.running, self.slopes,
-                self.pieces,
-            )
+            args = (X, y, order, self.params, self.state, self.sizes, self.acts, self.loss_code, self.opt_code,
+                    self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
+                    n_threads if blas_limited else 1, self.drop, seeds, self.norm, self.running, self.slopes,
+                    self.pieces, weights, augment, self.control)
+            total, correct, updates, last = _call_polling(k.train_epoch, args, self.control, progress)
         self.optimizer.iterations += int(updates)
-        self.last_objective = float(last)
-        return float(total), int(correct), int(updates)
+        return float(total), int(correct), int(updates), int(self.control[_c.STATUS]), float(last)
+
+
+def _call_polling(kernel, args, control, progress):
+    """kernel(*args) in a thread of its own while this thread reports control[DONE] to ``progress`` and
+    passes a Ctrl-C on as control[STOP] (without progress: in this thread)."""
+    if progress is None:
+        return kernel(*args)
+    outcome = []
+
+    def body():
+        try:
+            outcome.append((True, kernel(*args)))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=body, name="fastnn-epoch", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(POLL_SECONDS)
+            if progress.interrupted:
+                control[_c.STOP] = 1
+            progress.update(int(control[_c.DONE]))
+    finally:
+        if thread.is_alive():  # an exception in this thread (a second Ctrl-C): let the epoch end first
+            control[_c.STOP] = 1
+            thread.join()
+    ok, result = outcome[0]
+    if not ok:
+        raise result
+    progress.update(int(control[_c.DONE]))
+    return result

@@ -316,13 +316,15 @@ class Dropout(Layer):
         if rng is not None:
             self.rng = np.random.default_rng(get_rng(rng).integers(0, 2**63))
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, seed=None):
+        """Inverted dropout in training (the mask from ``seed``, else from a seed drawn from ``self.rng``);
+        the identity at inference."""
         x = _as_input(x, _float_dtype(x), None, self)
         if not training or self.p == 0.0:
             self._mask = None
             return x
         # Seeds below 2**63 fit a signed 64-bit integer in every backend.
-        seed = int(self.rng.integers(0, 2**63))
+        seed = int(self.rng.integers(0, 2**63)) if seed is None else int(seed)
         y, self._mask = kernels().dropout_forward(x, self.p, seed)
         return y
 

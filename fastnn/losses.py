@@ -26,7 +26,8 @@ import numpy as np
 from ._checks import check_array, check_in_range, check_labels
 from .backend import kernels
 
-__all__ = ["Loss", "Quadratic", "MSE", "CrossEntropy", "LogLikelihood", "LOSSES", "get", "accuracy"]
+__all__ = ["Loss", "Quadratic", "MSE", "CrossEntropy", "LogLikelihood", "LOSSES", "get", "accuracy",
+           "penalty_coefficients", "count_correct"]
 
 
 def _eps(dtype):
@@ -113,15 +114,16 @@ class Loss:
         labels = _one_hot_labels(rows) if n_out > 1 else _binary_labels(rows[:, 0])
         return rows, labels
 
-    def value(self, a, targets):
-        """The loss (Python float, accumulated in float64) of outputs a (n, k) against prepared targets."""
+    def value(self, a, targets, w=None):
+        """The loss (Python float, accumulated in float64) of outputs a (n, k) against prepared targets;
+        with per-row weights w (n,) of a's dtype, their weighted mean (kernels/reference/losses.py)."""
         raise NotImplementedError
 
-    def grad(self, a, targets):
+    def grad(self, a, targets, w=None):
         """dC/da, shape (n, k), dtype of a."""
         raise NotImplementedError
 
-    def delta(self, a, targets):
+    def delta(self, a, targets, w=None):
         """Fused dC/dz for the matching output layer (``fused_with``), from its output a."""
         raise NotImplementedError
 
@@ -132,21 +134,21 @@ class Loss:
 class Quadratic(Loss):
     name = "quadratic"
 
-    def value(self, a, targets):
-        return kernels().quadratic_loss(a, targets)
+    def value(self, a, targets, w=None):
+        return kernels().quadratic_loss(a, targets, w)
 
-    def grad(self, a, targets):
-        return kernels().quadratic_grad(a, targets)
+    def grad(self, a, targets, w=None):
+        return kernels().quadratic_grad(a, targets, w)
 
 
 class MSE(Loss):
     name = "mse"
 
-    def value(self, a, targets):
-        return kernels().mse_loss(a, targets)
+    def value(self, a, targets, w=None):
+        return kernels().mse_loss(a, targets, w)
 
-    def grad(self, a, targets):
-        return kernels().mse_grad(a, targets)
+    def grad(self, a, targets, w=None):
+        return kernels().mse_grad(a, targets, w)
 
 
 class CrossEntropy(Loss):
@@ -160,14 +162,14 @@ class CrossEntropy(Loss):
         check_in_range(targets, name, 0.0, 1.0, what="cross-entropy targets")
         return targets, labels
 
-    def value(self, a, targets):
-        return kernels().bce_loss(a, targets, _eps(a.dtype))
+    def value(self, a, targets, w=None):
+        return kernels().bce_loss(a, targets, _eps(a.dtype), w)
 
-    def grad(self, a, targets):
-        return kernels().bce_grad(a, targets, _eps(a.dtype))
+    def grad(self, a, targets, w=None):
+        return kernels().bce_grad(a, targets, _eps(a.dtype), w)
 
-    def delta(self, a, targets):
-        return kernels().sigmoid_bce_delta(a, targets)
+    def delta(self, a, targets, w=None):
+        return kernels().sigmoid_bce_delta(a, targets, w)
 
 
 class LogLikelihood(Loss):
@@ -177,14 +179,14 @@ class LogLikelihood(Loss):
     fused_with = "Softmax"
     needs_labels = True
 
-    def value(self, a, targets):
-        return kernels().nll_loss(a, targets, _eps(a.dtype))
+    def value(self, a, targets, w=None):
+        return kernels().nll_loss(a, targets, _eps(a.dtype), w)
 
-    def grad(self, a, targets):
-        return kernels().nll_grad(a, targets, _eps(a.dtype))
+    def grad(self, a, targets, w=None):
+        return kernels().nll_grad(a, targets, _eps(a.dtype), w)
 
-    def delta(self, a, targets):
-        return kernels().softmax_nll_delta(a, targets)
+    def delta(self, a, targets, w=None):
+        return kernels().softmax_nll_delta(a, targets, w)
 
 
 LOSSES = {
@@ -208,10 +210,22 @@ def get(loss):
     raise ValueError(f"unknown loss {loss!r}; valid losses are {', '.join(LOSSES)}")
 
 
+def penalty_coefficients(l1, l2, n):
+    """The coefficients fit adds to the weight gradients for its ``l1``/``l2`` over a training set of n
+    rows: (l1 / n, l2 / n) (the seeds' convention: C = C0 + l2/(2n) sum w^2 + l1/n sum |w|)."""
+    return l1 / n, l2 / n
+
+
+def count_correct(a, labels):
+    """The rows whose prediction equals ``labels`` (int64 (n,)): the argmax of each row of a (the first on
+    ties), or ``a > 0.5`` when a has a single column, as the compiled epoch counts them."""
+    predicted = (a[:, 0] > 0.5) if a.shape[1] == 1 else np.argmax(a, axis=1)
+    return int(np.count_nonzero(predicted == labels))
+
+
 def accuracy(a, labels):
-    """Fraction of rows whose prediction equals ``labels`` (int64 (n,)): the argmax of each row of a,
-    or ``a > 0.5`` when a has a single column. Returns a Python float (NaN for no rows)."""
+    """Fraction of rows whose prediction equals ``labels`` (``count_correct``). A Python float (NaN for no
+    rows)."""
     if labels.shape[0] == 0:
         return float("nan")
-    predicted = (a[:, 0] > 0.5) if a.shape[1] == 1 else np.argmax(a, axis=1)
-    return float(np.count_nonzero(predicted == labels)) / labels.shape[0]
+    return count_correct(a, labels) / labels.shape[0]

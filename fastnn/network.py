@@ -31,19 +31,24 @@ import contextlib
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 
-from . import fused as _fused
+from . import engine as _engine
 from . import io as _io
 from . import backend as _backend
 from . import losses as _losses
 from . import optim as _optim
 from ._checks import FLOAT_DTYPES, check_array, check_consistent_length, check_scalar
+from ._kernels import constants as _constants
+from ._kernels.reference import fused as _fused_spec
+from .augment import Augment
 from .init import get_rng
 from . import layers as _layers
 from .layers import BatchNorm, Dense, Dropout, Layer
-from .training import Callback, History, ProgressLogger, TrainingDiverged, generator_from_state, generator_state
+from .training import (History, ProgressLogger, TrainingDiverged, TrainingInterrupted, generator_from_state,
+                       generator_state)
 
 __all__ = ["Sequential"]
 
@@ -59,6 +64,38 @@ def _check_checkpoint_path(path):
     if os.path.isdir(path):
         raise ValueError(f"checkpoint={path!r} is a directory, expected a file name")
     return path
+
+def _sample_weights(sample_weight, class_weight, labels, n_classes, n, dtype):
+    """fit's per-row weights of the model dtype from ``sample_weight`` times ``class_weight`` (the one place
+    they are checked and combined), or None when neither is given."""
+    if sample_weight is None and class_weight is None:
+        return None
+    w = np.ones(n)
+    if sample_weight is not None:
+        w = check_array(sample_weight, "sample_weight", ndim=1, dtype=np.float64)
+        check_consistent_length(np.empty((n, 0)), w, names=("X", "sample_weight"))
+        if (w < 0).any():
+            raise ValueError(f"sample_weight must be >= 0; found {w[w < 0][0]} at index {int(np.argmax(w < 0))}")
+    if class_weight is not None:
+        if labels is None:
+            raise ValueError("class_weight needs class targets (integer labels or one-hot rows) in y")
+        counts = np.bincount(labels, minlength=n_classes)
+        if isinstance(class_weight, str) and class_weight == "balanced":
+            # scikit-learn's compute_class_weight("balanced", classes=the classes present, y)
+            per_class = n / (np.count_nonzero(counts) * np.maximum(counts, 1))
+        elif isinstance(class_weight, dict):
+            per_class = np.ones(n_classes)
+            for label, value in class_weight.items():
+                if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < n_classes:
+                    raise ValueError(f"class_weight has the key {label!r}; expected class labels in [0, {n_classes})")
+                per_class[label] = check_scalar(value, f"class_weight[{label}]", min_val=0.0)
+        else:
+            raise ValueError(f"class_weight must be a dict {{label: weight}}, 'balanced' or None, got {class_weight!r}")
+        w = w * per_class[labels]
+    if not w.sum() > 0:
+        raise ValueError("the sample weights (sample_weight times class_weight) sum to 0: nothing to learn from")
+    return w.astype(dtype)
+
 
 PREDICT_BATCH = 4096  # rows per forward pass in predict/evaluate: bounds memory on big inputs
 
@@ -208,9 +245,16 @@ class Sequential:
             raise ValueError(f"{name} has {X.shape[1]} features, but the model expects {self.n_in}")
         return X
 
-    def _forward(self, x, training):
+    def _forward(self, x, training, seeds=None):
+        """The layers in order; in training, ``seeds`` (if given) are the mask seeds of the Dropout layers
+        with p > 0, in order (fit draws them, :func:`fastnn.engine.epoch_draws`)."""
+        k = 0
         for layer in self.layers:
-            x = layer.forward(x, training)
+            if seeds is not None and isinstance(layer, Dropout) and layer.p > 0:
+                x = layer.forward(x, training, seeds[k])
+                k += 1
+            else:
+                x = layer.forward(x, training)
         return x
 
     def _backward(self, grad, skip_last):
@@ -321,6 +365,8 @@ class Sequential:
         checkpoint=None,
         checkpoint_every=1,
         resume=False,
+        sample_weight=None,
+        class_weight=None,
     ):
         """Train by mini-batch gradient descent; return a :class:`fastnn.training.History`.
 
@@ -355,18 +401,22 @@ class Sequential:
         l1, l2 : float
             Regularization strengths lambda (see the module docstring: lambda/n, weights only).
         callbacks : iterable of Callback
-            E.g. ``EarlyStopping``, learning-rate schedules from :mod:`fastnn.optim`.
+            E.g. ``EarlyStopping``, learning-rate schedules from :mod:`fastnn.optim`; a callback's
+            ``on_progress(epoch, batches_done, logs)`` follows the batches as they are applied.
         verbose : int
             0 silent, >= 1 one progress line per epoch.
-        augment : callable or None
-            ``augment(x_batch, rng) -> x_batch'`` applied to every training batch, e.g.
-            ``fastnn.augment.Augment()``.
+        augment : Augment, callable or None
+            ``fastnn.augment.Augment()`` (runs inside the compiled epoch), or any ``augment(x_batch, rng)
+            -> x_batch'`` (a Python callable: training then runs step by step), applied to every batch.
         clip_norm : float or None
             Clip the global gradient norm to this value before every step.
         use_fused : bool
-            Run each epoch as one compiled call when the model, loss and optimizer allow it (see
-            :mod:`fastnn.fused`; the result equals the layer-by-layer path within rounding). False forces
-            the layer-by-layer path; so does the environment variable ``FASTNN_FUSED=0``.
+            Run each epoch as one compiled call (:mod:`fastnn.fused`) when fastnn can compile everything
+            this fit asks for -- every built-in layer, loss, optimizer and option -- which it then says
+            in ``History.engine``; the result equals the step-by-step engine within rounding. When it
+            cannot (a layer or loss written in Python, an ``augment`` callable, a callback that runs after
+            every batch), fit warns once, naming the reason, and trains step by step. False forces the
+            step-by-step engine (no warning); so does the environment variable ``FASTNN_FUSED=0``.
         checkpoint : str, os.PathLike or None
             Save the model (:func:`fastnn.save`, atomically), its optimizer and the training state needed
             to resume (epochs done, the Generator's state, batch size, shuffle) to this file every
@@ -379,6 +429,14 @@ class Sequential:
             ``shuffle`` must be those of the recorded run, and ``callbacks`` must hold learning-rate
             schedules of the same types in the same order (their progress is restored). Other callbacks
             (``EarlyStopping``) start afresh.
+        sample_weight : array (n,) of non-negative numbers, or None
+            Each batch's loss becomes the weighted mean sum_i w_i C_i / sum_i w_i over its rows (as
+            scikit-learn's MLP and torch's weighted ``reduction="mean"``; a batch whose weights sum to 0
+            has gradient 0); History's ``loss`` is the weighted mean over the epoch, ``accuracy`` stays
+            unweighted.
+        class_weight : dict, "balanced" or None
+            Weights per class label (0 .. k-1) that multiply ``sample_weight``; ``"balanced"`` is
+            n / (k * count(label)), as scikit-learn computes it. Needs class targets.
 
         Raises
         ------
@@ -389,6 +447,10 @@ class Sequential:
             made them non-finite (the loss is checked every batch, the weights at the end of every
             epoch), the model and its optimizer go back to their state at the start of that epoch; the
             message says which.
+        fastnn.training.TrainingInterrupted
+            (a ``KeyboardInterrupt``) on Ctrl-C: training stops after the batch under way, so the model
+            keeps the weights of its last completed step with the matching optimizer state; the
+            exception names the epoch and batch.
         """
         X = self._check_X(X)
         n = X.shape[0]
@@ -396,6 +458,7 @@ class Sequential:
         n_out = self.n_out if self.n_out is not None else X.shape[1]
         targets, labels = loss.prepare(y, n_out, self.dtype)
         check_consistent_length(X, targets, names=("X", "y"))
+        weights = _sample_weights(sample_weight, class_weight, labels, n_out, n, self.dtype)
         val = self._prepare_validation(validation_data, loss)
         epochs = check_scalar(epochs, "epochs", int, min_val=0)
         batch_size = n if batch_size is None else check_scalar(batch_size, "batch_size", int, min_val=1)
@@ -412,11 +475,8 @@ class Sequential:
         # The rate may have been changed on the object since it was made.
         check_scalar(optimizer.lr, "optimizer.lr", min_val=0.0, include_boundaries="neither")
         n_batches = math.ceil(n / batch_size)
-        if any(isinstance(layer, BatchNorm) for layer in self.layers) and (batch_size == 1 or n % batch_size == 1):
-            raise ValueError(
-                f"BatchNorm needs at least 2 samples per batch in training, but batch_size={batch_size} with "
-                f"{n} samples leaves a batch of 1; choose another batch_size"
-            )
+        norms = [(1.0, 1.0)] if any(isinstance(layer, BatchNorm) for layer in self.layers) else None
+        _fused_spec.check_batches(n, batch_size, norms)
         if checkpoint is not None:
             checkpoint = _check_checkpoint_path(checkpoint)
         checkpoint_every = check_scalar(checkpoint_every, "checkpoint_every", int, min_val=1)
@@ -429,108 +489,76 @@ class Sequential:
             initial_epoch, rng = 0, get_rng(seed, "seed")
         self.optimizer = optimizer
         self.loss = loss
-
         if verbose:
             callbacks.append(ProgressLogger())
         for cb in callbacks:
             cb.set_model(self)
-        batch_callbacks = [cb for cb in callbacks if isinstance(cb, Callback) and cb._wants_batches()]
-        fused = loss.fused_with is not None and isinstance(self.layers[-1], getattr(_layers, loss.fused_with))
-        # Planned before params() is taken: the runner makes the layers' arrays views into its flat buffer.
-        runner = None
-        if use_fused and not batch_callbacks:
-            runner = _fused.plan(self, loss, self.optimizer, l1, l2, clip_norm=clip_norm, augment=augment)
-        self.fused_runner = runner
-        params = self.params()
-        # (layer, index) of every regularized weight; penalties divide by the training-set size n.
-        weights = [(layer, i) for layer in self.layers for i in layer.regularized]
-        reg_params = [layer.params[i] for layer, i in weights]
-        dropouts = [layer for layer in self.layers if isinstance(layer, Dropout)]
-        saved_rngs = [layer.rng for layer in dropouts]
-        history = History()
+        # Planned before params() is taken: the compiled epoch makes the layers' arrays views into its buffer.
+        engine, reason = _engine.choose(self, loss, optimizer, l1, l2, clip_norm, augment, callbacks, use_fused)
+        if reason is not None:
+            warnings.warn(f"fit trains step by step, not in the compiled epoch: {reason}", UserWarning, stacklevel=2)
+        self.fused_runner = engine if engine.engine == "compiled" else None
+        history = History(engine=engine.engine, reason=reason)
+        progress = _engine.Progress(callbacks, n_batches)
+        n_drop = sum(1 for layer in self.layers if isinstance(layer, Dropout) and layer.p > 0)
+        compiled_augment = augment if isinstance(augment, Augment) else None
+        weight_total = n if weights is None else float(np.sum(weights, dtype=np.float64))
         self.stop_training = False
         settings = {"n_samples": n, "batch_size": batch_size, "shuffle": bool(shuffle)}
 
-        try:
-            for layer in dropouts:
-                layer.rng = rng
-            with self._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                k = _backend.kernels()
+        with self._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"), progress.catch_interrupt():
+            for cb in callbacks:
+                cb.on_train_begin({"epochs": epochs, "samples": n, "batches": n_batches,
+                                   "initial_epoch": initial_epoch})
+            for epoch in range(initial_epoch, epochs):
+                self.training_state = None  # the weights are mid-epoch until it ends
                 for cb in callbacks:
-                    cb.on_train_begin({"epochs": epochs, "samples": n, "batches": n_batches,
-                                       "initial_epoch": initial_epoch})
-                for epoch in range(initial_epoch, epochs):
-                    self.training_state = None  # the weights are mid-epoch until it ends
-                    for cb in callbacks:
-                        cb.on_epoch_begin(epoch, {})
-                    start = time.perf_counter()
-                    # Restored if a batch leaves non-finite weights (checking every step would cost a pass).
-                    snapshot = (self.get_weights(), self.optimizer.state_dict())
-                    lr = self.optimizer.lr
-                    order = rng.permutation(n) if shuffle else None
-                    loss_sum = correct_sum = 0.0
-                    if runner is not None:
-                        loss_sum, correct_sum, done = runner.run_epoch(X, targets, order, batch_size, rng)
-                        if done < n_batches:
-                            objective = runner.last_objective
-                            self._diverged(f"the loss is {objective}", epoch, done, n_batches, snapshot, history)
-                    for b in range(n_batches if runner is None else 0):
-                        lo, hi = b * batch_size, min((b + 1) * batch_size, n)
-                        idx = order[lo:hi] if shuffle else slice(lo, hi)
-                        xb, tb = X[idx], targets[idx]
-                        if augment is not None:
-                            xb = self._augmented(augment, xb, rng)
-                        a = self._forward(xb, True)
-                        value = loss.value(a, tb)
-                        if l2:
-                            value += l2 / (2 * n) * sum(k.sum_squares(p.reshape(-1)) for p in reg_params)
-                        if l1:
-                            value += l1 / n * sum(k.sum_abs(p.reshape(-1)) for p in reg_params)
-                        if not math.isfinite(value):
-                            self._diverged(f"the loss is {value}", epoch, b, n_batches, snapshot, history)
-                        self._backward(loss.delta(a, tb) if fused else loss.grad(a, tb), fused)
-                        for layer, i in weights:
-                            if l2:
-                                k.add_l2_grad(layer.grads[i].reshape(-1), layer.params[i].reshape(-1), l2 / n)
-                            if l1:
-                                k.add_l1_grad(layer.grads[i].reshape(-1), layer.params[i].reshape(-1), l1 / n)
-                        grads = self.grads()
-                        if clip_norm is not None:
-                            norm = _optim.clip_grad_norm(grads, clip_norm)
-                            if not math.isfinite(norm):
-                                self._diverged(f"the gradient norm is {norm}", epoch, b, n_batches, snapshot, history)
-                        self.optimizer.step(params, grads)
-                        m = hi - lo
-                        loss_sum += value * m
-                        if labels is not None:
-                            correct_sum += _losses.accuracy(a, labels[idx]) * m
-                        for cb in batch_callbacks:
-                            cb.on_train_batch_end(b, {"size": m, "loss": value})
-                    if not self._weights_finite():
-                        self._diverged("the weights are no longer finite at the end of the epoch", epoch, None,
-                                       n_batches, snapshot, history)
-                    self.training_state = {"epoch": epoch + 1, "rng": generator_state(rng), **settings}
-                    logs = {"loss": loss_sum / n, "accuracy": correct_sum / n if labels is not None else float("nan")}
-                    if val is not None:
-                        result = self._evaluate(val[0], val[1], loss, None, ("X_val", "y_val"))
-                        logs["val_loss"], logs["val_accuracy"] = result["loss"], result["accuracy"]
-                    logs["seconds"] = time.perf_counter() - start
-                    logs["lr"] = lr
-                    history.append(epoch, logs)
-                    for cb in callbacks:
-                        cb.on_epoch_end(epoch, logs)
-                    self.training_state["callbacks"] = [
-                        {"type": type(cb).__name__, "state": cb.state_dict()} for cb in stateful]
-                    last = epoch + 1 == epochs or self.stop_training
-                    if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or last):
-                        _io.save(self, checkpoint)
-                    if self.stop_training:
-                        break
+                    cb.on_epoch_begin(epoch, {})
+                progress.start_epoch(epoch)
+                start = time.perf_counter()
+                # Restored if a batch leaves non-finite weights (checking every step would cost a pass).
+                snapshot = (self.get_weights(), self.optimizer.state_dict())
+                lr = self.optimizer.lr
+                order = rng.permutation(n) if shuffle else None
+                draws = None
+                if augment is None or compiled_augment is not None:
+                    draws = _engine.epoch_draws(rng, n, batch_size, compiled_augment, n_drop)
+                if engine.engine == "compiled":
+                    result = engine.run_epoch(X, targets, order, batch_size, draws, weights, progress)
+                else:
+                    result = engine.run_epoch(X, targets, labels, order, batch_size, draws, rng, weights, progress)
+                loss_sum, correct, done, status, last = result
+                if status == _constants.STATUS_STOPPED:
+                    self.training_state = None
+                    raise TrainingInterrupted(
+                        f"training interrupted at epoch {epoch + 1}, after batch {done} of {n_batches}; the model "
+                        f"keeps the weights of that step (and the matching optimizer state)", epoch + 1, done, history)
+                if status != _constants.STATUS_DONE:
+                    what = "the gradient norm" if status == _constants.STATUS_NORM else "the loss"
+                    self._diverged(f"{what} is {last}", epoch, done, n_batches, snapshot, history)
+                if not self._weights_finite():
+                    self._diverged("the weights are no longer finite at the end of the epoch", epoch, None,
+                                   n_batches, snapshot, history)
+                self.training_state = {"epoch": epoch + 1, "rng": generator_state(rng), **settings}
+                logs = {"loss": loss_sum / weight_total if weight_total else float("nan"),
+                        "accuracy": correct / n if labels is not None else float("nan")}
+                if val is not None:
+                    result = self._evaluate(val[0], val[1], loss, None, ("X_val", "y_val"))
+                    logs["val_loss"], logs["val_accuracy"] = result["loss"], result["accuracy"]
+                logs["seconds"] = time.perf_counter() - start
+                logs["lr"] = lr
+                history.append(epoch, logs)
                 for cb in callbacks:
-                    cb.on_train_end({})
-        finally:
-            for layer, saved in zip(dropouts, saved_rngs):
-                layer.rng = saved
+                    cb.on_epoch_end(epoch, logs)
+                self.training_state["callbacks"] = [
+                    {"type": type(cb).__name__, "state": cb.state_dict()} for cb in stateful]
+                last_epoch = epoch + 1 == epochs or self.stop_training
+                if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or last_epoch):
+                    _io.save(self, checkpoint)
+                if self.stop_training:
+                    break
+            for cb in callbacks:
+                cb.on_train_end({})
         return history
 
     def _resume_state(self, epochs, n, batch_size, shuffle, stateful):

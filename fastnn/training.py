@@ -14,8 +14,8 @@ import sys
 import numpy as np
 
 __all__ = [
-    "History", "Callback", "EarlyStopping", "ProgressLogger", "TrainingDiverged", "generator_state",
-    "generator_from_state",
+    "History", "Callback", "EarlyStopping", "ProgressLogger", "TrainingDiverged", "TrainingInterrupted",
+    "generator_state", "generator_from_state",
 ]
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds", "lr")
@@ -34,6 +34,16 @@ class TrainingDiverged(FloatingPointError):
         self.epoch, self.batch, self.history = epoch, batch, history
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped ``fit`` after the batch under way. The model keeps the weights of that step and the
+    matching optimizer state. Attributes: ``epoch`` (1-based), ``batch`` (the batches of that epoch
+    applied) and ``history`` (the epochs completed in this fit)."""
+
+    def __init__(self, message, epoch, batch, history):
+        super().__init__(message)
+        self.epoch, self.batch, self.history = epoch, batch, history
+
+
 class History:
     """Per-epoch metrics of one ``fit``, as lists indexed by epoch (0-based).
 
@@ -42,11 +52,14 @@ class History:
     active), as Keras reports them. ``val_loss``/``val_accuracy`` are measured on the validation data
     after the epoch (data loss only) and are empty without validation data. Accuracy is NaN when the
     targets are not classes. ``seconds`` is the wall time of each epoch, ``lr`` the learning rate used.
+    ``engine`` says how the epochs ran: ``"compiled"`` (one kernel call each) or ``"step"`` (batch by
+    batch in Python), and ``reason`` why not compiled (None when they were, or when fit was asked to).
     """
 
-    def __init__(self):
+    def __init__(self, engine=None, reason=None):
         self.history = {name: [] for name in METRICS}
         self.epoch = []
+        self.engine, self.reason = engine, reason
 
     def append(self, epoch, logs):
         self.epoch.append(epoch)
@@ -88,17 +101,17 @@ class Callback:
 
     def on_train_batch_end(self, batch, logs=None):
         """After every training step; logs: ``size`` (samples in the batch) and ``loss`` (its objective).
-        Only called for callbacks that override it (or its alias ``on_batch_end``, as in Keras), so the
-        loop pays nothing otherwise."""
+        A callback that overrides it (or its alias ``on_batch_end``, as in Keras) runs Python after every
+        batch, so fit trains step by step (and says so); to follow progress, use ``on_progress``."""
         self.on_batch_end(batch, logs)
 
     def on_batch_end(self, batch, logs=None):
         """Alias of ``on_train_batch_end`` (Keras's older name)."""
 
-    def _wants_batches(self):
-        cls = type(self)
-        base = Callback
-        return cls.on_train_batch_end is not base.on_train_batch_end or cls.on_batch_end is not base.on_batch_end
+    def on_progress(self, epoch, batches_done, logs=None):
+        """The batches of the epoch applied so far (logs: ``batches``, per epoch): after every batch in
+        the step-by-step engine, and from the compiled epoch every 50 ms or so while it runs (so not for
+        every batch); costs the compiled epoch nothing."""
 
     def on_epoch_end(self, epoch, logs=None):
         pass

@@ -2,17 +2,25 @@
 
 Every activation ``f`` has ``f(z) -> a`` and ``f_backward(z, a, da) -> dz = da * f'(z)``. Arrays are
 2-D (n, k), float32 or float64, C-contiguous; outputs are new arrays of the input dtype. Derivatives
-at the kinks are 0 (ReLU'(0) = 0). Constants are made with ``z.dtype.type(c)`` so that float32 stays
-float32 (a bare literal such as ``1.0`` or ``1`` would promote the arithmetic to float64). The float32
-tanh has its own rational kernel (``_tanh32``, as in kernels/cython/activations.pyx), as fast as NumPy's.
+at the kinks are 0 (ReLU'(0) = 0).
+
+Each formula is written once, as a block kernel on rows of row-major buffers that the fused epoch
+(kernels/numba/fused.py) calls on its share of a layer's columns and the public kernels below call on a
+whole array: ``act_block`` (f, with an optional bias added first), ``act_backward_block`` (d * f', from the
+output a for sigmoid, tanh and softplus, from z or a for the ReLU family), ``prelu_block`` /
+``prelu_backward_block`` and ``maxout_block`` / ``maxout_backward_block``. A block is passed as a 1-D view
+of its array starting at the block's first row, with the row length of that array (its leading dimension,
+ld); element (i, j) is at i * ld + j, j in c0 .. c1. Loops index such views from 0 (``zi = z[i * ld + c0:
+i * ld + c1]``): Numba wraps negative indices, and LLVM drops that check (and vectorizes) only where it
+sees that an index cannot be negative. Constants are made in the array's dtype (``one``, ``zero`` from
+the caller, or ``z.dtype.type(c)``): a bare literal such as ``1.0`` would promote float32 to float64.
 """
 import numba
 import numpy as np
-from numba import types
-from numba.extending import overload
 
-from ._math import column_sum, exp, log1p
-from ._math import tanh as _tanh
+from ..constants import IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTPLUS, TANH
+from ._math import exp, log1p, pairwise_sum
+from ._math import tanh as tanh_of
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -22,138 +30,235 @@ def _flat(x):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def sigmoid_of(v, one, zero):
+    """1 / (1 + exp(-v)) without overflow for any finite v: exp(-|v|)."""
+    e = exp(-abs(v))
+    return (one if v >= zero else e) / (one + e)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def softplus_slope(a):
+    """softplus'(z) = sigmoid(z) from the output a = softplus(z) > 0, in float64: 1 - exp(-a), or its series
+    a (1 - a/2 + a^2/6) below 2^-10, where 1 - exp(-a) would cancel."""
+    ad = np.float64(a)
+    return ad * (1.0 - ad * (0.5 - ad / 6.0)) if ad < 0.0009765625 else 1.0 - exp(-ad)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def act_block(src, lds, dst, ldd, nb, c0, c1, act, slope, bias, has_bias):
+    """dst[i, c0:c1] = f(src[i, c0:c1] (+ bias[c0:c1])) for rows i < nb (src may be dst); ``slope``:
+    LeakyReLU's (a scalar of the dtype). One branch-free loop per activation, so that LLVM vectorizes it."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    one = dst.dtype.type(1)
+    zero = dst.dtype.type(0)
+    bj = bias[c0:c1] if has_bias else bias[:0]
+    for i in range(nb):
+        si = src[i * lds + c0:i * lds + c1]
+        di = dst[i * ldd + c0:i * ldd + c1]
+        if act == SIGMOID:
+            for j in range(w):
+                di[j] = sigmoid_of(si[j] + bj[j] if has_bias else si[j], one, zero)
+        elif act == TANH:
+            for j in range(w):
+                di[j] = tanh_of(si[j] + bj[j] if has_bias else si[j])
+        elif act == RELU:
+            for j in range(w):
+                v = si[j] + bj[j] if has_bias else si[j]
+                di[j] = zero if v < zero else v  # NaN stays NaN, as np.maximum
+        elif act == LEAKY_RELU:
+            for j in range(w):
+                v = si[j] + bj[j] if has_bias else si[j]
+                di[j] = v if v > zero else slope * v
+        elif act == SOFTPLUS:  # max(z, 0) + log1p(exp(-|z|)), as kernels/reference/activations.py
+            for j in range(w):
+                v = si[j] + bj[j] if has_bias else si[j]
+                di[j] = (zero if v < zero else v) + log1p(exp(-abs(v)))
+        else:
+            for j in range(w):
+                di[j] = si[j] + bj[j] if has_bias else si[j]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def act_backward_block(src, lds, d, ldd, out, ldo, nb, c0, c1, act, slope):
+    """out = d * f' on the block (out may be d): f' from the output a = src for SIGMOID, TANH and SOFTPLUS;
+    for RELU and LEAKY_RELU src may be z or (slope >= 0) a, which are > 0 at the same places."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    one = out.dtype.type(1)
+    zero = out.dtype.type(0)
+    for i in range(nb):
+        si = src[i * lds + c0:i * lds + c1]
+        di = d[i * ldd + c0:i * ldd + c1]
+        oi = out[i * ldo + c0:i * ldo + c1]
+        if act == SIGMOID:
+            for j in range(w):
+                v = si[j]
+                oi[j] = di[j] * (v * (one - v))
+        elif act == TANH:
+            for j in range(w):
+                v = si[j]
+                oi[j] = di[j] * (one - v * v)
+        elif act == RELU:
+            for j in range(w):
+                oi[j] = di[j] if si[j] > zero else zero
+        elif act == LEAKY_RELU:
+            for j in range(w):
+                oi[j] = di[j] if si[j] > zero else slope * di[j]
+        elif act == SOFTPLUS:
+            for j in range(w):
+                oi[j] = di[j] * softplus_slope(si[j])  # in float64, rounded once on the store
+        else:
+            for j in range(w):
+                oi[j] = di[j]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def prelu_block(src, lds, dst, ldd, nb, c0, c1, alpha):
+    """dst = PReLU(src) on the block: src where src > 0, else alpha[j] * src (src may be dst)."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    zero = dst.dtype.type(0)
+    al = alpha[c0:c1]
+    for i in range(nb):
+        si = src[i * lds + c0:i * lds + c1]
+        di = dst[i * ldd + c0:i * ldd + c1]
+        for j in range(w):
+            v = si[j]
+            di[j] = v if v > zero else al[j] * v  # NaN stays NaN, as np.where(z > 0, z, alpha z)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def prelu_backward_block(z, ldz, d, ldd, out, ldo, nb, c0, c1, alpha, dalpha):
+    """out = dC/dz from d = dC/da on the block (out may be d); dalpha[c0:c1] = the sum over the rows, in
+    order, of d * z where z <= 0 (NumPy's order for a sum over axis 0 of several columns)."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    zero = out.dtype.type(0)
+    al = alpha[c0:c1]
+    dal = dalpha[c0:c1]
+    dal[:] = 0
+    for i in range(nb):
+        zi = z[i * ldz + c0:i * ldz + c1]
+        di = d[i * ldd + c0:i * ldd + c1]
+        oi = out[i * ldo + c0:i * ldo + c1]
+        for j in range(w):
+            v = zi[j]
+            g = di[j]
+            neg = v <= zero
+            dal[j] = dal[j] + (g * v if neg else zero)
+            oi[j] = al[j] * g if neg else g
+
+
+@numba.njit(cache=True, error_model="numpy")
+def winner(g, k):
+    """Index of the largest of g[0:k], the first on ties; the first NaN if any (as np.argmax)."""
+    best = 0
+    for p in range(1, k):
+        if g[p] > g[best] or (g[p] != g[p] and g[best] == g[best]):
+            best = p
+    return best
+
+
+@numba.njit(cache=True, error_model="numpy")
+def maxout_block(pre, ldp, out, ldo, nb, u0, u1, k, idx, keep_idx):
+    """out[:, u0:u1] = the max of each unit's k adjacent columns of pre; with ``keep_idx`` the winners go to
+    idx (rows of length ldo)."""
+    for i in range(nb):
+        for j in range(u0, u1):
+            g = pre[i * ldp + j * k:i * ldp + (j + 1) * k]
+            won = winner(g, k)
+            out[i * ldo + j] = g[won]
+            if keep_idx:
+                idx[i * ldo + j] = won
+
+
+@numba.njit(cache=True, error_model="numpy")
+def maxout_backward_block(d, ldd, out, ldp, nb, u0, u1, k, won_from, idx):
+    """Route dC/da of units u0:u1 (d) to their winning columns of out (rows of ldp; the others 0): the
+    winner is idx[i * ldd + j], or, when ``won_from`` is not empty, found again from the product kept in it
+    (then out may be won_from: the product is overwritten by its delta)."""
+    zero = out.dtype.type(0)
+    again = won_from.shape[0] > 0
+    for i in range(nb):
+        for j in range(u0, u1):
+            won = winner(won_from[i * ldp + j * k:i * ldp + (j + 1) * k], k) if again else idx[i * ldd + j]
+            g = out[i * ldp + j * k:i * ldp + (j + 1) * k]
+            dj = d[i * ldd + j]
+            for p in range(k):
+                g[p] = dj if p == won else zero
+
+
+# -- the public kernels: the blocks on whole arrays --------------------------------------------------------
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _forward(z, act, slope):
+    out = np.empty_like(z)
+    act_block(_flat(z), z.size, _flat(out), z.size, 1, 0, z.size, act, z.dtype.type(slope), _flat(z), False)
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _backward(src, da, act, slope):
+    out = np.empty_like(da)
+    n = da.size
+    if src.size != n:
+        raise ValueError("activation backward: z (or a) and da must have the same shape")
+    act_backward_block(_flat(src), n, _flat(da), n, _flat(out), n, 1, 0, n, act, da.dtype.type(slope))
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
 def sigmoid(z):
     """1 / (1 + exp(-z)) as the reference computes it: exp(-|z|), so no overflow for any finite z."""
-    out = np.empty_like(z)
-    zf, of = _flat(z), _flat(out)
-    one, zero = z.dtype.type(1), z.dtype.type(0)
-    for i in range(zf.size):
-        v = zf[i]
-        e = exp(-abs(v))
-        of[i] = (one if v >= zero else e) / (one + e)
-    return out
+    return _forward(z, SIGMOID, 0.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def sigmoid_backward(z, a, da):
     """da * a * (1 - a), shape (n, k)."""
-    out = np.empty_like(da)
-    af, df, of = _flat(a), _flat(da), _flat(out)
-    one = a.dtype.type(1)
-    for i in range(of.size):
-        of[i] = df[i] * (af[i] * (one - af[i]))
-    return out
-
-
-# float32 tanh (the formula and its constants are those of kernels/cython/activations.pyx, which explains
-# them): t = 2 tanh(|x|/2) by a (2, 3) rational, then tanh = t - a v with v = (t/2)^2, a = t / (1 + v).
-# _math.tanh's float32 branch computes an exp and a polynomial and selects: 2.2x NumPy's SIMD tanh.
-_TE0, _TE1, _TE2 = np.float32(-0.0833333), np.float32(-0.0010923006), np.float32(-1.2288806e-06)
-_TD1, _TD2, _TD3 = np.float32(0.113107175), np.float32(0.001206553), np.float32(1.2288806e-06)
-_F1, _FQ = np.float32(1), np.float32(0.25)
-_FSAT = np.float32(9.010914)  # tanh rounds to 1 from here on (and at inf, where the formula is NaN)
-
-
-@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _tanh32(z):
-    """tanh of float32 z: within 1.78 ulp of the exact value (exhaustively; NumPy's: 1.37)."""
-    out = np.empty_like(z)
-    zf, of = _flat(z), _flat(out)
-    for i in range(zf.size):
-        x = zf[i]
-        ax = abs(x)
-        s = ax * ax
-        k = ((_TE2 * s + _TE1) * s + _TE0) / (((_TD3 * s + _TD2) * s + _TD1) * s + _F1)
-        t = ax * s * k + ax
-        q = _FQ * t
-        a = t / (q * t + _F1)
-        r = t - a * (q * t)
-        of[i] = np.copysign(_F1 if ax >= _FSAT else r, x)  # NaN stays NaN, tanh(-0) = -0
-    return out
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _tanh64(z):
-    out = np.empty_like(z)
-    zf, of = _flat(z), _flat(out)
-    for i in range(zf.size):
-        of[i] = _tanh(zf[i])
-    return out
-
-
-def _tanh_by_dtype(z):
-    raise NotImplementedError("only callable from Numba-compiled code")
-
-
-@overload(_tanh_by_dtype)
-def _tanh_by_dtype_overload(z):
-    # Chosen at compile time: a branch on z.dtype inside tanh would compile both kernels for each dtype.
-    if z.dtype == types.float32:
-        return lambda z: _tanh32(z)
-    return lambda z: _tanh64(z)
+    return _backward(a, da, SIGMOID, 0.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def tanh(z):
-    """tanh(z), shape (n, k); float32 by _tanh32, float64 within 3 ulp of np.tanh (see _math.tanh)."""
-    return _tanh_by_dtype(z)
+    """tanh(z), shape (n, k) (kernels/numba/_math.py's tanh: a rational kernel for float32)."""
+    return _forward(z, TANH, 0.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def tanh_backward(z, a, da):
     """da * (1 - a^2), shape (n, k)."""
-    out = np.empty_like(da)
-    af, df, of = _flat(a), _flat(da), _flat(out)
-    one = a.dtype.type(1)
-    for i in range(of.size):
-        of[i] = df[i] * (one - af[i] * af[i])
-    return out
+    return _backward(a, da, TANH, 0.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def relu(z):
     """max(z, 0), shape (n, k) (NaN and -0.0 pass through as in np.maximum)."""
-    out = np.empty_like(z)
-    zf, of = _flat(z), _flat(out)
-    zero = z.dtype.type(0)
-    for i in range(zf.size):
-        v = zf[i]
-        of[i] = zero if v < zero else v
-    return out
+    return _forward(z, RELU, 0.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def relu_backward(z, a, da):
     """da where z > 0, else 0 (the derivative at 0 is 0)."""
-    out = np.empty_like(da)
-    zf, df, of = _flat(z), _flat(da), _flat(out)
-    zero = z.dtype.type(0)
-    for i in range(of.size):
-        of[i] = df[i] if zf[i] > zero else zero
-    return out
+    return _backward(z, da, RELU, 0.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def leaky_relu(z, slope):
     """z where z > 0, slope * z elsewhere; slope is a Python float, used in z's dtype."""
-    out = np.empty_like(z)
-    zf, of = _flat(z), _flat(out)
-    s, zero = z.dtype.type(slope), z.dtype.type(0)
-    for i in range(zf.size):
-        v = zf[i]
-        of[i] = v if v > zero else s * v
-    return out
+    return _forward(z, LEAKY_RELU, slope)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def leaky_relu_backward(z, a, da, slope):
     """da where z > 0, slope * da elsewhere."""
-    out = np.empty_like(da)
-    zf, df, of = _flat(z), _flat(da), _flat(out)
-    s, zero = z.dtype.type(slope), z.dtype.type(0)
-    for i in range(of.size):
-        of[i] = df[i] if zf[i] > zero else s * df[i]
-    return out
+    return _backward(z, da, LEAKY_RELU, slope)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -161,11 +266,7 @@ def prelu(z, alpha):
     """Leaky ReLU with a learned slope per feature: z (n, k), alpha (k,) -> (n, k)."""
     n, k = z.shape
     out = np.empty_like(z)
-    zero = z.dtype.type(0)
-    for i in range(n):
-        for j in range(k):
-            v = z[i, j]
-            out[i, j] = v if v > zero else alpha[j] * v
+    prelu_block(_flat(z), k, _flat(out), k, n, 0, k, alpha)
     return out
 
 
@@ -174,44 +275,27 @@ def prelu_backward(z, alpha, da):
     """Return ``(dz, dalpha)``: dz (n, k), dalpha (k,) = sum over rows of da * z where z <= 0."""
     n, k = z.shape
     dz = np.empty_like(da)
-    terms = np.empty_like(da)  # da * z where z <= 0, else 0; summed over rows in NumPy's order
-    zero = z.dtype.type(0)
-    for i in range(n):
-        for j in range(k):
-            v = z[i, j]
-            g = da[i, j]
-            if v <= zero:
-                dz[i, j] = alpha[j] * g
-                terms[i, j] = g * v
-            else:
-                dz[i, j] = g
-                terms[i, j] = zero
-    return dz, column_sum(terms)
+    dalpha = np.empty(k, dtype=da.dtype)
+    prelu_backward_block(_flat(z), k, _flat(da), k, _flat(dz), k, n, 0, k, alpha, dalpha)
+    if k == 1:  # NumPy sums a single column pairwise (the block sums in order): the reference's bits
+        terms = np.zeros(n, dtype=da.dtype)
+        for i in range(n):
+            if z[i, 0] <= 0:
+                terms[i] = da[i, 0] * z[i, 0]
+        dalpha[0] = pairwise_sum(terms, 0, n)
+    return dz, dalpha
 
 
 @numba.njit(cache=True, error_model="numpy")
 def softplus(z):
     """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)), shape (n, k)."""
-    out = np.empty_like(z)
-    zf, of = _flat(z), _flat(out)
-    zero = z.dtype.type(0)
-    for i in range(zf.size):
-        v = zf[i]
-        of[i] = (zero if v < zero else v) + log1p(exp(-abs(v)))
-    return out
+    return _forward(z, SOFTPLUS, 0.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def softplus_backward(z, a, da):
-    """da * sigmoid(z), shape (n, k)."""
-    out = np.empty_like(da)
-    zf, df, of = _flat(z), _flat(da), _flat(out)
-    one, zero = z.dtype.type(1), z.dtype.type(0)
-    for i in range(of.size):
-        v = zf[i]
-        e = exp(-abs(v))
-        of[i] = df[i] * ((one if v >= zero else e) / (one + e))
-    return out
+    """da * sigmoid(z), shape (n, k), with sigmoid(z) from the output a (``softplus_slope``)."""
+    return _backward(a, da, SOFTPLUS, 0.0)
 
 
 def identity(z):
@@ -235,21 +319,7 @@ def maxout(z, pieces):
     units = width // pieces
     a = np.empty((n, units), dtype=z.dtype)
     idx = np.empty((n, units), dtype=np.int64)
-    for i in range(n):
-        for u in range(units):
-            base = u * pieces
-            best = z[i, base]
-            arg = 0
-            if best == best:
-                for q in range(1, pieces):
-                    v = z[i, base + q]
-                    if v > best or v != v:
-                        best = v
-                        arg = q
-                        if v != v:
-                            break
-            a[i, u] = best
-            idx[i, u] = arg
+    maxout_block(_flat(z), width, _flat(a), units, n, 0, units, pieces, _flat(idx), True)
     return a, idx
 
 
@@ -257,8 +327,7 @@ def maxout(z, pieces):
 def maxout_backward(da, idx, pieces):
     """Route ``da`` (n, units) to the winning pieces ``idx``; returns dz (n, units * pieces)."""
     n, units = da.shape
-    dz = np.zeros((n, units * pieces), dtype=da.dtype)
-    for i in range(n):
-        for u in range(units):
-            dz[i, u * pieces + idx[i, u]] = da[i, u]
+    dz = np.empty((n, units * pieces), dtype=da.dtype)
+    maxout_backward_block(_flat(da), units, _flat(dz), units * pieces, n, 0, units, pieces, _flat(dz)[:0],
+                          _flat(idx))
     return dz

@@ -13,12 +13,20 @@ not copied).
 """
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
 
+from ..constants import SMALL_BATCH, SMALL_NT
 from ._math import column_sum
 from ._small_gemm import has_avx512, small
 
-# The limits of kernels/cython/dense.pyx (SMALL_BATCH, SMALL_LANE_WORK, SMALL_OUT_BYTES, SMALL_NT_ROWS).
-_SMALL_BATCH = 512
+ensure_blas()  # imports scipy.linalg.cython_blas, which numba_xxgemm loads sgemm/dgemm from
+
+# The limits of kernels/cython/dense.pyx (SMALL_LANE_WORK, SMALL_OUT_BYTES, SMALL_NT_ROWS).
+_SMALL_BATCH = SMALL_BATCH
 _SMALL_LANE_WORK = 1 << 23
 _SMALL_OUT_BYTES = 1 << 20
 _SMALL_NT_ROWS = 16
@@ -97,3 +105,149 @@ def dense_backward_params(x, dy):
         small(True, n_in, n_out, n, 1, x.ravel(), n_in, dy.ravel(), n_out, 0, dw.ravel(), n_out)
         return dw, column_sum(dy)
     return np.dot(x.T, dy), column_sum(dy)
+
+
+# -- products on blocks (the fused epoch) --------------------------------------------------------------------
+# A block of a row-major array is passed as a 1-D view of its array that starts at the block's first element,
+# with the row length of the array (its leading dimension, ld); element (i, j) is at i * ld + j.
+
+_CHAR = ir.IntType(8)
+_VOIDP = ir.IntType(8).as_pointer()
+
+
+@intrinsic
+def _xxgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Column-major BLAS gemm on the data of arrays a, b, c: c = alpha op(a) op(b) + beta c.
+
+    Calls Numba's ``numba_xxgemm`` helper by name (as ``np.dot`` does), so the compiled code caches.
+    """
+    sig = types.void(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        dtype = tys[11].dtype
+        intp = context.get_value_type(types.intp)
+        fnty = ir.FunctionType(ir.IntType(32), [_CHAR, _CHAR, _CHAR, intp, intp, intp, _VOIDP, _VOIDP, intp,
+                                                _VOIDP, intp, _VOIDP, _VOIDP, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+
+        def trans(i):
+            flag = context.cast(builder, args[i], tys[i], types.boolean)
+            return builder.select(flag, ir.Constant(_CHAR, ord("t")), ir.Constant(_CHAR, ord("n")))
+
+        def integer(i):
+            return context.cast(builder, args[i], tys[i], types.intp)
+
+        def scalar(i):
+            value = context.cast(builder, args[i], tys[i], dtype)
+            return builder.bitcast(cgutils.alloca_once_value(builder, value), _VOIDP)
+
+        def data(i):
+            return builder.bitcast(context.make_array(tys[i])(context, builder, args[i]).data, _VOIDP)
+
+        kind = ir.Constant(_CHAR, ord(get_blas_kind(dtype)))
+        res = builder.call(fn, (kind, trans(0), trans(1), integer(2), integer(3), integer(4), scalar(5), data(6),
+                                integer(7), data(8), integer(9), scalar(10), data(11), integer(12)))
+        check_blas_return(context, builder, res)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+
+
+@njit(cache=True, error_model="numpy")
+def _gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Row-major c (m, n) = alpha op(a) op(b) + beta c in BLAS, on blocks (a, b, c 1-D views, ld* row lengths).
+
+    A row-major matrix is its transpose in column-major order, so this asks BLAS for
+    c^T = op(b)^T op(a)^T: the operands swapped, the same transpose flags. m, n, k must be >= 1.
+    """
+    _xxgemm(trans_b, trans_a, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc)
+
+
+@njit(cache=True, error_model="numpy")
+def _loops_nn(m, n, k, a, lda, b, ldb, c, ldc):
+    """c (m, n) = a (m, k) @ b (k, n) on blocks, summing over k in order."""
+    for i in range(m):
+        c[i * ldc:i * ldc + n] = 0
+    # p outermost: c stays in L1 and each row of b is read once (2x faster than i outermost here).
+    for p in range(k):
+        bp = b[p * ldb:p * ldb + n]
+        for i in range(m):
+            av = a[i * lda + p]
+            ci = c[i * ldc:i * ldc + n]
+            for j in range(n):
+                ci[j] += av * bp[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _loops_tn(m, n, k, a, lda, b, ldb, c, ldc):
+    """c (m, n) = a.T @ b on blocks, a (k, m), b (k, n), summing over k in order."""
+    for p in range(m):
+        cp = c[p * ldc:p * ldc + n]
+        cp[:] = 0
+        for i in range(k):
+            av = a[i * lda + p]
+            bi = b[i * ldb:i * ldb + n]
+            for j in range(n):
+                cp[j] += av * bi[j]
+
+
+# 'reassoc' only (lets LLVM vectorize the dot product); it keeps NaN and inf semantics.
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _loops_nt(m, n, k, a, lda, b, ldb, c, ldc):
+    """c (m, n) = a @ b.T on blocks, a (m, k), b (n, k)."""
+    for i in range(m):
+        ai = a[i * lda:i * lda + k]
+        for j in range(n):
+            bj = b[j * ldb:j * ldb + k]
+            c[i * ldc + j] = 0
+            s = c[i * ldc + j]
+            for p in range(k):
+                s += ai[p] * bj[p]
+            c[i * ldc + j] = s
+
+
+@njit(cache=True, error_model="numpy")
+def product(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, gemm_min):
+    """Row-major c (m, n) = op(a) op(b) on blocks (not both transposed); nothing when m or n is 0.
+
+    Products of at least ``gemm_min`` multiply-adds go to BLAS, smaller ones are loops; so do a b^T products
+    below ``SMALL_NT`` multiply-adds, whatever gemm_min says.
+    """
+    if m <= 0 or n <= 0:
+        return
+    if m * n * k >= gemm_min and not trans_b and (k if trans_a else m) <= SMALL_BATCH and has_avx512():
+        small(trans_a, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+    elif m * n * k >= gemm_min and (not trans_b or m * n * k >= SMALL_NT):
+        _gemm(trans_a, trans_b, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+    elif trans_b:
+        _loops_nt(m, n, k, a, lda, b, ldb, c, ldc)
+    elif trans_a:
+        _loops_tn(m, n, k, a, lda, b, ldb, c, ldc)
+    else:
+        _loops_nn(m, n, k, a, lda, b, ldb, c, ldc)
+
+
+@njit(cache=True, error_model="numpy")
+def sgd_product(m, n, k, a, lda, d, ldd, w, ldw, scratch, lr, gemm_min):
+    """Plain SGD on the block w (m, n) with gradient a.T @ d, a (k, m), d (k, n): w = w - lr * g.
+
+    With BLAS this is one gemm, w = -lr a.T d + 1 w, and the gradient is never stored; the loops store it
+    in ``scratch`` (a block with w's row length ldw) and update as sgd_step does.
+    """
+    if m <= 0 or n <= 0:
+        return
+    if m * n * k >= gemm_min:
+        if k <= SMALL_BATCH and has_avx512():
+            small(True, m, n, k, -lr, a, lda, d, ldd, 1, w, ldw)
+        else:
+            _gemm(True, False, m, n, k, -lr, a, lda, d, ldd, 1, w, ldw)
+        return
+    _loops_tn(m, n, k, a, lda, d, ldd, scratch, ldw)
+    for i in range(m):
+        wi = w[i * ldw:i * ldw + n]
+        gi = scratch[i * ldw:i * ldw + n]
+        for j in range(n):
+            wi[j] = wi[j] - lr * gi[j]

@@ -1,100 +1,159 @@
-"""Loss values and gradients (Numba); semantics of kernels/reference/losses.py.
+"""Loss values and gradients (Numba); semantics of kernels/reference/losses.py (sample weights included).
 
 Values are accumulated in float64 and returned as Python floats; gradients are new arrays of the input
-dtype. ``a`` are network outputs, ``y`` targets of the same shape, ``labels`` int64 class indices (n,).
-Each loss writes its float64 terms to a buffer (a vectorized loop) and sums it with NumPy's pairwise order,
-as the reference's ``np.sum(terms, dtype=np.float64)`` does. No fastmath: losses may be inf.
+dtype. ``a`` are network outputs, ``y`` targets of the same shape, ``labels`` int64 class indices (n,),
+``w`` optional per-row weights of a's dtype. Each loss's per-element formula is written once
+(``sq_diff``, ``bce_term``, ``bce_slope``, ``log_prob``) and used by the public kernels, which write their
+float64 terms to a buffer and sum it in NumPy's pairwise order (as the reference's ``np.sum(terms,
+dtype=np.float64)``), and by ``output_block``, the output layer of the fused epoch. No fastmath: losses
+may be inf.
 """
 import math
 
 import numba
 import numpy as np
 
+from ..constants import BCE, MSE, NLL, QUADRATIC, SIGMOID, SOFTMAX
 from ._math import exp, log, log1p, pairwise_sum, shift_max
-from .softmax import softmax
+from .activations import act_backward_block, act_block
+from .softmax import softmax, softmax_backward_row, softmax_row
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _sum_sq_diff(a, y):
-    """sum((float64(a - y))^2) over all elements; the difference is taken in the input dtype."""
-    af, yf = a.reshape(a.size), y.reshape(y.size)
-    terms = np.empty(af.size, dtype=np.float64)
-    for i in range(af.size):
-        d = np.float64(af[i] - yf[i])
-        terms[i] = d * d
-    return pairwise_sum(terms, 0, terms.size)
+def sq_diff(a, t):
+    """(a - t)^2 in float64, the difference taken in the input dtype."""
+    d = np.float64(a - t)
+    return d * d
 
 
 @numba.njit(cache=True, error_model="numpy")
-def quadratic_loss(a, y):
-    """C = 1/(2n) sum ||y - a||^2 over rows; a, y (n, k) -> Python float."""
-    return _sum_sq_diff(a, y) / (2 * a.shape[0])
+def bce_term(a, t, eps):
+    """t ln c + (1 - t) ln(1 - c) in float64, c = a clipped to [eps, 1 - eps] (np.clip: NaN stays NaN)."""
+    c = np.float64(a)
+    c = eps if c < eps else c
+    c = 1 - eps if c > 1 - eps else c
+    t64 = np.float64(t)
+    return t64 * log(c) + (1.0 - t64) * log1p(-c)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _diff_times(a, y, c):
-    out = np.empty_like(a)
-    af, yf, of = a.reshape(a.size), y.reshape(y.size), out.reshape(out.size)
-    for i in range(of.size):
-        of[i] = (af[i] - yf[i]) * c
-    return out
+def bce_slope(a, t, lo, hi, one):
+    """d bce / d a at one element before the weighting: (c - t) / (c (1 - c)), c = a clipped to [lo, hi]."""
+    c = lo if a < lo else a
+    c = hi if c > hi else c
+    return (c - t) / (c * (one - c))
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _diff_over(a, y, c):
-    out = np.empty_like(a)
-    af, yf, of = a.reshape(a.size), y.reshape(y.size), out.reshape(out.size)
-    for i in range(of.size):
-        of[i] = (af[i] - yf[i]) / c
-    return out
+def log_prob(a, eps):
+    """ln max(a, eps) in float64 (np.maximum: a NaN stays NaN)."""
+    p = np.float64(a)
+    return log(eps if p < eps else p)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def quadratic_grad(a, y):
-    """dC/da = (a - y) / n, shape (n, k), a's dtype."""
-    return _diff_over(a, y, a.dtype.type(a.shape[0]))
+def weight_total(w, n):
+    """(W, W_safe): the float64 sum of the weights (pairwise, as np.sum) or n without them; W_safe is W
+    with 0 counted as 1 (a batch of zero weights then has loss and gradient 0)."""
+    if w.shape[0] == 0:
+        return np.float64(n), np.float64(n)
+    terms = np.empty(w.shape[0], dtype=np.float64)
+    for i in range(w.shape[0]):
+        terms[i] = w[i]
+    total = pairwise_sum(terms, 0, w.shape[0])
+    return total, total if total != 0 else 1.0
 
 
 @numba.njit(cache=True, error_model="numpy")
-def mse_loss(a, y):
-    """Mean over all elements of (y - a)^2 -> Python float."""
-    return _sum_sq_diff(a, y) / a.size
+def _weight(w, i, one):
+    return w[i] if w.shape[0] > 0 else one
 
 
 @numba.njit(cache=True, error_model="numpy")
-def mse_grad(a, y):
-    """dC/da = 2 (a - y) / (n k), shape (n, k), a's dtype."""
-    return _diff_times(a, y, a.dtype.type(2.0 / a.size))
+def _weighted_terms(a, y, w, loss, eps):
+    """The float64 terms of the loss sum, each multiplied by its row's weight, in C order."""
+    n, k = a.shape
+    one = a.dtype.type(1)
+    terms = np.empty(n * k, dtype=np.float64)
+    for i in range(n):
+        wi = np.float64(_weight(w, i, one))
+        for j in range(k):
+            if loss == BCE:
+                terms[i * k + j] = wi * bce_term(a[i, j], y[i, j], eps)
+            else:
+                terms[i * k + j] = wi * sq_diff(a[i, j], y[i, j])
+    return pairwise_sum(terms, 0, n * k)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def bce_loss(a, y, eps):
-    """-1/n sum [y ln a + (1-y) ln(1-a)] with a clipped to [eps, 1-eps] (in float64) -> Python float."""
-    af, yf = a.reshape(a.size), y.reshape(y.size)
-    hi = 1 - eps
-    terms = np.empty(af.size, dtype=np.float64)
-    for i in range(af.size):
-        c = np.float64(af[i])
-        c = eps if c < eps else c  # np.clip: max with eps, then min with 1 - eps
-        c = hi if c > hi else c
-        t = np.float64(yf[i])
-        terms[i] = t * log(c) + (1.0 - t) * log1p(-c)
-    return -pairwise_sum(terms, 0, terms.size) / a.shape[0]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def bce_grad(a, y, eps):
-    """(c - y) / (c (1 - c)) / n with c = a clipped to [eps, 1-eps] in a's dtype; shape (n, k)."""
+def _grad(a, y, w, loss, eps):
+    """dC/da (quadratic, mse, bce: ``loss``) of the weighted mean, shape (n, k), a's dtype."""
+    n, k = a.shape
     t = a.dtype.type
-    lo, hi, one, n = t(eps), t(1 - eps), t(1), t(a.shape[0])
+    one = t(1)
+    _, total = weight_total(w, n)
+    tw, c_mse, lo, hi = t(total), t(2.0 / (total * k)), t(eps), t(1 - eps)
     out = np.empty_like(a)
-    af, yf, of = a.reshape(a.size), y.reshape(y.size), out.reshape(out.size)
-    for i in range(of.size):
-        c = af[i]
-        c = lo if c < lo else c
-        c = hi if c > hi else c
-        of[i] = (c - yf[i]) / (c * (one - c)) / n
+    for i in range(n):
+        wi = _weight(w, i, one)
+        for j in range(k):
+            if loss == MSE:
+                out[i, j] = (a[i, j] - y[i, j]) * wi * c_mse
+            elif loss == BCE:
+                out[i, j] = bce_slope(a[i, j], y[i, j], lo, hi, one) * wi / tw
+            else:
+                out[i, j] = (a[i, j] - y[i, j]) * wi / tw
     return out
+
+
+def _w(a, w):
+    """Weights as the cores take them: an empty array for none, else (n,) of a's dtype."""
+    return np.empty(0, dtype=a.dtype) if w is None else np.ascontiguousarray(w, dtype=a.dtype)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _quadratic_loss(a, y, w):
+    return _weighted_terms(a, y, w, QUADRATIC, 0.0) / (2 * weight_total(w, a.shape[0])[1])
+
+
+def quadratic_loss(a, y, w=None):
+    """C = sum_i w_i ||y_i - a_i||^2 / (2 W) (1/(2n) sum ||y - a||^2 without weights) -> Python float."""
+    return _quadratic_loss(a, y, _w(a, w))
+
+
+def quadratic_grad(a, y, w=None):
+    """dC/da = w (a - y) / W ((a - y) / n without weights), shape (n, k), a's dtype."""
+    return _grad(a, y, _w(a, w), QUADRATIC, 0.0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _mse_loss(a, y, w):
+    return _weighted_terms(a, y, w, MSE, 0.0) / (weight_total(w, a.shape[0])[1] * a.shape[1])
+
+
+def mse_loss(a, y, w=None):
+    """Weighted mean over rows of the mean over columns of (y - a)^2 -> Python float."""
+    return _mse_loss(a, y, _w(a, w))
+
+
+def mse_grad(a, y, w=None):
+    """dC/da = w (a - y) 2 / (W k) (2 (a - y) / (n k) without weights), shape (n, k), a's dtype."""
+    return _grad(a, y, _w(a, w), MSE, 0.0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _bce_loss(a, y, eps, w):
+    return -_weighted_terms(a, y, w, BCE, eps) / weight_total(w, a.shape[0])[1]
+
+
+def bce_loss(a, y, eps, w=None):
+    """-1/W sum_i w_i sum_j [y ln a + (1-y) ln(1-a)] with a clipped to [eps, 1-eps] (in float64)."""
+    return _bce_loss(a, y, float(eps), _w(a, w))
+
+
+def bce_grad(a, y, eps, w=None):
+    """w (c - y) / (c (1 - c)) / W with c = a clipped to [eps, 1-eps] in a's dtype; shape (n, k)."""
+    return _grad(a, y, _w(a, w), BCE, float(eps))
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -123,27 +182,36 @@ def bce_logits_grad(z, y):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def nll_loss(a, labels, eps):
-    """-1/n sum ln max(a[i, labels[i]], eps), in float64 (a are probabilities) -> Python float."""
+def _nll_loss(a, labels, eps, w):
     n = a.shape[0]
+    one = a.dtype.type(1)
     terms = np.empty(n, dtype=np.float64)
     for i in range(n):
-        p = np.float64(a[i, labels[i]])
-        terms[i] = math.log(eps if p < eps else p)  # np.maximum: a NaN p stays NaN
-    return -pairwise_sum(terms, 0, n) / n
+        terms[i] = np.float64(_weight(w, i, one)) * log_prob(a[i, labels[i]], eps)
+    return -pairwise_sum(terms, 0, n) / weight_total(w, n)[1]
+
+
+def nll_loss(a, labels, eps, w=None):
+    """-1/W sum_i w_i ln max(a[i, labels[i]], eps), in float64 (a are probabilities) -> Python float."""
+    return _nll_loss(a, labels, float(eps), _w(a, w))
 
 
 @numba.njit(cache=True, error_model="numpy")
-def nll_grad(a, labels, eps):
-    """Zeros except -1 / (max(a[i, label], eps) n) at the labels; shape (n, k), a's dtype."""
+def _nll_grad(a, labels, eps, w):
     n = a.shape[0]
     t = a.dtype.type
-    e, tn, minus_one = t(eps), t(n), t(-1)
+    e, one = t(eps), t(1)
+    tw = t(weight_total(w, n)[1])
     g = np.zeros_like(a)
     for i in range(n):
         p = a[i, labels[i]]
-        g[i, labels[i]] = minus_one / ((e if p < e else p) * tn)  # a NaN p stays NaN
+        g[i, labels[i]] = -_weight(w, i, one) / ((e if p < e else p) * tw)  # a NaN p stays NaN
     return g
+
+
+def nll_grad(a, labels, eps, w=None):
+    """Zeros except -w / (max(a[i, label], eps) W) at the labels; shape (n, k), a's dtype."""
+    return _nll_grad(a, labels, float(eps), _w(a, w))
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -167,30 +235,114 @@ def softmax_nll_loss(z, labels):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _minus_onehot_over_n(d, labels):
-    """In place: d[i, labels[i]] -= 1, then d /= n (d in its own dtype)."""
+def _minus_onehot_weighted(d, labels, w):
+    """In place: d[i, labels[i]] -= 1, then d = d * w / W (d in its own dtype)."""
     n, k = d.shape
-    one, tn = d.dtype.type(1), d.dtype.type(n)
+    one = d.dtype.type(1)
+    tw = d.dtype.type(weight_total(w, n)[1])
     for i in range(n):
         d[i, labels[i]] -= one
+        wi = _weight(w, i, one)
         for j in range(k):
-            d[i, j] = d[i, j] / tn
+            d[i, j] = d[i, j] * wi / tw
     return d
 
 
 @numba.njit(cache=True, error_model="numpy")
 def softmax_nll_grad(z, labels):
     """dC/dz = (softmax(z) - onehot) / n, shape (n, k), z's dtype."""
-    return _minus_onehot_over_n(softmax(z), labels)
+    return _minus_onehot_weighted(softmax(z), labels, z.reshape(z.size)[:0])
+
+
+def sigmoid_bce_delta(a, y, w=None):
+    """Gradient of bce(sigmoid(z), y) with respect to z, from a = sigmoid(z): w (a - y) / W."""
+    return _grad(a, y, _w(a, w), QUADRATIC, 0.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def sigmoid_bce_delta(a, y):
-    """Gradient of bce(sigmoid(z), y) with respect to z, from a = sigmoid(z): (a - y) / n."""
-    return _diff_over(a, y, a.dtype.type(a.shape[0]))
+def _softmax_nll_delta(a, labels, w):
+    return _minus_onehot_weighted(a.copy(), labels, w)
+
+
+def softmax_nll_delta(a, labels, w=None):
+    """Gradient of nll(softmax(z), labels) with respect to z, from a = softmax(z): w (a - onehot) / W."""
+    return _softmax_nll_delta(a, labels, _w(a, w))
+
+
+# -- the output layer of the fused epoch -------------------------------------------------------------------
 
 
 @numba.njit(cache=True, error_model="numpy")
-def softmax_nll_delta(a, labels):
-    """Gradient of nll(softmax(z), labels) with respect to z, from a = softmax(z): (a - onehot) / n."""
-    return _minus_onehot_over_n(a.copy(), labels)
+def output_block(z, ldz, a, y, w, nb, k, act, loss, eps, slope, delta, g):
+    """The output layer of a batch, all its k units: a = act(z), the weighted data loss, delta = dC/dz and
+    the rows classified right.
+
+    z: the activation's input, rows of ldz (kept); a, delta, g: (nb * k,) contiguous (g: scratch for
+    dC/da); y: (nb * k,) targets; w: (nb,) weights of the batch's rows, or empty for none; eps: float64
+    (BCE, NLL clipping); slope: LeakyReLU's (the dtype); act: any code but PRELU. Returns (the weighted mean data loss sum_i w_i C_i / W in float64, W,
+    correct rows): argmax (first on ties) against the target's argmax, or a > 0.5 for one unit.
+    BCE after SIGMOID and NLL after SOFTMAX give the fused delta w (a - y) / W; other pairings the loss's
+    gradient through the activation's backward pass.
+    """
+    t = a.dtype.type
+    one, zero = t(1), t(0)
+    if act == SOFTMAX:
+        for i in range(nb):
+            softmax_row(z[i * ldz:i * ldz + k], a[i * k:(i + 1) * k])
+    else:
+        act_block(z, ldz, a, k, nb, 0, k, act, slope, a, False)
+    total_w, safe = weight_total(w, nb)
+    tw, c_mse, lo, hi = t(safe), t(2.0 / (safe * k)), t(eps), t(1 - eps)
+    fused = (loss == BCE and act == SIGMOID) or (loss == NLL and act == SOFTMAX)
+    out = delta if fused else g
+    total = 0.0
+    correct = 0
+    for i in range(nb):
+        ai = a[i * k:(i + 1) * k]
+        yi = y[i * k:(i + 1) * k]
+        oi = out[i * k:(i + 1) * k]
+        wi = _weight(w, i, one)
+        row = 0.0
+        for j in range(k):
+            if loss == BCE:
+                row -= bce_term(ai[j], yi[j], eps)
+            elif loss == NLL:
+                if yi[j] != zero:
+                    row -= np.float64(yi[j]) * log_prob(ai[j], eps)
+            else:
+                row += sq_diff(ai[j], yi[j])
+        total += np.float64(wi) * row
+        for j in range(k):
+            if fused or loss == QUADRATIC:
+                oi[j] = (ai[j] - yi[j]) * wi / tw
+            elif loss == MSE:
+                oi[j] = (ai[j] - yi[j]) * wi * c_mse
+            elif loss == BCE:
+                oi[j] = bce_slope(ai[j], yi[j], lo, hi, one) * wi / tw
+            else:
+                p = ai[j]
+                oi[j] = -(yi[j] * wi) / ((lo if p < lo else p) * tw) if yi[j] != zero else zero
+        if k == 1:
+            correct += (ai[0] > 0.5) == (yi[0] > 0.5)
+        else:
+            best_a = 0
+            best_y = 0
+            for j in range(1, k):
+                if ai[j] > ai[best_a]:
+                    best_a = j
+                if yi[j] > yi[best_y]:
+                    best_y = j
+            correct += best_a == best_y
+    if not fused:
+        if act == SOFTMAX:
+            for i in range(nb):
+                softmax_backward_row(a[i * k:(i + 1) * k], g[i * k:(i + 1) * k], delta[i * k:(i + 1) * k])
+        else:  # (the ReLU family's f' from a: slope >= 0)
+            act_backward_block(a, k, g, k, delta, k, nb, 0, k, act, slope)
+    if loss == QUADRATIC:
+        total /= 2 * safe
+    elif loss == MSE:
+        total /= safe * k
+    else:
+        total /= safe
+    return total, total_w, correct

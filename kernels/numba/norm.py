@@ -1,14 +1,112 @@
 """Batch normalization over the batch axis of a 2-D (n, k) array (Numba); semantics of
 kernels/reference/norm.py (torch.nn.BatchNorm1d).
 
-Column statistics are summed in the input dtype in the order of NumPy's ``axis=0`` reductions
-(_math.column_sum), and every element-wise step repeats the reference's operations in its order, so the
-results are bit-identical to the reference.
+Written once as block kernels on columns c0 .. c1 of row-major buffers (rows of length ld, see
+kernels/numba/activations.py), which the fused epoch calls on its share of a layer's units and the
+public kernels on whole arrays. Column statistics are summed in the input dtype over the rows in order,
+which is the order of NumPy's ``axis=0`` reductions of several columns (a single column NumPy sums
+pairwise, as ``numpy_order`` asks for), and every element-wise step repeats the reference's operations
+in its order, so the public kernels are bit-identical to the reference.
 """
 import numba
 import numpy as np
 
-from ._math import column_sum
+from ._math import pairwise_sum
+
+
+@numba.njit(cache=True, error_model="numpy")
+def column_sums(x, ld, nb, c0, c1, out, numpy_order):
+    """out[c0:c1] = the sums over rows 0 .. nb of columns c0 .. c1 of x (rows of ld), in row order; with
+    ``numpy_order`` and one column, pairwise as NumPy sums a single contiguous column."""
+    w = c1 - c0
+    o = out[c0:c1]
+    o[:] = 0
+    if numpy_order and w == 1 and ld == 1:
+        o[0] = pairwise_sum(x, c0, nb)
+        return
+    for i in range(nb):
+        xi = x[i * ld + c0:i * ld + c1]
+        for j in range(w):
+            o[j] += xi[j]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def bn_forward_block(src, lds, dst, ldd, nb, c0, c1, gamma, beta, running_mean, running_var, momentum, eps,
+                     xhat, ldx, inv_std, mean, numpy_order):
+    """Training-mode batch norm of columns c0 .. c1 of src into dst (may be src): keeps xhat (rows of ldx)
+    and inv_std for the backward pass and updates the running statistics with the batch mean and the
+    unbiased variance. gamma .. inv_std and the scratch ``mean`` are indexed by column; momentum and eps
+    are scalars of the dtype. xhat holds x - mean and then (x - mean)^2 on the way (as the reference's
+    temporaries)."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    t = dst.dtype.type
+    tn, one = t(nb), t(1)
+    column_sums(src, lds, nb, c0, c1, mean, numpy_order)
+    mj = mean[c0:c1]
+    for j in range(w):
+        mj[j] = mj[j] / tn
+    for i in range(nb):
+        si = src[i * lds + c0:i * lds + c1]
+        hi = xhat[i * ldx + c0:i * ldx + c1]
+        di = dst[i * ldd + c0:i * ldd + c1]
+        for j in range(w):
+            c = si[j] - mj[j]
+            hi[j] = c
+            di[j] = c * c
+    column_sums(dst, ldd, nb, c0, c1, inv_std, numpy_order)  # the sums of squares, for now
+    sj = inv_std[c0:c1]
+    rm, rv = running_mean[c0:c1], running_var[c0:c1]
+    keep = one - momentum
+    unbias = t(nb / max(nb - 1, 1))
+    for j in range(w):
+        var = sj[j] / tn
+        sj[j] = one / np.sqrt(var + eps)
+        rm[j] = rm[j] * keep + momentum * mj[j]
+        rv[j] = rv[j] * keep + momentum * (var * unbias)
+    g, b = gamma[c0:c1], beta[c0:c1]
+    for i in range(nb):
+        hi = xhat[i * ldx + c0:i * ldx + c1]
+        di = dst[i * ldd + c0:i * ldd + c1]
+        for j in range(w):
+            h = hi[j] * sj[j]
+            hi[j] = h
+            di[j] = g[j] * h + b[j]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def bn_backward_block(d, ldd, out, ldo, nb, c0, c1, xhat, ldx, gamma, inv_std, dgamma, dbeta, numpy_order):
+    """out = dC/dx of columns c0 .. c1 from d = dC/dy of the training-mode batch norm's output (out may be
+    d, except with ``numpy_order`` on a single column, where out holds d * xhat on the way); dgamma and
+    dbeta (indexed by column) receive their gradients."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    tn = out.dtype.type(nb)
+    column_sums(d, ldd, nb, c0, c1, dbeta, numpy_order)
+    sg = dgamma[c0:c1]
+    if numpy_order and w == 1 and ldd == 1:
+        for i in range(nb):
+            out[i * ldo + c0] = d[i * ldd + c0] * xhat[i * ldx + c0]
+        column_sums(out, ldo, nb, c0, c1, dgamma, numpy_order)
+    else:
+        sg[:] = 0
+        for i in range(nb):
+            di = d[i * ldd + c0:i * ldd + c1]
+            hi = xhat[i * ldx + c0:i * ldx + c1]
+            for j in range(w):
+                sg[j] += di[j] * hi[j]
+    g, s, sb = gamma[c0:c1], inv_std[c0:c1], dbeta[c0:c1]
+    for i in range(nb):
+        di = d[i * ldd + c0:i * ldd + c1]
+        hi = xhat[i * ldx + c0:i * ldx + c1]
+        oi = out[i * ldo + c0:i * ldo + c1]
+        for j in range(w):
+            oi[j] = (g[j] * s[j] / tn) * ((tn * di[j] - sb[j]) - hi[j] * sg[j])
+
+
+# -- the public kernels: the blocks on whole arrays --------------------------------------------------------
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -19,33 +117,12 @@ def batchnorm_forward_train(x, gamma, beta, running_mean, running_var, momentum,
     """
     n, k = x.shape
     t = x.dtype.type
-    tn, one, eps_ = t(n), t(1), t(eps)
-    mean = column_sum(x)
-    for j in range(k):
-        mean[j] = mean[j] / tn
-    xhat = np.empty_like(x)  # x - mean until it is scaled
-    y = np.empty_like(x)  # (x - mean)^2 until it holds the output
-    for i in range(n):
-        for j in range(k):
-            c = x[i, j] - mean[j]
-            xhat[i, j] = c
-            y[i, j] = c * c
-    var = column_sum(y)
+    y = np.empty_like(x)
+    xhat = np.empty_like(x)
     inv_std = np.empty(k, dtype=x.dtype)
-    for j in range(k):
-        var[j] = var[j] / tn
-        inv_std[j] = one / np.sqrt(var[j] + eps_)
-    for i in range(n):
-        for j in range(k):
-            h = xhat[i, j] * inv_std[j]
-            xhat[i, j] = h
-            y[i, j] = gamma[j] * h + beta[j]
-    mom = t(momentum)
-    keep = one - mom
-    unbias = t(n / max(n - 1, 1))
-    for j in range(k):
-        running_mean[j] = running_mean[j] * keep + mom * mean[j]
-        running_var[j] = running_var[j] * keep + mom * (var[j] * unbias)
+    mean = np.empty(k, dtype=x.dtype)
+    bn_forward_block(x.reshape(x.size), k, y.reshape(y.size), k, n, 0, k, gamma, beta, running_mean, running_var,
+                     t(momentum), t(eps), xhat.reshape(xhat.size), k, inv_std, mean, True)
     return y, xhat, inv_std
 
 
@@ -69,17 +146,9 @@ def batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, eps):
 def batchnorm_backward(dy, xhat, gamma, inv_std):
     """Return ``(dx, dgamma, dbeta)`` for the training-mode forward pass: (n, k), (k,), (k,)."""
     n, k = dy.shape
-    tn = dy.dtype.type(n)
-    dx = np.empty_like(dy)  # dy * xhat until it holds the result
-    for i in range(n):
-        for j in range(k):
-            dx[i, j] = dy[i, j] * xhat[i, j]
-    dbeta = column_sum(dy)
-    dgamma = column_sum(dx)
-    scale = np.empty(k, dtype=dy.dtype)
-    for j in range(k):
-        scale[j] = gamma[j] * inv_std[j] / tn
-    for i in range(n):
-        for j in range(k):
-            dx[i, j] = scale[j] * ((tn * dy[i, j] - dbeta[j]) - xhat[i, j] * dgamma[j])
+    dx = np.empty_like(dy)
+    dgamma = np.empty(k, dtype=dy.dtype)
+    dbeta = np.empty(k, dtype=dy.dtype)
+    bn_backward_block(dy.reshape(dy.size), k, dx.reshape(dx.size), k, n, 0, k, xhat.reshape(xhat.size), k, gamma,
+                      inv_std, dgamma, dbeta, True)
     return dx, dgamma, dbeta

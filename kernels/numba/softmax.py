@@ -29,15 +29,31 @@ def _exp_shifted(row, m, out):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def softmax_row(row, out):
+    """out = softmax(row) for one row (1-D views of one length; out may be row)."""
+    s = _exp_shifted(row, shift_max(row), out)
+    for j in range(out.shape[0]):
+        out[j] = out[j] / s
+
+
+@numba.njit(cache=True, error_model="numpy")
+def softmax_backward_row(a, da, out):
+    """out = a * (da - sum(a * da)) for one row: the vector-Jacobian product of softmax (out is not da)."""
+    k = a.shape[0]
+    for j in range(k):
+        out[j] = a[j] * da[j]
+    s = pairwise_sum(out, 0, k)
+    for j in range(k):
+        out[j] = a[j] * (da[j] - s)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def softmax(z):
     """Probabilities exp(z) / sum(exp(z)) per row: z (n, k) -> (n, k), z's dtype."""
     n, k = z.shape
     out = np.empty_like(z)
     for i in range(n):
-        o = out[i]
-        s = _exp_shifted(z[i], shift_max(z[i]), o)
-        for j in range(k):
-            o[j] = o[j] / s
+        softmax_row(z[i], out[i])
     return out
 
 
@@ -82,12 +98,7 @@ def softmax_backward(z, a, da):
     n, k = a.shape
     out = np.empty_like(a)
     for i in range(n):
-        ar, dr, o = a[i], da[i], out[i]
-        for j in range(k):
-            o[j] = ar[j] * dr[j]
-        s = pairwise_sum(o, 0, k)
-        for j in range(k):
-            o[j] = ar[j] * (dr[j] - s)
+        softmax_backward_row(a[i], da[i], out[i])
     return out
 
 

@@ -64,7 +64,9 @@ def softplus(z):
 
 
 def softplus_backward(z, a, da):
-    return da * sigmoid(z)
+    """da * sigmoid(z), with sigmoid(z) = 1 - exp(-a) taken from the output a = softplus(z) (as the fused
+    epoch, which keeps a, not z)."""
+    return da * -np.expm1(-a)
 
 
 def identity(z):

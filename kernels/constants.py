@@ -1,0 +1,86 @@
+"""The constants every backend's compiled training epoch shares: codes, slots, layout rows, limits.
+
+Defined here once. The reference and Numba backends import them; the Cython backend includes
+``kernels/cython/_constants.pxi``, which setup.py writes from this module (``cython_constants``) before it
+compiles, and ``fused.constants()`` of each backend returns what it was compiled with, so a test checks that
+every backend agrees with this file. Plain ints and floats only: Numba freezes module globals into the
+compiled code.
+"""
+
+# -- what a layer, the loss and the optimizer are (kernels/reference/fused.py's train_epoch) --------------
+
+# Activation after each Dense (or Maxout) layer. SOFTMAX only on the output layer.
+IDENTITY, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, SOFTPLUS, PRELU = 0, 1, 2, 3, 4, 5, 6, 7
+N_ACTS = 8
+# Losses. BCE after SIGMOID and NLL after SOFTMAX backpropagate the fused delta w (a - y) / W.
+BCE, NLL, QUADRATIC, MSE = 0, 1, 2, 3
+N_LOSSES = 4
+# Optimizers (torch.optim's rules, kernels/reference/optim.py).
+SGD, MOMENTUM, NESTEROV, ADAM, ADAMW, ADAGRAD, RMSPROP, ADADELTA = 0, 1, 2, 3, 4, 5, 6, 7
+N_OPTS = 8
+# Rows of optimizer state per optimizer code: momentum buffer; Adam's m, v; Adagrad's sum; RMSprop's
+# square_avg; Adadelta's square_avg, acc_delta.
+STATE_ROWS = (0, 1, 1, 2, 2, 1, 1, 2)
+
+# -- hyper: float64 (N_HYPER,) ------------------------------------------------------------------------------
+# LR .. EPS, ALPHA (RMSprop), RHO (Adadelta), LR_DECAY (Adagrad): the optimizer's hyperparameters;
+# WEIGHT_DECAY its decay (L2 added to the gradient of every parameter, AdamW's decoupled shrink);
+# L2, L1: fit's penalties on weights, already divided by the training-set size; LOSS_EPS: the clipping of
+# BCE and NLL values; FLUSH_DENORMALS != 0: flush subnormals (x86 FTZ/DAZ) during the call; CLIP_NORM > 0:
+# scale the gradients so that their global norm is at most this (torch.nn.utils.clip_grad_norm_).
+LR, MU, BETA1, BETA2, EPS, WEIGHT_DECAY, L2, L1, LOSS_EPS, FLUSH_DENORMALS = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+ALPHA, RHO, LR_DECAY, CLIP_NORM = 10, 11, 12, 13
+N_HYPER = 14
+CLIP_EPS = 1e-6  # clip factor max_norm / (norm + CLIP_EPS), as torch
+
+# -- the control array: int64 (CONTROL_SIZE,), shared by the threads of one epoch and its caller ----------
+# Slots sit 8 elements (64 bytes) apart so that spinning readers of one do not contend with writers of
+# another. COUNT, SENSE: the barrier's arrivals and phase; ABORT != 0: a thread failed, every waiting
+# thread leaves; STOP != 0: the caller asks the epoch to stop after the batch under way (Ctrl-C);
+# DECIDED: STOP as the last thread into a barrier saw it, so that every thread takes the same decision;
+# DONE: batches applied so far (written after each batch, read by the caller for progress);
+# STATUS: why the epoch ended (the STATUS_ codes).
+COUNT, SENSE, ABORT, STOP, DECIDED, DONE, STATUS = 0, 8, 16, 24, 32, 40, 48
+CONTROL_SIZE = 56
+STATUS_DONE, STATUS_LOSS, STATUS_NORM, STATUS_STOPPED = 0, 1, 2, 3
+
+# -- the layout table (kernels/reference/fused.py's epoch_layout): int64 (N_LAYOUT, L + 1) -----------------
+(LAY_W, LAY_B, LAY_WIDTH, LAY_GAMMA, LAY_RUNNING, LAY_ALPHA, LAY_LD, LAY_LDM, LAY_Z, LAY_D, LAY_DROP, LAY_NORM,
+ LAY_PRELU, LAY_MAX, LAY_AUG, LAY_TOTAL) = range(16)
+N_LAYOUT = 16
+# Columns of LAY_TOTAL: parameters, running statistics, workspace elements.
+TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED = 0, 1, 2
+
+# -- a thread's share of the parameters (epoch_ranges): int64 (R, N_RANGE) rows ----------------------------
+# The elements lo + i * stride + j, i < rows, j < width, of the flat layout; in the thread's private copy
+# (PRIVATE 1) or updated in place in the shared parameters (0); WEIGHT 1 where fit's L1/L2 apply.
+R_LO, R_ROWS, R_WIDTH, R_STRIDE, R_PRIVATE, R_WEIGHT = 0, 1, 2, 3, 4, 5
+N_RANGE = 6
+
+# -- limits ------------------------------------------------------------------------------------------------
+ALIGN = 16  # elements: units are shared out, and workspace rows padded, in multiples of 16 (64-byte lines)
+SMALL_BATCH = 512  # batches up to this many rows use the hand-written AVX-512 products where the CPU has them
+SMALL_NT = 8192  # a b^T products below this many multiply-adds run as loops (a BLAS call costs more)
+PREFETCH_BATCH = 32  # the next batch's rows are prefetched up to this batch size (larger ones would evict)
+SPIN_PAUSES = 4000  # pauses (~0.1 ms) a thread waits at a barrier before it starts yielding its core
+
+
+def constants():
+    """Every constant of this module by name (ints, floats and the STATE_ROWS tuple)."""
+    return {k: v for k, v in globals().items() if k.isupper() and isinstance(v, (int, float, tuple))}
+
+
+def cython_constants():
+    """The text of kernels/cython/_constants.pxi: the int constants as one anonymous enum, the floats as
+    C macros, STATE_ROWS as a C array (setup.py writes it before compiling)."""
+    ints = {k: v for k, v in constants().items() if isinstance(v, int)}
+    lines = ["# Written by setup.py from kernels/constants.py (cython_constants); do not edit.", "cdef enum:"]
+    lines += [f"    {name} = {value}" for name, value in ints.items()]
+    rows = ", ".join(str(r) for r in STATE_ROWS)
+    floats = {k: v for k, v in constants().items() if isinstance(v, float)}
+    lines += ['cdef extern from *:', '    """']
+    lines += [f"    #define FNN_{name} {value!r}" for name, value in floats.items()]
+    lines += [f"    static const long FNN_STATE_ROWS[{len(STATE_ROWS)}] = {{{rows}}};", '    """']
+    lines += [f"    double FNN_{name}" for name in floats]
+    lines += [f"    const long FNN_STATE_ROWS[{len(STATE_ROWS)}]", ""]
+    return "\n".join(lines)
