@@ -62,6 +62,7 @@ class Progress:
         self.callbacks = [cb for cb in callbacks if _overrides(cb, "on_progress")]
         self.n_batches = n_batches
         self.epoch, self.done, self.interrupted = 0, 0, False
+        self.control = None  # the compiled epoch's control array while one runs: Ctrl-C sets its STOP
 
     def start_epoch(self, epoch):
         self.epoch, self.done = epoch, 0
@@ -86,6 +87,8 @@ class _InterruptCatcher:
         if self.progress.interrupted:
             raise KeyboardInterrupt
         self.progress.interrupted = True
+        if self.progress.control is not None:
+            self.progress.control[_c.STOP] = 1
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():

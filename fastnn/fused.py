@@ -332,8 +332,10 @@ class FusedRunner:
         y = self._target_rows(targets)
         k = _backend.kernels()
         n_threads = self.n_threads(batch_size)
-        table, seeds = draws
+        table, drawn = draws
         augment = None if table is None else (self.augment.side, table)
+        seeds = np.zeros((drawn.shape[0], len(self.acts)), dtype=np.int64)  # per batch, per layer
+        seeds[:, np.flatnonzero(self.drop > 0)] = drawn
         self.control[_c.STOP] = 0
         with _threads.single_threaded_blas() if n_threads > 1 else contextlib.nullcontext(True) as blas_limited:
             args = (X, y, order, self.params, self.state, self.sizes, self.acts, self.loss_code, self.opt_code,
@@ -359,6 +361,7 @@ def _call_polling(kernel, args, control, progress):
             outcome.append((False, exc))
 
     thread = threading.Thread(target=body, name="fastnn-epoch", daemon=True)
+    progress.control = control
     thread.start()
     try:
         while thread.is_alive():
@@ -367,6 +370,7 @@ def _call_polling(kernel, args, control, progress):
                 control[_c.STOP] = 1
             progress.update(int(control[_c.DONE]))
     finally:
+        progress.control = None
         if thread.is_alive():  # an exception in this thread (a second Ctrl-C): let the epoch end first
             control[_c.STOP] = 1
             thread.join()
