@@ -29,14 +29,14 @@ def _flat(x):
     return x.reshape(x.size)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def sigmoid_of(v, one, zero):
     """1 / (1 + exp(-v)) without overflow for any finite v: exp(-|v|)."""
     e = exp(-abs(v))
     return (one if v >= zero else e) / (one + e)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def softplus_slope(a):
     """softplus'(z) = sigmoid(z) from the output a = softplus(z) > 0, in float64: 1 - exp(-a), or its series
     a (1 - a/2 + a^2/6) below 2^-10, where 1 - exp(-a) would cancel."""
@@ -44,40 +44,115 @@ def softplus_slope(a):
     return ad * (1.0 - ad * (0.5 - ad / 6.0)) if ad < 0.0009765625 else 1.0 - exp(-ad)
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def relu_of(v, zero):
+    return zero if v < zero else v  # NaN stays NaN, as np.maximum
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def leaky_of(v, slope, zero):
+    return v if v > zero else slope * v
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def softplus_of(v, zero):
+    """max(v, 0) + log1p(exp(-|v|)), as kernels/reference/activations.py (no overflow)."""
+    return (zero if v < zero else v) + log1p(exp(-abs(v)))
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _act_row(si, di, bj, w, act, slope, one, zero, has_bias):
+    # One loop per case, the bias added inside it (rows of a few dozen units spend most of their time in the
+    # scalar remainder of a vectorized loop: a second pass for the bias doubled it). Inlined at Numba's
+    # level, so that a block worked on in place shows LLVM one array: with two views of the same memory
+    # its run-time overlap check fails and it runs the scalar loop (3-4x slower).
+    if has_bias:
+        if act == SIGMOID:
+            for j in range(w):
+                di[j] = sigmoid_of(si[j] + bj[j], one, zero)
+        elif act == TANH:
+            for j in range(w):
+                di[j] = tanh_of(si[j] + bj[j])
+        elif act == RELU:
+            for j in range(w):
+                di[j] = relu_of(si[j] + bj[j], zero)
+        elif act == LEAKY_RELU:
+            for j in range(w):
+                di[j] = leaky_of(si[j] + bj[j], slope, zero)
+        elif act == SOFTPLUS:
+            for j in range(w):
+                di[j] = softplus_of(si[j] + bj[j], zero)
+        else:
+            for j in range(w):
+                di[j] = si[j] + bj[j]
+    elif act == SIGMOID:
+        for j in range(w):
+            di[j] = sigmoid_of(si[j], one, zero)
+    elif act == TANH:
+        for j in range(w):
+            di[j] = tanh_of(si[j])
+    elif act == RELU:
+        for j in range(w):
+            di[j] = relu_of(si[j], zero)
+    elif act == LEAKY_RELU:
+        for j in range(w):
+            di[j] = leaky_of(si[j], slope, zero)
+    elif act == SOFTPLUS:
+        for j in range(w):
+            di[j] = softplus_of(si[j], zero)
+    else:
+        for j in range(w):
+            di[j] = si[j]
+
+
 @numba.njit(cache=True, error_model="numpy")
 def act_block(src, lds, dst, ldd, nb, c0, c1, act, slope, bias, has_bias):
     """dst[i, c0:c1] = f(src[i, c0:c1] (+ bias[c0:c1])) for rows i < nb (src may be dst); ``slope``:
-    LeakyReLU's (a scalar of the dtype). One branch-free loop per activation, so that LLVM vectorizes it."""
+    LeakyReLU's (a scalar of the dtype)."""
     w = c1 - c0
     if w <= 0:
         return
     one = dst.dtype.type(1)
     zero = dst.dtype.type(0)
     bj = bias[c0:c1] if has_bias else bias[:0]
-    for i in range(nb):
-        si = src[i * lds + c0:i * lds + c1]
-        di = dst[i * ldd + c0:i * ldd + c1]
-        if act == SIGMOID:
-            for j in range(w):
-                di[j] = sigmoid_of(si[j] + bj[j] if has_bias else si[j], one, zero)
-        elif act == TANH:
-            for j in range(w):
-                di[j] = tanh_of(si[j] + bj[j] if has_bias else si[j])
-        elif act == RELU:
-            for j in range(w):
-                v = si[j] + bj[j] if has_bias else si[j]
-                di[j] = zero if v < zero else v  # NaN stays NaN, as np.maximum
-        elif act == LEAKY_RELU:
-            for j in range(w):
-                v = si[j] + bj[j] if has_bias else si[j]
-                di[j] = v if v > zero else slope * v
-        elif act == SOFTPLUS:  # max(z, 0) + log1p(exp(-|z|)), as kernels/reference/activations.py
-            for j in range(w):
-                v = si[j] + bj[j] if has_bias else si[j]
-                di[j] = (zero if v < zero else v) + log1p(exp(-abs(v)))
-        else:
-            for j in range(w):
-                di[j] = si[j] + bj[j] if has_bias else si[j]
+    if lds == ldd and src.ctypes.data == dst.ctypes.data:  # in place: one view per row (see _act_row)
+        for i in range(nb):
+            di = dst[i * ldd + c0:i * ldd + c1]
+            _act_row(di, di, bj, w, act, slope, one, zero, has_bias)
+    else:
+        for i in range(nb):
+            _act_row(src[i * lds + c0:i * lds + c1], dst[i * ldd + c0:i * ldd + c1], bj, w, act, slope, one, zero,
+                     has_bias)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def same_block(a, lda, b, ldb):
+    """Whether two blocks are the same memory (a kernel working in place): the kernels then index one view
+    per row, as LLVM vectorizes a loop over two views of the same memory only after a run-time overlap
+    check that then fails (the scalar loop ran 3-4x slower)."""
+    return lda == ldb and a.ctypes.data == b.ctypes.data
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _backward_row(si, di, oi, w, act, slope, one, zero):
+    if act == SIGMOID:
+        for j in range(w):
+            oi[j] = di[j] * (si[j] * (one - si[j]))
+    elif act == TANH:
+        for j in range(w):
+            oi[j] = di[j] * (one - si[j] * si[j])
+    elif act == RELU:
+        for j in range(w):
+            oi[j] = di[j] if si[j] > zero else zero
+    elif act == LEAKY_RELU:
+        for j in range(w):
+            oi[j] = di[j] if si[j] > zero else slope * di[j]
+    elif act == SOFTPLUS:
+        for j in range(w):
+            oi[j] = di[j] * softplus_slope(si[j])  # in float64, rounded once on the store
+    else:
+        for j in range(w):
+            oi[j] = di[j]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -89,30 +164,14 @@ def act_backward_block(src, lds, d, ldd, out, ldo, nb, c0, c1, act, slope):
         return
     one = out.dtype.type(1)
     zero = out.dtype.type(0)
-    for i in range(nb):
-        si = src[i * lds + c0:i * lds + c1]
-        di = d[i * ldd + c0:i * ldd + c1]
-        oi = out[i * ldo + c0:i * ldo + c1]
-        if act == SIGMOID:
-            for j in range(w):
-                v = si[j]
-                oi[j] = di[j] * (v * (one - v))
-        elif act == TANH:
-            for j in range(w):
-                v = si[j]
-                oi[j] = di[j] * (one - v * v)
-        elif act == RELU:
-            for j in range(w):
-                oi[j] = di[j] if si[j] > zero else zero
-        elif act == LEAKY_RELU:
-            for j in range(w):
-                oi[j] = di[j] if si[j] > zero else slope * di[j]
-        elif act == SOFTPLUS:
-            for j in range(w):
-                oi[j] = di[j] * softplus_slope(si[j])  # in float64, rounded once on the store
-        else:
-            for j in range(w):
-                oi[j] = di[j]
+    if same_block(d, ldd, out, ldo):
+        for i in range(nb):
+            oi = out[i * ldo + c0:i * ldo + c1]
+            _backward_row(src[i * lds + c0:i * lds + c1], oi, oi, w, act, slope, one, zero)
+    else:
+        for i in range(nb):
+            _backward_row(src[i * lds + c0:i * lds + c1], d[i * ldd + c0:i * ldd + c1], out[i * ldo + c0:i * ldo + c1],
+                          w, act, slope, one, zero)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -142,10 +201,11 @@ def prelu_backward_block(z, ldz, d, ldd, out, ldo, nb, c0, c1, alpha, dalpha):
     al = alpha[c0:c1]
     dal = dalpha[c0:c1]
     dal[:] = 0
+    in_place = same_block(d, ldd, out, ldo)
     for i in range(nb):
         zi = z[i * ldz + c0:i * ldz + c1]
-        di = d[i * ldd + c0:i * ldd + c1]
         oi = out[i * ldo + c0:i * ldo + c1]
+        di = oi if in_place else d[i * ldd + c0:i * ldd + c1]
         for j in range(w):
             v = zi[j]
             g = di[j]

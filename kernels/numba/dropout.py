@@ -17,7 +17,7 @@ _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(
 _INV_2_53 = 1.0 / 9007199254740992.0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def uniform(seed, counter):
     """The generator's draw ``counter`` (1, 2, ...) for ``seed`` (uint64s), a float64 in [0, 1)."""
     z = seed + counter * _GOLDEN
@@ -51,10 +51,11 @@ def dropout_block(src, lds, dst, ldd, mask, ldm, nb, c0, c1, n_cols, p, seed):
 def mask_block(d, ldd, mask, ldm, out, ldo, nb, c0, c1):
     """out = d * mask on columns c0 .. c1 (dropout's backward pass; out may be d)."""
     w = c1 - c0
+    in_place = ldd == ldo and d.ctypes.data == out.ctypes.data  # one view: see activations.same_block
     for i in range(nb):
-        di = d[i * ldd + c0:i * ldd + c1]
         mi = mask[i * ldm + c0:i * ldm + c1]
         oi = out[i * ldo + c0:i * ldo + c1]
+        di = oi if in_place else d[i * ldd + c0:i * ldd + c1]
         for j in range(w):
             oi[j] = di[j] * mi[j]
 

@@ -285,7 +285,7 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
     dtype = params.dtype
     xbuf = ws[layout[LAY_AUG, 0]:] if augmenting else np.empty(0 if in_place else batch_size * sizes[0], dtype)
     xrows = np.zeros(batch_size, np.int64)
-    ybuf, obuf = np.empty(batch_size * n_y, dtype), np.empty(batch_size * n_y, dtype)
+    ybuf, obuf, terms = np.empty(batch_size * n_y, dtype), np.empty(batch_size * n_y, dtype), np.empty(batch_size * n_y)
     dbuf, gbuf = np.empty(batch_size * n_y, dtype), np.empty(batch_size * n_y, dtype)
     wbuf = np.empty(batch_size if weights.shape[0] else 0, dtype)
     k_out = pieces[n_layers - 1]
@@ -325,7 +325,7 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
         # The whole output layer in every thread (a few hundred values): no barrier needed after it.
         value, weight, right = output_block(ws[layout[LAY_Z, n_layers - 1]:], layout[LAY_LD, n_layers], obuf, ybuf,
                                             wbuf[:nb] if wbuf.shape[0] else wbuf, nb, n_y, acts[n_layers - 1], loss,
-                                            hyper[LOSS_EPS], dtype.type(slopes[n_layers - 1]), dbuf, gbuf)
+                                            hyper[LOSS_EPS], dtype.type(slopes[n_layers - 1]), dbuf, gbuf, terms)
         if not penalized and not np.isfinite(value):
             status = STATUS_LOSS  # this batch is not applied; the caller reports divergence at batch `updates`
             break

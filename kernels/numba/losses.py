@@ -19,16 +19,17 @@ from .activations import act_backward_block, act_block
 from .softmax import softmax, softmax_backward_row, softmax_row
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def sq_diff(a, t):
     """(a - t)^2 in float64, the difference taken in the input dtype."""
     d = np.float64(a - t)
     return d * d
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def bce_term(a, t, eps):
-    """t ln c + (1 - t) ln(1 - c) in float64, c = a clipped to [eps, 1 - eps] (np.clip: NaN stays NaN)."""
+    """t ln c + (1 - t) ln(1 - c) in float64, c = a clipped to [eps, 1 - eps] (np.clip: NaN stays NaN);
+    branch-free, so that loops over it vectorize."""
     c = np.float64(a)
     c = eps if c < eps else c
     c = 1 - eps if c > 1 - eps else c
@@ -36,7 +37,7 @@ def bce_term(a, t, eps):
     return t64 * log(c) + (1.0 - t64) * log1p(-c)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def bce_slope(a, t, lo, hi, one):
     """d bce / d a at one element before the weighting: (c - t) / (c (1 - c)), c = a clipped to [lo, hi]."""
     c = lo if a < lo else a
@@ -44,7 +45,7 @@ def bce_slope(a, t, lo, hi, one):
     return (c - t) / (c * (one - c))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def log_prob(a, eps):
     """ln max(a, eps) in float64 (np.maximum: a NaN stays NaN)."""
     p = np.float64(a)
@@ -273,12 +274,13 @@ def softmax_nll_delta(a, labels, w=None):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def output_block(z, ldz, a, y, w, nb, k, act, loss, eps, slope, delta, g):
+def output_block(z, ldz, a, y, w, nb, k, act, loss, eps, slope, delta, g, terms):
     """The output layer of a batch, all its k units: a = act(z), the weighted data loss, delta = dC/dz and
     the rows classified right.
 
     z: the activation's input, rows of ldz (kept); a, delta, g: (nb * k,) contiguous (g: scratch for
-    dC/da); y: (nb * k,) targets; w: (nb,) weights of the batch's rows, or empty for none; eps: float64
+    dC/da); terms: float64 (nb * k,) scratch; y: (nb * k,) targets; w: (nb,) weights of the batch's rows,
+    or empty for none; eps: float64
     (BCE, NLL clipping); slope: LeakyReLU's (the dtype); act: any code but PRELU. Returns (the weighted mean data loss sum_i w_i C_i / W in float64, W,
     correct rows): argmax (first on ties) against the target's argmax, or a > 0.5 for one unit.
     BCE after SIGMOID and NLL after SOFTMAX give the fused delta w (a - y) / W; other pairings the loss's
@@ -295,31 +297,38 @@ def output_block(z, ldz, a, y, w, nb, k, act, loss, eps, slope, delta, g):
     tw, c_mse, lo, hi = t(safe), t(2.0 / (safe * k)), t(eps), t(1 - eps)
     fused = (loss == BCE and act == SIGMOID) or (loss == NLL and act == SOFTMAX)
     out = delta if fused else g
+    n = nb * k
+    if loss == BCE:  # the loss's terms in loops of their own, which vectorize, then each row's sum
+        for q in range(n):
+            terms[q] = -bce_term(a[q], y[q], eps)
+    elif loss == NLL:
+        for q in range(n):
+            terms[q] = -(np.float64(y[q]) * log_prob(a[q], eps)) if y[q] != zero else 0.0
+    else:
+        for q in range(n):
+            terms[q] = sq_diff(a[q], y[q])
     total = 0.0
     correct = 0
-    for i in range(nb):
+    for i in range(nb):  # (each case its own loop: loops with a loop-invariant branch inside do not vectorize)
         ai = a[i * k:(i + 1) * k]
         yi = y[i * k:(i + 1) * k]
         oi = out[i * k:(i + 1) * k]
         wi = _weight(w, i, one)
         row = 0.0
         for j in range(k):
-            if loss == BCE:
-                row -= bce_term(ai[j], yi[j], eps)
-            elif loss == NLL:
-                if yi[j] != zero:
-                    row -= np.float64(yi[j]) * log_prob(ai[j], eps)
-            else:
-                row += sq_diff(ai[j], yi[j])
+            row += terms[i * k + j]
         total += np.float64(wi) * row
-        for j in range(k):
-            if fused or loss == QUADRATIC:
+        if fused or loss == QUADRATIC:
+            for j in range(k):
                 oi[j] = (ai[j] - yi[j]) * wi / tw
-            elif loss == MSE:
+        elif loss == MSE:
+            for j in range(k):
                 oi[j] = (ai[j] - yi[j]) * wi * c_mse
-            elif loss == BCE:
+        elif loss == BCE:
+            for j in range(k):
                 oi[j] = bce_slope(ai[j], yi[j], lo, hi, one) * wi / tw
-            else:
+        else:
+            for j in range(k):
                 p = ai[j]
                 oi[j] = -(yi[j] * wi) / ((lo if p < lo else p) * tw) if yi[j] != zero else zero
         if k == 1:

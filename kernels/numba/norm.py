@@ -47,10 +47,11 @@ def bn_forward_block(src, lds, dst, ldd, nb, c0, c1, gamma, beta, running_mean, 
     mj = mean[c0:c1]
     for j in range(w):
         mj[j] = mj[j] / tn
+    in_place = lds == ldd and src.ctypes.data == dst.ctypes.data  # one view: see activations.same_block
     for i in range(nb):
-        si = src[i * lds + c0:i * lds + c1]
         hi = xhat[i * ldx + c0:i * ldx + c1]
         di = dst[i * ldd + c0:i * ldd + c1]
+        si = di if in_place else src[i * lds + c0:i * lds + c1]
         for j in range(w):
             c = si[j] - mj[j]
             hi[j] = c
@@ -98,10 +99,11 @@ def bn_backward_block(d, ldd, out, ldo, nb, c0, c1, xhat, ldx, gamma, inv_std, d
             for j in range(w):
                 sg[j] += di[j] * hi[j]
     g, s, sb = gamma[c0:c1], inv_std[c0:c1], dbeta[c0:c1]
+    in_place = ldd == ldo and d.ctypes.data == out.ctypes.data  # one view: see activations.same_block
     for i in range(nb):
-        di = d[i * ldd + c0:i * ldd + c1]
         hi = xhat[i * ldx + c0:i * ldx + c1]
         oi = out[i * ldo + c0:i * ldo + c1]
+        di = oi if in_place else d[i * ldd + c0:i * ldd + c1]
         for j in range(w):
             oi[j] = (g[j] * s[j] / tn) * ((tn * di[j] - sb[j]) - hi[j] * sg[j])
 
