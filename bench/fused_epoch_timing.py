@@ -84,7 +84,7 @@ def products(dtype):
     @njit
     def repeat(a, b, out, gemm_min, times):
         for _ in range(times):
-            nb._matmul(a, b, out, gemm_min)
+            nb.matmul(a, b, out, gemm_min)
 
     rng = np.random.default_rng(0)
     print(f"\nout = a (m, k) @ b (k, n), {np.dtype(dtype)}, Numba backend")

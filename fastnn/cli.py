@@ -3,8 +3,8 @@
 Exit status: 0 on success, 2 for a bad option (one line on stderr, as argparse does), 1 when training
 itself fails (e.g. it diverged) or a data or checkpoint file is bad or missing, 130 on Ctrl-C.
 
-By default progress is reported per epoch, so ``fit`` runs each epoch as one compiled call (its fused
-path); ``--progress batch`` redraws after every batch and costs the layer-by-layer path.
+Progress is reported per epoch; ``--progress batch`` also redraws the line as the batches of an epoch are
+applied, from the compiled epoch's progress counter (``Callback.on_progress``), so it costs nothing.
 """
 import argparse
 import json
@@ -140,9 +140,8 @@ def _add_common(p, epochs):
                    help="evaluate on the first N test samples only (default: all of them)")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     p.add_argument("--progress", choices=("epoch", "batch"), default="epoch",
-                   help="epoch: one line per epoch, so fit can run each epoch as one compiled call; batch: on a "
-                   "terminal, also redraw the line after every batch, which runs the slower layer-by-layer path "
-                   "(default: %(default)s)")
+                   help="epoch: one line per epoch; batch: on a terminal, also redraw the line as the batches of an "
+                   "epoch are applied (default: %(default)s)")
 
 
 def build_parser():
@@ -231,7 +230,7 @@ def build_parser():
 def _make_progress(stream, quiet, per_batch=False):
     """A fit callback printing one line per epoch: a bar of the epochs done, seconds, samples/s, training
     loss and accuracy, test loss and accuracy. With ``per_batch`` on a terminal, the line is also redrawn
-    with a carriage return after every batch (Keras's ``on_train_batch_end``)."""
+    with a carriage return as the epoch's batches are applied (``on_progress``)."""
     from .training import Callback
 
     tty = hasattr(stream, "isatty") and stream.isatty()
@@ -270,17 +269,15 @@ def _make_progress(stream, quiet, per_batch=False):
                 parts.append(f"test loss {logs['val_loss']:.4f}")
             if _finite(logs.get("val_accuracy")):
                 parts.append(f"test acc {logs['val_accuracy']:.4f}")
-            # \r plus clear-to-end-of-line replaces a partial bar drawn by on_train_batch_end.
+            # \r plus clear-to-end-of-line replaces a partial bar drawn by on_progress.
             stream.write(("\r\x1b[K" if self.tty else "") + "  ".join(parts) + "\n")
             stream.flush()
 
     class BatchProgress(Progress):
-        # A separate class: fit takes its fused path (one compiled call per epoch) only when no callback
-        # overrides on_train_batch_end, so the hook exists only where it draws something.
-        def on_train_batch_end(self, batch, logs=None):
+        def on_progress(self, epoch, batches_done, logs=None):
             if not self.batches:
                 return
-            fraction = (batch + 1) / self.batches
+            fraction = batches_done / self.batches
             elapsed = time.perf_counter() - self.epoch_start
             rate = fraction * self.samples / elapsed if elapsed > 0 else 0.0
             stream.write(f"\r{self._head(self.epoch + fraction)} {fraction:4.0%} of epoch  {rate:9,.0f} samples/s")

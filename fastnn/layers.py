@@ -16,6 +16,7 @@ import numbers
 
 import numpy as np
 
+from ._kernels.reference import fused as _fused_spec
 from .backend import kernels
 from .init import get_rng, initialize
 
@@ -373,11 +374,7 @@ class BatchNorm(Layer):
         if not training:
             self._cache = None
             return k.batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, self.eps)
-        if x.shape[0] < 2:
-            raise ValueError(
-                "BatchNorm needs at least 2 samples per batch in training, got 1; "
-                "choose a batch_size that leaves no batch of one sample"
-            )
+        _fused_spec.check_batches(x.shape[0], max(x.shape[0], 1), [(self.momentum, self.eps)])
         y, xhat, inv_std = k.batchnorm_forward_train(x, gamma, beta, running_mean, running_var, self.momentum, self.eps)
         self._cache = (xhat, inv_std)
         return y
