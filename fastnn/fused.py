@@ -353,10 +353,12 @@ def _call_polling(kernel, args, control, progress):
     if progress is None:
         return kernel(*args)
     outcome = []
+    errstate = np.geterr()  # (thread-local: the reference backend's NumPy warnings as the caller has them)
 
     def body():
         try:
-            outcome.append((True, kernel(*args)))
+            with np.errstate(**errstate):
+                outcome.append((True, kernel(*args)))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             outcome.append((False, exc))
 
