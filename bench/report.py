@@ -614,19 +614,20 @@ def main(argv=None):
     measure_rates(rates, instructions, args.threads, args.quick)
     blas = machine.blas()
     in_process = [i for i in args.impls if i != "jax"]
-    portable_cache = tempfile.mkdtemp(prefix="fastnn-report-portable-numba-")  # see the portable child below
-    portable_env = dict(os.environ, FASTNN_PORTABLE="1", NUMBA_CACHE_DIR=portable_cache)
     all_results, portable_paths = {}, None
     if "e2e" not in args.skip:
-        for threads in args.threads:
-            results = run_e2e(args, threads, in_process)
-            if "jax" in args.impls and not e2e.available("jax"):
-                merge(results, run_e2e_child(args, threads, ["jax"], cpus=threads if threads < usable else None)[0])
-            if args.portable:
-                # A fresh Numba cache: code compiled without the switch must not be reused with it.
-                extra, portable_paths = run_e2e_child(args, threads, args.portable, env=portable_env)
-                merge(results, extra, PORTABLE)
-            all_results[threads] = results
+        # The portable child gets its own Numba cache: code compiled without the switch must not be reused.
+        with tempfile.TemporaryDirectory(prefix="fastnn-report-portable-numba-") as cache:
+            portable_env = dict(os.environ, FASTNN_PORTABLE="1", NUMBA_CACHE_DIR=cache)
+            for threads in args.threads:
+                results = run_e2e(args, threads, in_process)
+                if "jax" in args.impls and not e2e.available("jax"):
+                    jax_cpus = threads if threads < usable else None
+                    merge(results, run_e2e_child(args, threads, ["jax"], cpus=jax_cpus)[0])
+                if args.portable:
+                    extra, portable_paths = run_e2e_child(args, threads, args.portable, env=portable_env)
+                    merge(results, extra, PORTABLE)
+                all_results[threads] = results
     ab = run_threads_ab(args) if "ab" not in args.skip else {}
     tta, tta_source = {}, None
     if "tta" not in args.skip:
