@@ -47,19 +47,23 @@ test: build fashion-mnist torch
 	NUMBA_CACHE_DIR=$(TEST_CACHE) $(BIN)/python -m pytest -q bench
 	rm -rf $(TEST_CACHE)
 
-# The peers of the benchmarks (the optional `bench` extra: torch 2.13.0 CPU, scikit-learn), best effort.
+# The peers of the benchmarks (the optional `bench` extra: torch 2.13.0 CPU, scikit-learn, JAX on the CPU:
+# ~620 MB), best effort.
 bench-peers: torch
 	@$(BIN)/python -c "import sklearn" 2>/dev/null || $(BIN)/python -m pip install -q "scikit-learn>=1.4" \
 	  || echo "note: scikit-learn not installed; its benchmarks will skip"
+	@$(BIN)/python -c "import jax" 2>/dev/null || $(BIN)/python -m pip install -q "jax>=0.4.30" "jaxlib>=0.4.30" \
+	  || echo "note: jax not installed; its benchmarks will skip"
 
 # Measures every benchmark and saves JSON under .benchmarks/ (needs a quiet machine; takes minutes).
 bench: build bench-peers
 	$(BIN)/python -m pytest bench --benchmark-enable --benchmark-only --benchmark-autosave \
 	  --benchmark-columns=min,median,mean,stddev,rounds --benchmark-sort=name
 
-# The end-to-end report behind BENCHMARKS.md (~15 minutes on 2 cores; needs Fashion-MNIST for real data).
+# The end-to-end report, written into BENCHMARKS.md's generated part (~20 minutes on 2 cores; needs a
+# quiet machine, and Fashion-MNIST for real data). `bench/report.py --quick` checks the machinery in < 2 min.
 bench-report: build bench-peers fashion-mnist
-	$(BIN)/python bench/report.py --json bench/results.json --plot bench/ratios.png
+	$(BIN)/python bench/report.py --json bench/results.json --plot bench/ratios.png --markdown BENCHMARKS.md
 
 clean:
 	rm -rf build *.egg-info kernels/cython/*.c kernels/cython/*.so .benchmarks

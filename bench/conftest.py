@@ -50,11 +50,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         rate = rates.get(dtype)
         parts = []
         for impl, seconds in row.items():
-            share = f", {cfg.flops_per_epoch() / seconds / 1e9 / rate:.0%} of matmul" if rate and impl in ("numba", "cython", "torch") else ""
+            share = f", {cfg.flops_per_epoch() / seconds / 1e9 / rate:.0%} of matmul" if rate and impl in ("numba", "cython", "torch", "jax") else ""
             parts.append(f"{impl} {seconds:.3f} s{share}")
         tr.write_line(f"{cfg.label} {dtype}: " + "; ".join(parts))
         for ours in ("numba", "cython"):
             if ours in row:
-                vs = [f"{row[o] / row[ours]:.1f}x vs {o}" for o in ("torch", "numpy", "numpy-loop", "sklearn") if o in row]
+                vs = [f"{row[o] / row[ours]:.1f}x vs {o}" for o in ("torch", "jax", "numpy", "numpy-loop", "sklearn") if o in row]
                 if vs:
                     tr.write_line(f"    fastnn {ours}: " + ", ".join(vs))

@@ -8,16 +8,21 @@ size and number of updates:
 - ``numpy-loop``: a hand-written vectorized NumPy per-batch loop (the strongest plain-NumPy baseline);
 - ``torch``: the idiomatic PyTorch CPU loop (``nn.Sequential``, loss on logits, ``torch.optim``);
 - ``sklearn``: ``MLPClassifier(warm_start=True, max_iter=1).fit`` (one epoch per call); sigmoid outputs
-  with binary cross-entropy come from a one-hot (multilabel) target, as sklearn does it.
+  with binary cross-entropy come from a one-hot (multilabel) target, as sklearn does it;
+- ``jax``: the way a JAX user writes a fast trainer: the whole epoch one ``jax.jit``-compiled function
+  whose body is one ``jax.lax.scan`` over the epoch's pre-batched index arrays (see ``JaxTrainer``),
+  compiled ahead of time (its ``compile_seconds`` are reported beside the epoch).
+
+torch, sklearn and jax are the peers of the optional ``bench`` extra; ``available`` says when one is missing.
 
 Seconds per epoch are wall-clock seconds of one training epoch over the whole training set (60,000 rows).
 For fastnn, ``Trainer.epoch`` returns the wall time of the ``fit`` call and the epoch time ``fit``'s
-History records (without the per-call input checks); see ``Trainer.epoch``.
+History records (without the per-call input checks); see ``Trainer.epoch``. Every trainer can start
+from given weights and train one epoch in a given order (``weights=``, ``epoch(order)``): the tests in
+test_peers.py check that the peers compute what fastnn computes.
 """
 import gc
 import os
-import platform
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,8 +31,10 @@ import numpy as np
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 N_TRAIN, N_TEST, N_IN, N_CLASSES = 60000, 10000, 784, 10
-IMPLS = ("numba", "cython", "numpy", "numpy-loop", "torch", "sklearn")
+IMPLS = ("numba", "cython", "numpy", "numpy-loop", "torch", "sklearn", "jax")
 FASTNN = ("numba", "cython", "numpy")
+# The peers: implementation -> (module to import, name to install); all in the optional `bench` extra.
+PEERS = {"torch": ("torch", "torch"), "sklearn": ("sklearn.neural_network", "scikit-learn"), "jax": ("jax", "jax")}
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,11 @@ class Config:
         return f"({self.key}) {self.name} {self.hidden} {loss}, {opt} lr {self.lr:g}, batch {self.batch}"
 
     def flops_per_epoch(self, n=N_TRAIN):
-        """Useful arithmetic of one epoch: 6 n sum(layer products) (2 forward, 4 backward per multiply-add)."""
-        return 6 * n * sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        """The arithmetic one epoch needs, 2 flops per multiply-add of the layer products: forward and
+        weight gradient of every layer, input gradient of every layer but the first (nobody computes the
+        gradient of the data). Issue 4 counted 6 n sum(layer products), 1.25-1.5x more for these networks."""
+        products = [a * b for a, b in zip(self.sizes[:-1], self.sizes[1:])]
+        return 2 * n * (2 * sum(products) + sum(products[1:]))
 
     def param_count(self):
         return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
@@ -100,14 +110,19 @@ def subset(data, n):
     return (np.ascontiguousarray(X[:n]), y[:n].copy()), test, source
 
 
+def missing(package):
+    """The reason a benchmark of a peer skips (one fixed text per package, so CI can allow-list it)."""
+    return f"{package} not installed (bench extra)"
+
+
 def available(impl):
     """None when ``impl`` can run here, else the reason it cannot (a missing optional package)."""
-    if impl in ("torch", "sklearn"):
-        module = {"torch": "torch", "sklearn": "sklearn.neural_network"}[impl]
+    if impl in PEERS:
+        module, package = PEERS[impl]
         try:
             __import__(module)
-        except ImportError as exc:
-            return f"{impl} is not installed ({exc}); it is in the optional `bench` extra"
+        except ImportError:
+            return missing(package)
     if impl in FASTNN:
         from fastnn import backend
 
@@ -121,21 +136,34 @@ def available(impl):
 # -- trainers -----------------------------------------------------------------------------------------
 
 
+def initial_weights(config, dtype, seed=0):
+    """[(W (n_in, n_out), b), ...] drawn as torch's ``nn.Linear`` draws them: U(-1/sqrt(n_in), 1/sqrt(n_in))
+    for weights and biases (the JAX trainer's start, so it starts like the torch trainer)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for a, b in zip(config.sizes[:-1], config.sizes[1:]):
+        bound = 1 / np.sqrt(a)
+        out.append((rng.uniform(-bound, bound, (a, b)).astype(dtype), rng.uniform(-bound, bound, b).astype(dtype)))
+    return out
+
+
 class Trainer:
-    """One implementation training one configuration. ``epoch()`` trains one epoch on (X, y) and returns
-    ``(wall_seconds, epoch_seconds)``; ``accuracy(X, y)`` is the test accuracy."""
+    """One implementation training one configuration. ``epoch(order=None)`` trains one epoch on (X, y), in
+    ``order`` (row indices) or a fresh random one, and returns ``(wall_seconds, epoch_seconds)``;
+    ``accuracy(X, y)`` is the test accuracy; ``compile_seconds`` the ahead-of-time compile (JAX), else None."""
 
     fused = None
+    compile_seconds = None
 
-    def epoch(self):
+    def epoch(self, order=None):
         t0 = time.perf_counter()
-        self._epoch()
+        self._epoch(order)
         wall = time.perf_counter() - t0
         return wall, wall
 
 
 class FastnnTrainer(Trainer):
-    def __init__(self, backend, config, X, y, seed=0):
+    def __init__(self, backend, config, X, y, seed=0, weights=None):
         import fastnn
         from fastnn import layers
 
@@ -147,6 +175,8 @@ class FastnnTrainer(Trainer):
             last = i == len(sizes) - 2
             stack.append((layers.Sigmoid() if config.output == "sigmoid" else layers.Softmax()) if last else act())
         self.model = fastnn.Sequential(stack, dtype=X.dtype, backend=backend, seed=seed)
+        if weights is not None:
+            self.model.set_weights([array for layer in weights for array in layer])
         if config.optimizer == "adam":
             self.optimizer = fastnn.optim.Adam(lr=config.lr)
         else:
@@ -155,14 +185,19 @@ class FastnnTrainer(Trainer):
         self.X, self.y, self.batch = X, y, config.batch
         self.rng = np.random.default_rng(seed)
 
-    def epoch(self):
-        """(wall seconds of fit(epochs=1), the epoch's seconds in fit's History: without input checks)."""
+    def epoch(self, order=None):
+        """(wall seconds of fit(epochs=1), the epoch's seconds in fit's History: without input checks).
+        With ``order``, fit runs unshuffled on the rows in that order (a copy: for tests, not timing)."""
+        X, y, shuffle = (self.X, self.y, True) if order is None else (self.X[order], self.y[order], False)
         t0 = time.perf_counter()
-        history = self.model.fit(self.X, self.y, loss=self.loss, optimizer=self.optimizer, epochs=1,
-                                 batch_size=self.batch, seed=self.rng, verbose=0)
+        history = self.model.fit(X, y, loss=self.loss, optimizer=self.optimizer, epochs=1, batch_size=self.batch,
+                                 seed=self.rng, shuffle=shuffle, verbose=0)
         wall = time.perf_counter() - t0
         self.fused = self.model.fused_runner is not None
         return wall, float(history.seconds[-1])
+
+    def weights(self):
+        return [w.copy() for w in self.model.get_weights()]
 
     def accuracy(self, X, y):
         return float(np.mean(np.argmax(self.model.predict(X), axis=1) == y))
@@ -214,8 +249,8 @@ class NumpyLoopTrainer(Trainer):
             v += t(0.001) * (g * g)
             p -= t(c.lr / (1 - 0.9**k)) * (m / (np.sqrt(v) / t(np.sqrt(1 - 0.999**k)) + t(1e-8)))
 
-    def _epoch(self):
-        order = self.rng.permutation(self.X.shape[0])
+    def _epoch(self, order):
+        order = self.rng.permutation(self.X.shape[0]) if order is None else order
         bs, t = self.config.batch, self.t
         for start in range(0, len(order), bs):
             idx = order[start:start + bs]
@@ -238,7 +273,7 @@ class NumpyLoopTrainer(Trainer):
 class TorchTrainer(Trainer):
     """The idiomatic PyTorch loop: nn.Sequential, the loss on logits, torch.optim, default init."""
 
-    def __init__(self, config, X, y, seed=0):
+    def __init__(self, config, X, y, seed=0, weights=None):
         import torch
         from torch import nn
 
@@ -251,6 +286,11 @@ class TorchTrainer(Trainer):
             if i < len(config.sizes) - 2:
                 mods.append(nn.Sigmoid() if config.hidden == "sigmoid" else nn.ReLU())
         self.model = nn.Sequential(*mods).to(dtype)
+        if weights is not None:
+            with torch.no_grad():
+                for linear, (W, b) in zip(self.model[::2], weights):
+                    linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+                    linear.bias.copy_(torch.from_numpy(b))
         if config.optimizer == "adam":
             self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         else:
@@ -267,15 +307,19 @@ class TorchTrainer(Trainer):
         self.batch = config.batch
         self.gen = torch.Generator().manual_seed(seed)
 
-    def _epoch(self):
+    def _epoch(self, order):
         torch, model, opt, bs = self.torch, self.model, self.opt, self.batch
-        perm = torch.randperm(self.X.shape[0], generator=self.gen)
+        perm = torch.randperm(self.X.shape[0], generator=self.gen) if order is None else torch.from_numpy(order)
         for start in range(0, self.X.shape[0], bs):
             idx = perm[start:start + bs]
             opt.zero_grad()
             loss = self.loss(model(self.X[idx]), self.Y[idx])
             loss.backward()
             opt.step()
+
+    def weights(self):
+        return [p.detach().numpy().T.copy() if p.ndim == 2 else p.detach().numpy().copy()
+                for p in self.model.parameters()]
 
     def accuracy(self, X, y):
         with self.torch.inference_mode():
@@ -300,7 +344,9 @@ class SklearnTrainer(Trainer):
         self.X = X
         self.T = np.eye(config.sizes[-1], dtype=np.int64)[y] if config.output == "sigmoid" else y
 
-    def _epoch(self):
+    def _epoch(self, order):
+        if order is not None:
+            raise ValueError("MLPClassifier draws its own order")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning after every one-epoch fit
             self.model.fit(self.X, self.T)
@@ -310,10 +356,129 @@ class SklearnTrainer(Trainer):
         return float(np.mean(np.argmax(p, axis=1) == y))
 
 
+def _jax():
+    """jax and jax.numpy, with 64-bit floats enabled (for the float64 configurations)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax, jax.numpy
+
+
+def _jax_logits(params, x, act):
+    """The network's output before its last activation."""
+    for W, b in params[:-1]:
+        x = act(x @ W + b)
+    W, b = params[-1]
+    return x @ W + b
+
+
+class JaxTrainer(Trainer):
+    """The way a JAX user writes a fast trainer: one epoch is one ``jax.jit``-compiled function whose body
+    is one ``jax.lax.scan`` over the epoch's pre-batched index arrays; each scanned step gathers its rows,
+    takes the loss and its gradient with ``jax.value_and_grad`` and applies the optimizer; the last,
+    smaller batch (when the batch size does not divide the rows) is one more step in the same function.
+    Parameters and optimizer state are donated to the call (updated in place). The order of each epoch
+    is drawn on the host (NumPy) and passed in. The function is compiled ahead of time in ``__init__``
+    (trace, lower, compile: ``compile_seconds``).
+
+    The start is torch's (``initial_weights``), the rules are torch.optim's (SGD, momentum 0.9, Adam),
+    the losses those of the torch trainer: binary cross-entropy on the logits summed over the outputs and
+    averaged over the batch, or softmax cross-entropy averaged over the batch.
+    """
+
+    # Rows per unrolled iteration of the scan: a step of 10 rows is short next to the loop's per-iteration
+    # cost (unrolling 10 steps made (a) ~20% faster here; unrolling batches of 128+ rows gained nothing).
+    UNROLL_ROWS = 100
+
+    def __init__(self, config, X, y, seed=0, weights=None):
+        jax, jnp = _jax()
+        dtype = X.dtype
+        start = initial_weights(config, dtype, seed) if weights is None else weights
+        self.params = [(jnp.asarray(W, dtype), jnp.asarray(b, dtype)) for W, b in start]
+        self.state = self._initial_state(config, self.params, jnp)
+        self.X = jnp.asarray(X)
+        target = np.eye(config.sizes[-1], dtype=dtype)[y] if config.output == "sigmoid" else y.astype(np.int32)
+        self.T = jnp.asarray(target)
+        self.act = jax.nn.sigmoid if config.hidden == "sigmoid" else jax.nn.relu
+        self.rng = np.random.default_rng(seed)
+        t0 = time.perf_counter()
+        epoch = jax.jit(self._epoch_function(config, X.shape[0], jax, jnp), donate_argnums=(0, 1))
+        order = np.arange(X.shape[0], dtype=np.int32)
+        self._run = epoch.lower(self.params, self.state, self.X, self.T, order).compile()
+        self.compile_seconds = time.perf_counter() - t0
+        self._predict = jax.jit(lambda params, x: _jax_logits(params, x, self.act))
+        self.loss = None
+
+    @staticmethod
+    def _initial_state(config, params, jnp):
+        def zeros():
+            return [(jnp.zeros_like(W), jnp.zeros_like(b)) for W, b in params]
+
+        if config.optimizer == "sgd":
+            return ()
+        if config.optimizer == "momentum":
+            return zeros()
+        return zeros(), zeros(), jnp.zeros((), params[0][0].dtype)  # Adam: m, v, step count
+
+    def _epoch_function(self, config, n, jax, jnp):
+        """(params, state, X, T, order) -> (params, state, the epoch's mean training loss)."""
+        act, lr, batch = self.act, config.lr, config.batch
+        tree = jax.tree_util.tree_map
+
+        def loss_fn(params, x, t):
+            z = _jax_logits(params, x, act)
+            if config.output == "sigmoid":
+                return jnp.sum(jax.nn.softplus(z) - t * z) / x.shape[0]
+            return jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.take_along_axis(z, t[:, None], axis=1)[:, 0])
+
+        def update(params, grads, state):  # torch.optim's rules
+            if config.optimizer == "sgd":
+                return tree(lambda p, g: p - lr * g, params, grads), state
+            if config.optimizer == "momentum":
+                state = tree(lambda m, g: 0.9 * m + g, state, grads)
+                return tree(lambda p, m: p - lr * m, params, state), state
+            m, v, k = state
+            k = k + 1
+            m = tree(lambda m, g: 0.9 * m + 0.1 * g, m, grads)
+            v = tree(lambda v, g: 0.999 * v + 0.001 * g * g, v, grads)
+            step, root = lr / (1 - 0.9**k), jnp.sqrt(1 - 0.999**k)
+            return tree(lambda p, m, v: p - step * m / (jnp.sqrt(v) / root + 1e-8), params, m, v), (m, v, k)
+
+        def epoch(params, state, X, T, order):
+            def step(carry, idx):
+                params, state = carry
+                loss, grads = jax.value_and_grad(loss_fn)(params, X[idx], T[idx])
+                return update(params, grads, state), loss
+
+            full = n // batch
+            (params, state), losses = jax.lax.scan(step, (params, state), order[:full * batch].reshape(full, batch),
+                                                   unroll=max(1, self.UNROLL_ROWS // batch))
+            total = jnp.sum(losses) * batch
+            if n % batch:
+                (params, state), loss = step((params, state), order[full * batch:])
+                total = total + loss * (n % batch)
+            return params, state, total / n
+
+        return epoch
+
+    def _epoch(self, order):
+        order = self.rng.permutation(self.X.shape[0]) if order is None else order
+        self.params, self.state, self.loss = self._run(self.params, self.state, self.X, self.T,
+                                                       order.astype(np.int32))
+        self.loss.block_until_ready()
+
+    def weights(self):
+        return [np.asarray(a) for layer in self.params for a in layer]
+
+    def accuracy(self, X, y):
+        return float(np.mean(np.argmax(np.asarray(self._predict(self.params, X)), axis=1) == y))
+
+
 def make_trainer(impl, config, X, y, seed=0):
     if impl in FASTNN:
         return FastnnTrainer(impl, config, X, y, seed)
-    return {"numpy-loop": NumpyLoopTrainer, "torch": TorchTrainer, "sklearn": SklearnTrainer}[impl](config, X, y, seed)
+    trainers = {"numpy-loop": NumpyLoopTrainer, "torch": TorchTrainer, "sklearn": SklearnTrainer, "jax": JaxTrainer}
+    return trainers[impl](config, X, y, seed)
 
 
 def warm_up(impl, config, dtype, rows=200):
@@ -326,18 +491,19 @@ def warm_up(impl, config, dtype, rows=200):
     trainer.accuracy(X, y)
 
 
-# -- threads, BLAS and the machine --------------------------------------------------------------------
+# -- threads and the GEMM rate --------------------------------------------------------------------------
 
 
-def set_threads(n):
-    """n BLAS threads in every loaded BLAS (fastnn.set_num_threads) and n intra-op threads in torch."""
+def set_threads(n, with_torch=True):
+    """n threads in fastnn's fused epoch and every loaded BLAS (fastnn.set_num_threads) and, unless
+    ``with_torch`` is false, n intra-op threads in torch (importing it when installed)."""
     from fastnn.threads import set_num_threads
 
     set_num_threads(n)
-    try:
-        import torch
-    except ImportError:
+    if not with_torch or available("torch"):
         return
+    import torch
+
     torch.set_num_threads(n)
 
 
@@ -354,34 +520,6 @@ def matmul_gflops(dtype="float32", size=2048, repeats=10):
         np.matmul(a, b, out=out)
         best = min(best, time.perf_counter() - t0)
     return 2 * size**3 / best / 1e9
-
-
-def blas_info():
-    """threadpoolctl's view of the loaded BLAS libraries (after loading SciPy's), as short strings."""
-    import scipy.linalg.cython_blas  # noqa: F401
-    from threadpoolctl import threadpool_info
-
-    rows = []
-    for info in threadpool_info():
-        if info.get("user_api") != "blas":
-            continue
-        owner = os.path.basename(os.path.dirname(info["filepath"]))
-        rows.append(f"{info['internal_api']} {info['version']} ({info.get('architecture')} kernel, "
-                    f"{info.get('threading_layer')}, {info['num_threads']} threads) in {owner}")
-    return rows
-
-
-def machine():
-    """CPU model (lscpu), cores, load averages."""
-    model = platform.processor() or "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "load": os.getloadavg()}
 
 
 def time_epochs(trainer, repeats):

@@ -1,11 +1,12 @@
-"""End-to-end training: seconds per epoch on full Fashion-MNIST, fastnn against PyTorch and scikit-learn.
+"""End-to-end training: seconds per epoch on full Fashion-MNIST, fastnn against PyTorch, JAX and scikit-learn.
 
 Groups ``epoch-<config>-<sizes>-<dtype>``, members numba, cython, numpy (fastnn's reference backend),
-numpy-loop (a hand-written NumPy loop), torch and sklearn (each skipped when not installed; both are
-in the optional ``bench`` extra). The four configurations are those of issue 4 (see e2e.CONFIGS). Also
-``matmul-2048-<dtype>``: NumPy's matrix-multiply rate, the yardstick of the GFLOP/s shares printed in
-the summary at the end of a measured run. With timing disabled (the normal ``pytest bench``), every body
-runs once on 300 rows.
+numpy-loop (a hand-written NumPy loop), torch, sklearn and jax (each skipped when not installed, with the
+reason "<package> not installed (bench extra)": they are in the optional ``bench`` extra; JAX uses every
+CPU of the process whatever FASTNN_BENCH_THREADS says, and its compile is outside the timed rounds).
+The four configurations are those of issue 4 (see e2e.CONFIGS). Also ``matmul-2048-<dtype>``: NumPy's
+matrix-multiply rate, the yardstick of the GFLOP/s shares printed in the summary at the end of a measured
+run. With timing disabled (the normal ``pytest bench``), every body runs once on 300 rows.
 """
 import numpy as np
 import pytest
