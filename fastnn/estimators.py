@@ -74,6 +74,13 @@ _OPTIMIZERS = {
 _MIN_ADAPTIVE_LR = 1e-6  # learning_rate="adaptive" stops once the rate is this small (scikit-learn's)
 
 
+def _store(estimator, arguments):
+    """Keep every __init__ argument as an attribute of the same name (scikit-learn's convention)."""
+    for name, value in arguments.items():
+        if name != "self":
+            setattr(estimator, name, value)
+
+
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, the network, the training loop."""
 
@@ -113,33 +120,7 @@ class _BaseMLP(BaseEstimator):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, n_iter_no_change=10, dropout=0.0, batch_norm=False, dtype=None, backend=None,
                  n_threads=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.dtype = dtype
-        self.backend = backend
-        self.n_threads = n_threads
+        _store(self, locals())
 
     # -- fitted attributes read from the network -------------------------------------------------------------
 
@@ -416,15 +397,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, n_iter_no_change=10, dropout=0.0, batch_norm=False, dtype=None, backend=None,
                  n_threads=None, class_weight=None):
-        super().__init__(
-            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start,
-            momentum=momentum, nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change, dropout=dropout, batch_norm=batch_norm, dtype=dtype, backend=backend,
-            n_threads=n_threads)
-        self.class_weight = class_weight
+        _store(self, locals())
 
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the network and its optimizer; returns self.
@@ -539,15 +512,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, dropout=0.0, batch_norm=False, dtype=None,
                  backend=None, n_threads=None):
-        super().__init__(
-            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start,
-            momentum=momentum, nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change, dropout=dropout, batch_norm=batch_norm, dtype=dtype, backend=backend,
-            n_threads=n_threads)
-        self.loss = loss
+        _store(self, locals())
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing the network and its optimizer; returns self."""
