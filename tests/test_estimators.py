@@ -166,7 +166,7 @@ def test_class_weight_is_sample_weight_per_class():
 def test_zero_sample_weights_equal_leaving_the_samples_out():
     # one full batch, no shuffling: the weighted mean over the batch is the mean over the kept samples
     X, y = _blobs()
-    params = dict(hidden_layer_sizes=(8,), max_iter=15, random_state=0, batch_size=200, shuffle=False, tol=0.0)
+    params = dict(hidden_layer_sizes=(8,), max_iter=15, random_state=0, shuffle=False, tol=0.0)  # batch "auto": all
     weights = np.where(np.arange(120) % 3 == 0, 0.0, 1.0)
     weighted = fastnn.MLPClassifier(**params).fit(X, y, sample_weight=weights)
     kept = fastnn.MLPClassifier(**params).fit(X[weights > 0], y[weights > 0])
