@@ -10,6 +10,9 @@ A network in a few lines::
     model = fastnn.Sequential([Dense(784, 30), Sigmoid(), Dense(30, 10), Sigmoid()], seed=0)
     history = model.fit(X, y, loss="cross_entropy", optimizer=fastnn.optim.SGD(0.5), epochs=3, batch_size=10)
     fastnn.save(model, "model.npz")
+
+``fastnn.MLPClassifier`` and ``fastnn.MLPRegressor`` (:mod:`fastnn.estimators`) are scikit-learn estimators;
+they load scikit-learn on first use, so ``import fastnn`` does not (``pip install "fastnn-cpu[sklearn]"``).
 """
 __version__ = "0.1.0"
 
@@ -26,3 +29,14 @@ __all__ = [
     "available_backends", "get_backend", "set_backend", "use_backend", "__version__",
     "Sequential", "save", "load", "init", "layers", "losses", "optim", "training",
 ]
+
+_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators"}
+
+
+def __getattr__(name):
+    """fastnn.MLPClassifier / MLPRegressor: imported on first access (they need scikit-learn)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")

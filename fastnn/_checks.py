@@ -14,6 +14,7 @@ them, as NumPy promotes). Outputs are always C-contiguous (Fortran-ordered, stri
 are copied).
 """
 import numbers
+import sys
 
 import numpy as np
 
@@ -30,6 +31,8 @@ __all__ = [
     "check_scalar",
     "check_axis",
     "check_in_range",
+    "is_sparse",
+    "check_sparse",
 ]
 
 _NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float; complex/object/str/bytes/datetime are refused
@@ -195,6 +198,59 @@ def _check_finite(arr, name, allow_neg_inf=False, allow_inf=False):
             f"Input contains infinity or a value too large for dtype('{arr.dtype}'). Argument {name!r} must "
             f"be finite; found -inf at index {where}."
         )
+
+
+def is_sparse(x):
+    """Whether x is a scipy.sparse matrix or array (without importing scipy.sparse when nothing could be)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(x)
+
+
+def check_sparse(x, name="X", dtype=np.float64, finite=True):
+    """A scipy.sparse matrix or array as a CSR matrix of ``dtype`` that the sparse kernels can index.
+
+    Any sparse format is converted to CSR (CSR input of the right dtype is used as is, no copy); index
+    arrays become one integer type, int32 or int64. Refused with ``ValueError``/``TypeError`` naming the
+    argument: other than 2 dimensions, no rows or columns, a non-numeric or complex dtype, stored values
+    that are NaN or infinite (when ``finite``), indices outside [0, n_columns) or a decreasing indptr.
+    The work is O(nnz): the matrix is never made dense.
+    """
+    import scipy.sparse
+
+    if x.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {_ndim_word(x.ndim)} sparse array instead (argument {name!r}, "
+                         f"shape {x.shape}).")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        what = "sample" if x.shape[0] == 0 else "feature"
+        raise ValueError(f"Found array with 0 {what}(s) (shape={x.shape}) while a minimum of 1 is required "
+                         f"(argument {name!r}).")
+    if x.dtype.kind == "c":
+        raise TypeError(f"argument {name!r} must be a real-valued array; got complex dtype {x.dtype}")
+    if x.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"argument {name!r} must be a numeric sparse matrix (any real dtype, converted to "
+                        f"{np.dtype(dtype).name}); got dtype {x.dtype}")
+    x = scipy.sparse.csr_matrix(x)  # a no-copy view of CSR input; other formats are converted
+    if x.dtype != dtype:
+        with np.errstate(over="ignore"):  # too large for float32: inf, reported below
+            x = x.astype(dtype)
+    try:
+        x.check_format(full_check=True)
+    except ValueError as exc:
+        raise ValueError(f"argument {name!r} is not a valid sparse matrix: {exc}") from None
+    if x.indptr[-1] != x.data.shape[0]:
+        x = x.copy()
+        x.prune()  # values stored past indptr[-1] belong to no row (scipy ignores them too)
+    if x.indices.dtype != x.indptr.dtype or x.indices.dtype not in (np.int32, np.int64):
+        x.indices, x.indptr = x.indices.astype(np.int64), x.indptr.astype(np.int64)
+    if finite and not np.isfinite(x.data).all():
+        p = int(np.argmax(~np.isfinite(x.data)))
+        where = (int(np.searchsorted(x.indptr, p, side="right")) - 1, int(x.indices[p]))
+        if np.isnan(x.data[p]):
+            raise ValueError(f"Input contains NaN. Argument {name!r} (sparse) must not contain NaN; found NaN "
+                             f"at index {where}.")
+        raise ValueError(f"Input contains infinity or a value too large for dtype('{x.dtype}'). Argument "
+                         f"{name!r} (sparse) must be finite; found {x.data[p]} at index {where}.")
+    return x
 
 
 def check_in_range(arr, name, low, high, what="values"):

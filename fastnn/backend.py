@@ -14,6 +14,7 @@ BACKENDS = ("numpy", "numba", "cython")
 # Concept module -> the kernels it defines. Every backend must provide all of them.
 KERNELS = {
     "dense": ("dense_forward", "dense_backward_input", "dense_backward_params"),
+    "sparse": ("csr_dense_forward", "csr_dense_backward_params"),
     "activations": (
         "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "relu", "relu_backward",
         "leaky_relu", "leaky_relu_backward", "prelu", "prelu_backward", "softplus",

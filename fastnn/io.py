@@ -43,7 +43,7 @@ from . import losses as _losses
 from . import optim as _optim
 from .layers import layer_from_config
 
-__all__ = ["save", "load", "ModelFileError", "FORMAT_VERSION"]
+__all__ = ["save", "load", "to_arrays", "from_arrays", "ModelFileError", "FORMAT_VERSION"]
 
 FORMAT = "fastnn-model"
 FORMAT_VERSION = 1
@@ -91,6 +91,32 @@ def _header_and_arrays(model, optimizer):
     if getattr(model, "training_state", None) is not None:
         header["training"] = model.training_state
     return header, arrays
+
+
+class _Arrays(dict):
+    """Arrays by name with the ``files`` attribute of an ``np.load`` archive, for :func:`from_arrays`."""
+
+    @property
+    def files(self):
+        return list(self)
+
+
+def to_arrays(model, optimizer=None):
+    """``(header, arrays)``: what :func:`save` writes, in memory (a JSON-able dict and {name: ndarray}).
+
+    For containers that serialize a model themselves (fastnn's scikit-learn estimators pickle these).
+    ``optimizer`` defaults to ``model.optimizer``. The arrays are copies.
+    """
+    header, arrays = _header_and_arrays(model, model.optimizer if optimizer is None else optimizer)
+    return header, {key: np.array(a) for key, a in arrays.items()}
+
+
+def from_arrays(header, arrays, backend=None, name="<in-memory model>"):
+    """The model :func:`to_arrays` described, checked as :func:`load` checks a file (``ModelFileError``
+    naming ``name``)."""
+    from .network import Sequential
+
+    return _build(header, _Arrays(arrays), name, backend, Sequential)
 
 
 def _umask():

@@ -16,6 +16,7 @@ import numbers
 
 import numpy as np
 
+from ._checks import check_sparse, is_sparse
 from ._kernels.reference import fused as _fused_spec
 from .backend import kernels
 from .init import get_rng, initialize
@@ -146,16 +147,38 @@ class Dense(Layer):
         return self.params[1]
 
     def forward(self, x, training=False):
-        x = _as_input(x, self.params[0].dtype, self.n_in, self)
-        self._x = x
-        return kernels().dense_forward(x, self.params[0], self.params[1])
+        """x @ W + b for x (n, n_in): a dense array, or a scipy.sparse matrix (any format, used as CSR, never
+        made dense: the sparse kernels' work follows its stored values)."""
+        self._x = x = self._input(x)
+        return self._product(x)
 
     def backward(self, grad, need_input_grad=True):
         """Set ``grads = [dW, db]``; return dL/dx (n, n_in), or None when ``need_input_grad`` is False."""
+        self.grads = self._param_grads(grad)
+        return kernels().dense_backward_input(grad, self.params[0]) if need_input_grad else None
+
+    def _input(self, x):
+        if is_sparse(x):
+            x = check_sparse(x, "x", self.params[0].dtype, finite=False)
+            if x.shape[1] != self.n_in:
+                raise ValueError(f"{self!r} expects {self.n_in} input features, got a sparse matrix of shape {x.shape}")
+            return x
+        return _as_input(x, self.params[0].dtype, self.n_in, self)
+
+    def _product(self, x):
+        """x @ W + b (n, n_out * pieces) for an input that ``_input`` returned."""
         k = kernels()
-        dw, db = k.dense_backward_params(self._x, grad)
-        self.grads = [dw, db]
-        return k.dense_backward_input(grad, self.params[0]) if need_input_grad else None
+        if is_sparse(x):
+            return k.csr_dense_forward(x.data, x.indices, x.indptr, self.params[0], self.params[1])
+        return k.dense_forward(x, self.params[0], self.params[1])
+
+    def _param_grads(self, dz):
+        """[dW, db] from dC/d(x @ W + b) and the input of the last forward."""
+        k = kernels()
+        x = self._x
+        if is_sparse(x):
+            return list(k.csr_dense_backward_params(x.data, x.indices, x.indptr, dz, self.n_in))
+        return list(k.dense_backward_params(x, dz))
 
     def get_config(self):
         return {"n_in": self.n_in, "n_out": self.n_out, "init": self.init if isinstance(self.init, str) else "custom"}
@@ -174,17 +197,14 @@ class Maxout(Dense):
         return self.n_out * self.pieces
 
     def forward(self, x, training=False):
-        x = _as_input(x, self.params[0].dtype, self.n_in, self)
-        k = kernels()
-        self._x = x
-        a, self._idx = k.maxout(k.dense_forward(x, self.params[0], self.params[1]), self.pieces)
+        self._x = x = self._input(x)
+        a, self._idx = kernels().maxout(self._product(x), self.pieces)
         return a
 
     def backward(self, grad, need_input_grad=True):
         k = kernels()
         dz = k.maxout_backward(grad, self._idx, self.pieces)
-        dw, db = k.dense_backward_params(self._x, dz)
-        self.grads = [dw, db]
+        self.grads = self._param_grads(dz)
         return k.dense_backward_input(dz, self.params[0]) if need_input_grad else None
 
     def get_config(self):

@@ -40,7 +40,7 @@ from . import io as _io
 from . import backend as _backend
 from . import losses as _losses
 from . import optim as _optim
-from ._checks import FLOAT_DTYPES, check_array, check_consistent_length, check_scalar
+from ._checks import FLOAT_DTYPES, check_array, check_consistent_length, check_scalar, check_sparse, is_sparse
 from ._kernels import constants as _constants
 from ._kernels.reference import fused as _fused_spec
 from .augment import Augment
@@ -240,7 +240,15 @@ class Sequential:
     # -- passes ----------------------------------------------------------------------------------------
 
     def _check_X(self, X, name="X"):
-        X = check_array(X, name, ndim=2, dtype=self.dtype)
+        # scipy.sparse input stays sparse (CSR of the model dtype): the first Dense layer multiplies it
+        # with the sparse kernels, so 10^5 features cost what their stored values cost.
+        if is_sparse(X):
+            if not isinstance(self.layers[0], Dense):
+                raise TypeError(f"a sparse {name} needs a Dense or Maxout first layer (the layer that multiplies "
+                                f"it), this model starts with {self.layers[0]!r}; pass {name}.toarray()")
+            X = check_sparse(X, name, self.dtype)
+        else:
+            X = check_array(X, name, ndim=2, dtype=self.dtype)
         if self.n_in is not None and X.shape[1] != self.n_in:
             raise ValueError(f"{name} has {X.shape[1]} features, but the model expects {self.n_in}")
         return X

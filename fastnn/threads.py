@@ -4,7 +4,8 @@ and Numba's pool.
 The fused epoch (:mod:`fastnn.fused`, what ``fit`` runs by default) splits each mini-batch's work across
 its own threads, every thread calling BLAS on one thread for its share (kernels/reference/fused.py,
 "Threads"). It uses :func:`fused_threads` of them: the ``n`` of the last :func:`set_num_threads`, else
-every core this process may run on; ``fastnn.fused`` then uses fewer for batches too small to share.
+the cores this process may run on, within the share that a parallel engine (joblib, Dask, threadpoolctl
+limits, ``OMP_NUM_THREADS``) grants it; ``fastnn.fused`` then uses fewer for batches too small to share.
 
 The other kernels are single-threaded loops around BLAS calls, so there the threads that matter are
 BLAS's. Two OpenBLAS copies are usually loaded: NumPy's (the ``numpy`` backend's ``@``) and SciPy's (Numba's
@@ -24,7 +25,8 @@ batch 10 (784-30-10), 1.5x at batch 128 (784-100-10, Adam), 1.8x at batch 256 (7
 
 When other processes compete for the cores (several trainings at once, a shared server), threads that
 meet at a barrier every few microseconds wait whenever one of them is descheduled: the fused epoch's
-threads as much as OpenBLAS's (they spin ~13 us, then yield the core). There, ``fastnn.set_num_threads(1)``
+threads as much as OpenBLAS's (the cython epoch spins ~13 us at a barrier before it yields the core, the
+numba one ``_SPINS`` pause instructions, kernels/numba/fused.py). There, ``fastnn.set_num_threads(1)``
 gives steady times (measured, cython, 784-30-10 at batch 10: 0.08 s per epoch on 1 thread and 0.11-0.12 s
 on 2 while another process kept a core busy; 0.05-0.08 s on 2 when the machine was quiet).
 """
@@ -34,7 +36,7 @@ import os
 import sys
 
 __all__ = ["set_num_threads", "get_num_threads", "use_num_threads", "fused_threads", "single_threaded_blas",
-           "DEFAULT_NUM_THREADS"]
+           "DEFAULT_NUM_THREADS", "THREAD_LIMIT_VARIABLES"]
 
 # None = leave the BLAS library's default (one thread per core); see the module docstring for the figures
 # (`python bench/report.py --threads 1,2`) behind this choice.
@@ -120,15 +122,101 @@ def use_num_threads(n):
             sys.modules["numba"].set_num_threads(numba_before)
 
 
+# Environment variables through which parallel engines tell a worker process its share of the cores:
+# joblib/loky set them all to inner_max_num_threads (cores // n_jobs) in their workers, Dask's nanny sets
+# OMP_NUM_THREADS (and the BLAS ones) to 1 in the workers it starts.
+THREAD_LIMIT_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def fused_threads():
-    """Threads the fused epoch may use (int >= 1): the n of :func:`set_num_threads` (or of the enclosing
-    :func:`use_num_threads`), else the number of cores this process may run on."""
+    """Threads the fused epoch may use (int >= 1).
+
+    After :func:`set_num_threads` (or inside :func:`use_num_threads`) its n, unless a ``threadpoolctl``
+    limit made later holds BLAS to fewer. Otherwise the cores this process may use, capped by what the
+    parallel engine it runs in grants it, so that workers that train side by side do not oversubscribe
+    the cores (a barrier-synchronised epoch waits for any descheduled thread):
+
+    - the cores of the process's CPU affinity, and of its cgroup's CPU quota (containers);
+    - ``OMP_NUM_THREADS`` (and ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``), read at every call:
+      joblib's loky workers get cores // n_jobs there (``inner_max_num_threads``), Dask's workers 1;
+    - ``threadpoolctl`` limits in force (``threadpool_limits(1)``, which joblib applies too): the thread
+      count BLAS reports now;
+    - one thread when the process's cores are shared by tasks running side by side in it: a Dask worker
+      with several threads (each task gets cores // threads).
+
+    The count does not follow the machine's momentary load (it would make results depend on it: the
+    epoch's float rounding depends on its thread count); on a busy machine use ``set_num_threads(1)``.
+    """
     if _requested is not None:
-        return _requested
+        return max(1, min(_requested, _blas_threads() or _requested))
+    limits = [_cores(), _blas_threads(), _env_limit(), _dask_share()]
+    return max(1, min(limit for limit in limits if limit))
+
+
+def _cores():
+    """The cores this process may run on: its CPU affinity, capped by its cgroup v2 CPU quota."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return min(cores, quota) if quota else cores
+
+
+_quota = []  # the cgroup quota, read once per process
+
+
+def _cgroup_quota():
+    """ceil(quota / period) of /sys/fs/cgroup/cpu.max, or None when unlimited or unreadable."""
+    if not _quota:
+        value = None
+        try:
+            with open("/sys/fs/cgroup/cpu.max") as f:
+                quota, period = f.read().split()[:2]
+            if quota != "max":
+                value = max(1, -(-int(quota) // int(period)))
+        except (OSError, ValueError):
+            pass
+        _quota.append(value)
+    return _quota[0]
+
+
+def _env_limit():
+    """The smallest positive integer among THREAD_LIMIT_VARIABLES, or None."""
+    found = []
+    for name in THREAD_LIMIT_VARIABLES:
+        try:
+            value = int(os.environ.get(name, "").split(",")[0])  # OpenMP allows a list per nesting level
+        except ValueError:
+            continue
+        if value >= 1:
+            found.append(value)
+    return min(found) if found else None
+
+
+def _blas_threads():
+    """The threads the loaded BLAS libraries use now (the fewest, should they differ), or None without
+    threadpoolctl: a ``threadpool_limits`` block shows here."""
+    global _blas_pools
+    if _blas_pools is None:
+        try:
+            _blas_pools = _blas(_controller())
+        except ImportError:
+            return None
+    counts = [int(pool.num_threads) for pool in _blas_pools.lib_controllers]
+    return min(counts) if counts else None
+
+
+def _dask_share():
+    """cores // threads of the Dask worker this task runs on (at least 1), or None outside one."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        nthreads = distributed.get_worker().state.nthreads
+    except (ValueError, AttributeError):  # not inside a task of a worker
+        return None
+    return max(1, _cores() // max(1, int(nthreads)))
 
 
 @contextlib.contextmanager

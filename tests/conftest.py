@@ -9,6 +9,9 @@ import tempfile
 # A fresh Numba cache per run unless the caller chose one: the on-disk cache goes stale across modules
 # (numba issue 8926). Must happen before numba is imported.
 os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="fastnn-test-numba-"))
+# scikit-learn's common check check_array_api_input runs (instead of skipping) only when SciPy was imported
+# with its array API support on (tests/test_sklearn_checks.py).
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -47,3 +47,13 @@ def test_plot_activations_writes_a_png(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = capsys.readouterr().out
     assert "sigmoid" in text and "relu" in text and "|f'| < 0.01 on [-6.00, 0.00]" in text
+
+
+def test_dask_search_runs_on_a_local_cluster(capsys):
+    assert example("dask_search").main(["--data", "mnist", "--rows", "600", "--epochs", "2", "--cv", "2",
+                                         "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "cluster  2 workers, fastnn threads per worker: [1, 1]" in out
+    assert "search   8 settings x 2 folds + refit" in out
+    accuracy = float(out.split("test accuracy ")[1].split()[0])
+    assert accuracy > 0.5  # 600 digits, 2 epochs

@@ -17,6 +17,7 @@ import tempfile
 import time
 
 import numpy as np
+import scipy.sparse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,11 +46,14 @@ def _calls(dtype):
     hyper = np.zeros(F.N_HYPER)
     hyper[[F.LR, F.MU, F.BETA1, F.BETA2, F.EPS, F.LOSS_EPS]] = 0.05, 0.9, 0.9, 0.999, 1e-8, 1e-7
     _, idx = backend.kernels("numpy").maxout(z, 3)
+    csr = scipy.sparse.csr_matrix(np.where(x > 0.5, x, 0))
     params, state = arr(n_params), np.zeros((F.STATE_ROWS[F.ADAM], n_params), dtype=dtype)
     return {
         "dense_forward": lambda K: K.dense_forward(x, w, b),
         "dense_backward_input": lambda K: K.dense_backward_input(z, w),
         "dense_backward_params": lambda K: K.dense_backward_params(x, z),
+        "csr_dense_forward": lambda K: K.csr_dense_forward(csr.data, csr.indices, csr.indptr, w, b),
+        "csr_dense_backward_params": lambda K: K.csr_dense_backward_params(csr.data, csr.indices, csr.indptr, z, 7),
         "sigmoid": lambda K: K.sigmoid(z),
         "sigmoid_backward": lambda K: K.sigmoid_backward(z, a, da),
         "tanh": lambda K: K.tanh(z),

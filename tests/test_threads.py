@@ -99,3 +99,95 @@ def test_missing_threadpoolctl_is_a_clear_import_error(monkeypatch):
         threads.set_num_threads(1)
     with pytest.raises(ImportError, match="pip install threadpoolctl"):
         threads.get_num_threads()
+
+
+# -- the fused epoch's threads inside parallel engines ---------------------------------------------------------
+
+
+@pytest.fixture
+def eight_cores(monkeypatch):
+    """A process that may use 8 cores and whose BLAS imposes nothing, so each limit is seen alone."""
+    monkeypatch.setattr(threads, "_cores", lambda: 8)
+    monkeypatch.setattr(threads, "_blas_threads", lambda: None)
+    for name in threads.THREAD_LIMIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(threads, "_requested", None)
+
+
+def test_fused_threads_use_every_core_without_limits(eight_cores):
+    assert threads.fused_threads() == 8
+
+
+@pytest.mark.parametrize("name", ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"])
+def test_fused_threads_honour_the_environment(eight_cores, monkeypatch, name):
+    monkeypatch.setenv(name, "3")
+    assert threads.fused_threads() == 3
+    monkeypatch.setenv(name, "1,1")  # OpenMP's list form: the outer level counts
+    assert threads.fused_threads() == 1
+    monkeypatch.setenv(name, "not a number")
+    assert threads.fused_threads() == 8
+
+
+def test_an_explicit_request_wins_over_the_environment(eight_cores, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with threads.use_num_threads(2):
+        assert threads.fused_threads() == 2
+
+
+def test_fused_threads_honour_threadpoolctl_limits(monkeypatch):
+    monkeypatch.setattr(threads, "_requested", None)
+    monkeypatch.setattr(threads, "_cores", lambda: 8)
+    for name in threads.THREAD_LIMIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    threads.set_num_threads(2)
+    monkeypatch.setattr(threads, "_requested", None)
+    assert threads.fused_threads() == 2  # BLAS's own count
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert threads.fused_threads() == 1
+    with threads.use_num_threads(2):  # a request, then a threadpoolctl limit inside it: the limit holds
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+            assert threads.fused_threads() == 1
+
+
+def test_fused_threads_follow_cpu_affinity_and_cgroup_quota(monkeypatch):
+    monkeypatch.setattr(threads, "_requested", None)
+    monkeypatch.setattr(threads, "_blas_threads", lambda: None)
+    for name in threads.THREAD_LIMIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        assert threads.fused_threads() == 1
+    finally:
+        os.sched_setaffinity(0, before)
+    assert threads.fused_threads() == min(len(before), threads._cgroup_quota() or len(before))
+    monkeypatch.setattr(threads, "_quota", [1])  # a container granted one core's worth of CPU time
+    assert threads.fused_threads() == 1
+
+
+def test_a_dask_worker_with_several_threads_shares_its_cores(eight_cores, monkeypatch):
+    class Worker:
+        class state:
+            nthreads = 4
+
+    fake = type(sys)("distributed")
+    fake.get_worker = lambda: Worker
+    monkeypatch.setitem(sys.modules, "distributed", fake)
+    assert threads.fused_threads() == 2  # 8 cores, 4 tasks side by side
+
+    def outside():
+        raise ValueError("No worker found")
+
+    fake.get_worker = outside
+    assert threads.fused_threads() == 8
+
+
+@pytest.mark.parametrize("inner, expected", [(None, 1), (2, 2)])
+def test_loky_workers_get_their_share_of_the_cores(inner, expected):
+    import joblib
+    if len(os.sched_getaffinity(0)) != 2:
+        pytest.fail("this test counts on the project machine's 2 cores")
+    # n_jobs=2 on 2 cores: joblib's default inner limit is 2 // 2 = 1 thread per worker
+    with joblib.parallel_config(backend="loky", inner_max_num_threads=inner):
+        got = joblib.Parallel(n_jobs=2)(joblib.delayed(threads.fused_threads)() for _ in range(2))
+    assert got == [expected, expected]
