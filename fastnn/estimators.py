@@ -41,7 +41,6 @@ except ImportError:
     raise ImportError(
         'fastnn.MLPClassifier and fastnn.MLPRegressor need scikit-learn: pip install "fastnn-cpu[sklearn]"'
     ) from None
-from scipy.sparse import issparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -174,12 +173,10 @@ class _BaseMLP(BaseEstimator):
         extra = {} if weights is None else {"sample_weight": weights}
         threads = _threads.use_num_threads(self.n_threads) if self.n_threads else contextlib.nullcontext()
         with threads:
-            # The compiled epoch does not read sparse X yet: those fits train step by step (use_fused=False).
             optimizer = self._make_optimizer() if self.model_.optimizer is None else self.model_.optimizer
             self.model_.fit(X, targets, loss=self._loss, optimizer=optimizer,
                             epochs=1 if incremental else self.max_iter, batch_size=batch_size, shuffle=self.shuffle,
-                            seed=self._rng, l2=l2, callbacks=[monitor], verbose=0, use_fused=not issparse(X),
-                            **extra)
+                            seed=self._rng, l2=l2, callbacks=[monitor], verbose=0, **extra)
         if self.early_stopping and monitor.best_weights is not None:
             self.model_.set_weights(monitor.best_weights)
         if not incremental and not monitor.stopped and self.n_iter_ == self.max_iter:

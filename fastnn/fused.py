@@ -36,6 +36,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import optim as _optim
 from . import threads as _threads
+from ._checks import is_sparse
 from ._kernels import constants as _c
 from ._kernels import workers as _workers
 from ._kernels.reference import fused as _layout
@@ -317,7 +318,7 @@ class FusedRunner:
         """Train one epoch; return ``(objective_sum, n_correct, n_updates, status, last)`` as the kernel
         defines them (kernels/reference/fused.py), status one of kernels/constants.py's STATUS_ codes.
 
-        X: (n, n_in) array of the model dtype; targets: what ``loss.prepare`` returned for the training
+        X: (n, n_in) array of the model dtype, or a scipy.sparse CSR matrix of it; targets: what ``loss.prepare`` returned for the training
         data; order: int permutation of range(n), or None for the natural order; batch_size: int; draws:
         the epoch's random numbers (:func:`fastnn.engine.epoch_draws`: augmentation table and dropout
         seeds); weights: (n,) sample weights of the model dtype or None; progress: None or an object with
@@ -325,8 +326,13 @@ class FusedRunner:
         kernel runs in a thread of its own. ``optimizer.iterations`` advances by the updates applied. Call
         inside the model's backend scope (fit does).
         """
-        X = np.ascontiguousarray(X, dtype=self.dtype)
-        n = X.shape[0]
+        sparse = None
+        if is_sparse(X):  # (CSR of the model dtype: fit checked it) the kernel reads the stored values only
+            sparse, X = (X.data, X.indices, X.indptr), None
+            n = sparse[2].shape[0] - 1
+        else:
+            X = np.ascontiguousarray(X, dtype=self.dtype)
+            n = X.shape[0]
         order = np.arange(n, dtype=np.int64) if order is None else np.ascontiguousarray(order, dtype=np.int64)
         self._check_bound()
         y = self._target_rows(targets)
@@ -341,7 +347,7 @@ class FusedRunner:
             args = (X, y, order, self.params, self.state, self.sizes, self.acts, self.loss_code, self.opt_code,
                     self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
                     n_threads if blas_limited else 1, self.drop, seeds, self.norm, self.running, self.slopes,
-                    self.pieces, weights, augment, self.control)
+                    self.pieces, weights, augment, self.control, sparse)
             total, correct, updates, last = _call_polling(k.train_epoch, args, self.control, progress)
         self.optimizer.iterations += int(updates)
         return float(total), int(correct), int(updates), int(self.control[_c.STATUS]), float(last)

@@ -477,6 +477,8 @@ class Sequential:
             clip_norm = check_scalar(clip_norm, "clip_norm", min_val=0.0, include_boundaries="neither")
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be callable as augment(x_batch, rng), got {type(augment).__name__}")
+        if augment is not None and is_sparse(X):
+            raise ValueError("augment transforms dense images, but X is sparse; pass X.toarray() or no augment")
         if optimizer is None:
             optimizer = self.optimizer if self.optimizer is not None else _optim.SGD(lr=0.01)
         optimizer = _optim.get(optimizer)

@@ -59,14 +59,15 @@ def run(worker, n_threads, control, args):
 
 def run_epoch(worker, x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min,
               n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None, pieces=None, weights=None,
-              augment=None, control=None):
+              augment=None, control=None, sparse=None):
     """A compiled backend's ``train_epoch`` (kernels/reference/fused.py's arguments and results): checks the
     options, makes the threads' shared workspace and tables once (``epoch_layout``, ``epoch_ranges``,
     ``thread_shares``) and runs ``worker`` (its ``train_epoch_worker``) on ``n_threads`` threads.
 
     The scalars are passed as Python ints, so that Numba compiles one signature per dtype whatever integer
     types the caller used; a worker gets a one-element ``running`` when the model has no batch norm, an
-    empty ``weights`` without sample weights and an empty (0, 3) table without augmentation.
+    empty ``weights`` without sample weights, an empty (0, 3) table without augmentation, and x's CSR
+    arrays (``sparse``; data, int64 indices and indptr, x then (0, n_in)) or three empty arrays.
     """
     n_layers, n_threads = len(sizes) - 1, int(n_threads)
     drop, seeds, norm, slopes, pieces = _ref.layer_options(n_layers, drop, seeds, norm, slopes, pieces)
@@ -82,6 +83,13 @@ def run_epoch(worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
     weights = np.empty(0, dtype) if weights is None else np.ascontiguousarray(weights, dtype=dtype)
     side, table = (0, np.empty((0, 3))) if augment is None else augment
     table = np.ascontiguousarray(table, dtype=np.float64)
+    if sparse is None:
+        csr = (np.empty(0, dtype), np.empty(0, np.int64), np.empty(0, np.int64))
+    else:
+        if augment is not None:
+            raise ValueError("augmentation needs dense rows (images), not a sparse x")
+        csr = (np.ascontiguousarray(sparse[0], dtype), *(np.ascontiguousarray(a, np.int64) for a in sparse[1:]))
+        x = np.empty((0, int(sizes[0])), dtype)
     if control is None:
         control = new_control()
     if control.dtype != np.int64 or control.shape != (CONTROL_SIZE,):
@@ -91,5 +99,5 @@ def run_epoch(worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
     args = (np.zeros(3 * n_threads), shared, layout, _ref.epoch_ranges(sizes, layout, n_threads),
             _ref.thread_shares(sizes, n_threads), x, y, order, params, state, sizes, acts, int(loss), int(opt), hyper,
             int(batch_size), int(step), int(gemm_min), drop, seeds, norm, running, slopes, pieces, weights, table,
-            int(side))
+            int(side), *csr)
     return run(worker, n_threads, control, args)

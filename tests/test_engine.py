@@ -201,7 +201,8 @@ def test_fit_compiled_equals_step_by_step(backend_name, case_name):
     for use_fused in (True, False):
         model = Sequential(make_layers(), dtype="float64", backend=backend_name, seed=3)
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # the compiled epoch takes all of these: no fallback warning
+            # the compiled epoch takes all of these: no fallback warning
+            warnings.filterwarnings("error", message="fit trains step by step")
             history = model.fit(X, y, loss=loss, optimizer=make_opt(), epochs=2, batch_size=10, seed=1, verbose=0,
                                 use_fused=use_fused, **extra)
         assert history.engine == ("compiled" if use_fused else "step") and history.reason is None
@@ -255,7 +256,7 @@ def test_no_warning_when_the_step_by_step_engine_is_asked_for():
     model = Sequential([L.Dense(4, 3), _Doubler(), L.Sigmoid()], dtype="float64", backend="numba", seed=0)
     X = np.random.default_rng(0).standard_normal((20, 4))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.filterwarnings("error", message="fit trains step by step")
         history = model.fit(X, np.arange(20) % 3, loss="quadratic", epochs=1, verbose=0, use_fused=False)
     assert history.engine == "step" and history.reason is None
 
@@ -461,3 +462,29 @@ def test_ctrl_c_in_a_real_process(tmp_path):
     assert proc.returncode == 0
     word, epoch, batch, iterations = out.split()[-4:]
     assert word == "interrupted" and int(epoch) <= 2 and int(iterations) == (int(epoch) - 1) * 200000 + int(batch)
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba", "cython"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_sparse_input_in_the_compiled_epoch(backend_name, dtype):
+    """A CSR X trains in the compiled epoch (layer 0 multiplies the stored values only) and equals the dense
+    X's compiled run, on 1 and 2 threads."""
+    import scipy.sparse
+
+    from fastnn import use_num_threads
+
+    X = scipy.sparse.random(61, 300, density=0.05, random_state=2, format="csr", dtype=np.float64)
+    y = np.random.default_rng(2).integers(0, 3, 61)
+    runs = []
+    for data, n_threads in ((X.toarray(), 1), (X, 1), (X, 2)):
+        model = Sequential([L.Dense(300, 40), L.ReLU(), L.Dense(40, 3), L.Softmax()], dtype=dtype,
+                           backend=backend_name, seed=0)
+        with use_num_threads(n_threads):
+            history = model.fit(data, y, loss="log_likelihood", optimizer=optim.Adam(0.01), epochs=2, batch_size=8,
+                                 seed=1, verbose=0)
+        assert history.engine == "compiled"
+        runs.append(model.get_weights())
+    rtol = RTOL[np.dtype(dtype)]
+    for run in runs[1:]:
+        for a, b in zip(run, runs[0]):
+            assert_close(a, b, rtol, scale=np.abs(b).max(), what="weights")

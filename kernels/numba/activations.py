@@ -18,7 +18,7 @@ the caller, or ``z.dtype.type(c)``): a bare literal such as ``1.0`` would promot
 import numba
 import numpy as np
 
-from ..constants import IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTPLUS, TANH
+from ..constants import LEAKY_RELU, RELU, SIGMOID, SOFTPLUS, TANH
 from ._math import exp, log1p, pairwise_sum
 from ._math import tanh as tanh_of
 

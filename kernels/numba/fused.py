@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from .. import workers as _workers
-from ..constants import (ALIGN, BCE, CLIP_EPS, CLIP_NORM, DONE, FLUSH_DENORMALS, IDENTITY, L1, L2, LAY_ALPHA,
+from ..constants import (ALIGN, CLIP_EPS, CLIP_NORM, DONE, FLUSH_DENORMALS, IDENTITY, L1, L2, LAY_ALPHA,
                          LAY_AUG, LAY_B, LAY_D, LAY_DROP, LAY_GAMMA, LAY_LD, LAY_LDM, LAY_MAX, LAY_NORM, LAY_PRELU,
                          LAY_RUNNING, LAY_TOTAL, LAY_W, LAY_WIDTH, LAY_Z, LOSS_EPS, LR, N_LAYOUT, N_RANGE,
                          PREFETCH_BATCH, PRELU, R_LO, R_PRIVATE, R_ROWS, R_STRIDE, R_WEIGHT, R_WIDTH, SGD,
@@ -44,13 +44,14 @@ from .dropout import dropout_block, mask_block
 from .losses import output_block
 from .norm import bn_backward_block, bn_forward_block, column_sums
 from .optim import N_STEP, penalize_block, step_block, step_constants, sumsq_block
+from .sparse import csr_rows_backward_params, csr_rows_forward
 
 _FTZ_DAZ = np.uint32(0x8040)  # MXCSR bits: flush-to-zero (results) and denormals-are-zero (inputs)
 
 
 @njit(cache=True, error_model="numpy")
 def _check(tid, n_threads, control, partials, shared, layout, ranges, shares, x, y, order, params, state, sizes,
-           acts, batch_size, drop, seeds, norm, running, slopes, pieces, weights, aug):
+           acts, batch_size, drop, seeds, norm, running, slopes, pieces, weights, aug, xindptr):
     """ValueError for arguments that do not fit together (the Python layer checks the user's before)."""
     n_layers = sizes.shape[0] - 1
     for a in (drop.shape[0], slopes.shape[0], norm.shape[0], pieces.shape[0], acts.shape[0]):
@@ -62,7 +63,9 @@ def _check(tid, n_threads, control, partials, shared, layout, ranges, shares, x,
         raise ValueError("the shared workspace is smaller than shared_size(sizes, batch_size, ...)")
     if params.shape[0] != layout[LAY_TOTAL, TOTAL_PARAMS] or running.shape[0] < layout[LAY_TOTAL, TOTAL_RUNNING]:
         raise ValueError("params or running do not match epoch_layout(sizes, ...)")
-    if x.shape[1] != sizes[0] or y.shape[1] != sizes[n_layers] or (weights.shape[0] and weights.shape[0] != x.shape[0]):
+    n = xindptr.shape[0] - 1 if xindptr.shape[0] else x.shape[0]
+    if x.shape[1] != sizes[0] or y.shape[1] != sizes[n_layers] or y.shape[0] != n or (weights.shape[0] and
+                                                                                      weights.shape[0] != n):
         raise ValueError("x, y or weights do not match sizes")
     if aug.shape[0] and (aug.shape[0] < order.shape[0] or layout[LAY_AUG, 0] < 0):
         raise ValueError("the augmentation table needs a row per entry of order")
@@ -116,7 +119,7 @@ def _augment_rows(tid, n_threads, x, order, start, nb, aug, side, out):
 
 @njit(cache=True, error_model="numpy")
 def _forward_layer(l, nb, batch, batch_size, ws, layout, u0, u1, ain, lda, xrows, in_place, params, pq, running,
-                   sizes, acts, drop, seeds, norm, slopes, pieces, gemm_min, scratch):
+                   sizes, acts, drop, seeds, norm, slopes, pieces, gemm_min, scratch, xdata, xindices, xindptr, rows):
     """This thread's units u0 .. u1 of layer l: product, bias, then (hidden layers) maxout, batch norm,
     activation and dropout; the output layer's activation is output_block's."""
     t = pq.dtype.type
@@ -127,6 +130,11 @@ def _forward_layer(l, nb, batch, batch_size, ws, layout, u0, u1, ain, lda, xrows
     w = (pq if l == 0 else params)[layout[LAY_W, l] + c0:]
     if l == 0 and in_place:
         small_rows(False, nb, c1 - c0, sizes[0], 1, xrows, w, width, 0, zp[c0:], ldp)
+    elif l == 0 and xindptr.shape[0]:  # the batch's stored values times W_0's own columns
+        out0 = zp[:nb * ldp].reshape((nb, ldp))
+        out0[:, c0:c1] = 0
+        csr_rows_forward(xdata, xindices, xindptr, rows, pq[layout[LAY_W, 0]:layout[LAY_B, 0]].reshape((sizes[0], width)),
+                         out0, c0, c1)
     else:
         product(False, False, nb, c1 - c0, sizes[l], ain, lda, w, width, zp[c0:], ldp, gemm_min)
     bias = pq[layout[LAY_B, l]:layout[LAY_B, l] + width]
@@ -187,7 +195,7 @@ def _through(j, nb, r0, r1, nd, batch_size, ws, layout, pq, gq, acts, drop, slop
 
 @njit(cache=True, error_model="numpy")
 def _backward_layer(l, nb, batch_size, delta, ldd, ws, layout, own0, own1, ain, lda, xrows, in_place, params, pq,
-                    gq, acts, drop, slopes, pieces, gemm_min, fold, lr):
+                    gq, acts, drop, slopes, pieces, gemm_min, fold, lr, xdata, xindices, xindptr, rows):
     """Layer l's gradients from its product's delta: its bias's on this thread's columns; layer 0's weights by
     those columns; a deeper layer's by this thread's rows (input units), whose delta below it then computes
     (before its weights change). Returns the next delta's block and row length."""
@@ -199,6 +207,10 @@ def _backward_layer(l, nb, batch_size, delta, ldd, ws, layout, own0, own1, ain, 
     if l == 0 and in_place:
         small_rows(True, n_in, c1 - c0, nb, -lr if fold else 1, xrows, delta[c0:], ldd, 1 if fold else 0,
                    (pq if fold else gq)[w0 + c0:], width)
+    elif l == 0 and xindptr.shape[0]:
+        dw = gq[w0:w0 + n_in * width].reshape((n_in, width))
+        dw[:, c0:c1] = 0
+        csr_rows_backward_params(xdata, xindices, xindptr, rows, delta[:nb * ldd].reshape((nb, ldd)), dw, c0, c1)
     elif l == 0 and fold:
         sgd_product(n_in, c1 - c0, nb, ain, lda, delta[c0:], ldd, pq[w0 + c0:], width, gq[w0 + c0:], lr, gemm_min)
     elif l == 0:
@@ -265,23 +277,23 @@ def _write_back(mine, params, pq, state, own_state):
 @njit(cache=True, nogil=True, error_model="numpy")
 def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges, shares, x, y, order, params, state,
                        sizes, acts, loss, opt, hyper, batch_size, step, gemm_min, drop, seeds, norm, running, slopes,
-                       pieces, weights, aug, side):
+                       pieces, weights, aug, side, xdata, xindices, xindptr):
     """Thread ``tid``'s part of one epoch of ``n_threads``; returns what ``train_epoch`` returns.
 
     control: int64 (CONTROL_SIZE,) (kernels/constants.py); partials: float64 (3 n_threads,), the sums each
     thread contributes; shared: the workspace (``shared_size``); layout, ranges, shares: ``epoch_layout``,
     ``epoch_ranges``, ``thread_shares`` (kernels/reference/fused.py); weights: (n,) or empty; aug: float64
-    (m, 3) or empty, side: the images' side; the rest as ``train_epoch``. Every thread must be given the
-    same arrays.
+    (m, 3) or empty, side: the images' side; xdata, xindices, xindptr: x as CSR arrays (x then unused), or
+    empty; the rest as ``train_epoch``. Every thread must be given the same arrays.
     """
     _check(tid, n_threads, control, partials, shared, layout, ranges, shares, x, y, order, params, state, sizes,
-           acts, batch_size, drop, seeds, norm, running, slopes, pieces, weights, aug)
+           acts, batch_size, drop, seeds, norm, running, slopes, pieces, weights, aug, xindptr)
     n_layers, m, n_y = sizes.shape[0] - 1, order.shape[0], sizes[-1]
     misalign = shared.ctypes.data % np.uint64(64)  # (uint64 throughout: mixed with int64 it would be float)
     ws = shared[np.int64((np.uint64(64) - misalign) % np.uint64(64)) // shared.itemsize:]
     own0, own1, mine = shares[tid], shares[tid + 1], ranges[tid]
-    augmenting = aug.shape[0] > 0
-    in_place = has_avx512() and batch_size <= SMALL_BATCH and gemm_min <= 0 and not augmenting
+    augmenting, sparse = aug.shape[0] > 0, xindptr.shape[0] > 0
+    in_place = has_avx512() and batch_size <= SMALL_BATCH and gemm_min <= 0 and not augmenting and not sparse
     dtype = params.dtype
     xbuf = ws[layout[LAY_AUG, 0]:] if augmenting else np.empty(0 if in_place else batch_size * sizes[0], dtype)
     xrows = np.zeros(batch_size, np.int64)
@@ -298,7 +310,7 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
     sense = np.zeros(1, np.int64)
     l2, l1, clip = hyper[L2], hyper[L1], hyper[CLIP_NORM]
     penalized = l2 != 0 or l1 != 0
-    fold = opt == SGD and hyper[WEIGHT_DECAY] == 0 and not penalized and clip <= 0
+    fold = opt == SGD and hyper[WEIGHT_DECAY] == 0 and not penalized and clip <= 0 and not sparse
     lr = dtype.type(hyper[LR])
     mxcsr = get_mxcsr()
     if hyper[FLUSH_DENORMALS] != 0:  # subnormal moments of dead units made float32 Adam ~15% slower
@@ -306,8 +318,9 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
     total, correct, updates, value, status, batch, start = 0.0, 0, 0, 0.0, STATUS_DONE, 0, 0
     while start < m:
         nb = min(batch_size, m - start)
-        _gather(x, y, weights, order, start, nb, batch_size, in_place, not (in_place or augmenting), xrows, xbuf,
-                ybuf, wbuf)
+        _gather(x, y, weights, order, start, nb, batch_size, in_place, not (in_place or augmenting or sparse), xrows,
+                xbuf, ybuf, wbuf)
+        rows = order[start:start + nb]
         if augmenting:  # (into one of two buffers by the batch's parity, see epoch_layout)
             xbuf = ws[layout[LAY_AUG, 0] + (batch % 2) * batch_size * sizes[0]:]
             _augment_rows(tid, n_threads, x, order, start, nb, aug, side, xbuf)
@@ -316,7 +329,8 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
         ain, lda = xbuf, sizes[0]
         for l in range(n_layers):
             _forward_layer(l, nb, batch, batch_size, ws, layout, own0[l + 1], own1[l + 1], ain, lda, xrows, in_place,
-                           params, pq, running, sizes, acts, drop, seeds, norm, slopes, pieces, gemm_min, scratch)
+                           params, pq, running, sizes, acts, drop, seeds, norm, slopes, pieces, gemm_min, scratch,
+                           xdata, xindices, xindptr, rows)
             ain, lda = ws[layout[LAY_Z, l]:], layout[LAY_LD, l + 1]
             if barrier(control, n_threads, sense):
                 break
@@ -337,7 +351,8 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
             delta, ldd = routed, ldm
         for l in range(n_layers - 1, -1, -1):
             delta, ldd = _backward_layer(l, nb, batch_size, delta, ldd, ws, layout, own0, own1, xbuf, sizes[0], xrows,
-                                         in_place, params, pq, gq, acts, drop, slopes, pieces, gemm_min, fold, lr)
+                                         in_place, params, pq, gq, acts, drop, slopes, pieces, gemm_min, fold, lr,
+                                         xdata, xindices, xindptr, rows)
             if l >= 2 and barrier(control, n_threads, sense):  # rows of the next layer need all of its delta
                 break
         if aborted(control):
@@ -398,7 +413,7 @@ def constants():
 
 def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min,
                 n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None, pieces=None, weights=None,
-                augment=None, control=None):
+                augment=None, control=None, sparse=None):
     """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
 
     The same arguments and results as kernels/reference/fused.py's ``train_epoch``; ``n_threads`` > 1
@@ -406,4 +421,4 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     """
     return _workers.run_epoch(train_epoch_worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
                               batch_size, step, gemm_min, n_threads, drop, seeds, norm, running, slopes, pieces,
-                              weights, augment, control)
+                              weights, augment, control, sparse)

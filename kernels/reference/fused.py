@@ -69,15 +69,7 @@ import math
 
 import numpy as np
 
-from ..constants import *  # noqa: F401,F403 (the codes, slots and layout rows, re-exported)
-from ..constants import (ABORT, ADADELTA, ADAGRAD, ADAM, ADAMW, ALIGN, ALPHA, BCE, BETA1, BETA2, CLIP_EPS,
-                         CLIP_NORM, CONTROL_SIZE, DONE, EPS, IDENTITY, L1, L2, LAY_ALPHA, LAY_AUG, LAY_B, LAY_D,
-                         LAY_DROP, LAY_GAMMA, LAY_LD, LAY_LDM, LAY_MAX, LAY_NORM, LAY_PRELU, LAY_RUNNING,
-                         LAY_TOTAL, LAY_W, LAY_WIDTH, LAY_Z, LEAKY_RELU, LOSS_EPS, LR, LR_DECAY, MOMENTUM, MSE, MU,
-                         N_ACTS, N_HYPER, N_LAYOUT, N_LOSSES, N_OPTS, N_RANGE, NESTEROV, NLL, PRELU, QUADRATIC,
-                         R_LO, R_PRIVATE, R_ROWS, R_STRIDE, R_WEIGHT, R_WIDTH, RHO, RMSPROP, SGD, SIGMOID, SOFTMAX,
-                         SOFTPLUS, STATE_ROWS, STATUS, STATUS_DONE, STATUS_LOSS, STATUS_NORM, STATUS_STOPPED, STOP,
-                         TANH, TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED, WEIGHT_DECAY, RELU)
+from ..constants import *  # noqa: F401,F403 (the codes, slots, layout rows and limits; re-exported)
 from . import activations as _act
 from . import augment as _augment
 from . import dense as _dense
@@ -85,6 +77,7 @@ from . import dropout as _dropout
 from . import losses as _loss
 from . import norm as _norm
 from . import optim as _optim
+from . import sparse as _sparse
 from .softmax import softmax, softmax_backward
 
 _FORWARD = {IDENTITY: _act.identity, SIGMOID: _act.sigmoid, TANH: _act.tanh, RELU: _act.relu,
@@ -374,7 +367,7 @@ def _step(opt, params, grads, state, h, step):
 
 def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min, n_threads=1,
                 drop=None, seeds=None, norm=None, running=None, slopes=None, pieces=None, weights=None,
-                augment=None, control=None):
+                augment=None, control=None, sparse=None):
     """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
 
     x: (n, sizes[0]) float32/float64; y: (n, sizes[-1]) targets of the same dtype (one-hot for NLL);
@@ -402,7 +395,9 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     weights: (n,) or None: non-negative per-row sample weights of the parameter dtype (see the losses).
     augment: None or (side, table): the batch's rows are images (side, side) transformed by
     ``augment_images`` before layer 0, row k of ``order`` with the float64 parameters table[k] = (dx, dy,
-    angle). control: int64 (CONTROL_SIZE,) or None (see the module docstring).
+    angle). control: int64 (CONTROL_SIZE,) or None (see the module docstring). sparse: None, or x as the
+    CSR arrays (data, indices, indptr) of an (n, sizes[0]) matrix (kernels/reference/sparse.py; x is then
+    not read): layer 0 multiplies the batch's stored values only (no augmentation then).
 
     Returns, as Python numbers: ``objective_sum`` (float), the sum over the batches of the batch's weight
     W (its row count without weights) times (mean data loss + l2/2 ||W||^2 + l1 ||W||_1) at the parameters
@@ -429,6 +424,10 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
         raise ValueError(f"params has {len(params)} elements, the layout of these layers {n_params}")
     if weights is not None:
         weights = np.asarray(weights, dtype=params.dtype)
+    if sparse is not None:
+        if augment is not None:
+            raise ValueError("augmentation needs dense rows (images), not a sparse x")
+        x = _sparse.as_csr(*sparse, sizes[0])
     h = [float(v) for v in hyper[:N_HYPER]]
     l2, l1, clip, out_act = h[L2], h[L1], h[CLIP_NORM], int(acts[-1])
 
@@ -480,7 +479,8 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
             xb = _augment.augment_images(xb, int(side), t[:, 0].copy(), t[:, 1].copy(), t[:, 2].copy())
         caches, masks, outs = [], [], [xb]
         for l, (w, b) in enumerate(layers):
-            z = _dense.dense_forward(outs[-1], w, b)
+            z = _sparse.dense_forward(outs[-1], w, b) if l == 0 and sparse is not None else \
+                _dense.dense_forward(outs[-1], w, b)
             winners = normed = None
             if pieces[l] > 1:
                 z, winners = _act.maxout(z, int(pieces[l]))
@@ -512,7 +512,8 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
         elif pieces[-1] > 1:
             delta = _act.maxout_backward(delta, caches[-1][2], int(pieces[-1]))
         for l in range(n_layers - 1, -1, -1):
-            gw, gb = _dense.dense_backward_params(outs[l], delta)
+            gw, gb = _sparse.dense_backward_params(outs[l], delta) if l == 0 and sparse is not None else \
+                _dense.dense_backward_params(outs[l], delta)
             glayers[l][0][...] = gw
             glayers[l][1][...] = gb
             if l2:

@@ -29,3 +29,18 @@ def csr_dense_forward(data, indices, indptr, w, b):
 def csr_dense_backward_params(data, indices, indptr, dy, n_in):
     """Gradients with respect to the parameters: ``(X.T @ dy, dy.sum(axis=0))``, shapes (n_in, n_out), (n_out,)."""
     return np.asarray(_csr(data, indices, indptr, n_in).T @ dy), np.sum(dy, axis=0)
+
+
+def as_csr(data, indices, indptr, n_in):
+    """The scipy.sparse CSR matrix of these arrays (checked; no copy): what a fused epoch indexes batches of."""
+    return _csr(data, indices, indptr, n_in)
+
+
+def dense_forward(x, w, b):
+    """``csr_dense_forward`` of a scipy.sparse CSR matrix x (the fused epoch's batches)."""
+    return csr_dense_forward(x.data, x.indices, x.indptr, w, b)
+
+
+def dense_backward_params(x, dy):
+    """``csr_dense_backward_params`` of a scipy.sparse CSR matrix x."""
+    return csr_dense_backward_params(x.data, x.indices, x.indptr, dy, x.shape[1])
