@@ -44,7 +44,7 @@ from . import losses as _losses
 from . import optim as _optim
 from .layers import layer_from_config
 
-__all__ = ["save", "load", "atomic_write", "ModelFileError", "FORMAT_VERSION"]
+__all__ = ["save", "load", "atomic_write", "check_output_path", "ModelFileError", "FORMAT_VERSION"]
 
 FORMAT = "fastnn-model"
 FORMAT_VERSION = 1
@@ -118,6 +118,20 @@ def save(model, path, optimizer=None):
     payload.update(arrays)
     with atomic_write(path) as f:
         np.savez(f, **payload)  # a file object: savez adds no ".npz" suffix
+
+
+def check_output_path(path, name):
+    """``path`` (str or os.PathLike) as a str, for a file about to be written: its directory must exist and
+    it must not be a directory. ``name`` is the argument named in the error (TypeError or ValueError)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), got {type(path).__name__}")
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"{name}={path!r}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{name}={path!r} is a directory, expected a file name")
+    return path
 
 
 @contextlib.contextmanager

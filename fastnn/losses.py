@@ -1,4 +1,4 @@
-"""Loss functions by name, the targets they take, and classification accuracy.
+"""Loss functions by name and the targets they take (``accuracy`` lives in :mod:`fastnn.metrics`).
 
 Every loss is a mean over the n samples of a batch (the kernels' conventions, see
 ``kernels/reference/losses.py``), so gradients are already divided by n:
@@ -25,6 +25,7 @@ import numpy as np
 
 from ._checks import check_array, check_in_range, check_labels
 from .backend import kernels
+from .metrics import accuracy  # noqa: F401  (fit's training accuracy; defined with the other metrics)
 
 __all__ = ["Loss", "Quadratic", "MSE", "CrossEntropy", "LogLikelihood", "LOSSES", "get", "accuracy"]
 
@@ -206,12 +207,3 @@ def get(loss):
     if isinstance(loss, str) and loss.lower() in LOSSES:
         return LOSSES[loss.lower()]()
     raise ValueError(f"unknown loss {loss!r}; valid losses are {', '.join(LOSSES)}")
-
-
-def accuracy(a, labels):
-    """Fraction of rows whose prediction equals ``labels`` (int64 (n,)): the argmax of each row of a,
-    or ``a > 0.5`` when a has a single column. Returns a Python float (NaN for no rows)."""
-    if labels.shape[0] == 0:
-        return float("nan")
-    predicted = (a[:, 0] > 0.5) if a.shape[1] == 1 else np.argmax(a, axis=1)
-    return float(np.count_nonzero(predicted == labels)) / labels.shape[0]
