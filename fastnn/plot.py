@@ -29,6 +29,16 @@ def _curves(history):
     return clean, epochs
 
 
+def _plain(value, position=None):
+    """A log axis label as a plain number: 0.3, 3000 (not 3e-01, 3 x 10^3)."""
+    return f"{value:g}"
+
+
+def _plain_235(value, position=None):
+    """Minor log-axis labels at 2, 3 and 5 x 10^k only."""
+    return _plain(value) if value > 0 and f"{value:e}"[0] in "235" else ""
+
+
 def _finite(values):
     return any(math.isfinite(v) for v in values)
 
@@ -52,7 +62,7 @@ def learning_curves(history, path=None, title=None):
     """
     require("matplotlib", "plot", "fastnn.plot.learning_curves")
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
     if path is not None:
         path = check_output_path(path, "path")
@@ -68,10 +78,20 @@ def learning_curves(history, path=None, title=None):
 
     fig = Figure(figsize=(4.8 * len(metrics), 3.6), layout="constrained")
     for ax, metric in zip(fig.subplots(1, len(metrics), squeeze=False)[0], metrics):
+        drawn = []
         for prefix, label, color, marker in _SERIES:
             values = curves.get(prefix + metric, [])
             if _finite(values):
-                ax.plot(epochs[:len(values)], values, color=color, marker=marker, markersize=3.5, label=label)
+                ax.plot(epochs[:len(values)], values, color=color, marker=marker if len(epochs) <= 30 else None,
+                        markersize=3.5, label=label)
+                drawn += [v for v in values if math.isfinite(v)]
+        if metric == "loss" and min(drawn) > 0:
+            ax.set_yscale("log")  # losses fall by decades: the late epochs stay readable
+            ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+            # Label the ticks between the powers of 10 as far as room allows: all, 2/3/5 x 10^k, none.
+            span = max(drawn) / min(drawn)
+            minor = FuncFormatter(_plain) if span < 10 else FuncFormatter(_plain_235) if span < 100 else NullFormatter()
+            ax.yaxis.set_minor_formatter(minor)
         val_loss = curves.get("val_loss", [])
         if _finite(val_loss):  # the epoch ModelCheckpoint(save_best_only=True) or EarlyStopping would keep
             best = min((v, e) for e, v in zip(epochs, val_loss) if math.isfinite(v))[1]
