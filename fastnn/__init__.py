@@ -12,8 +12,8 @@ A network in a few lines::
     fastnn.save(model, "model.npz")
     fastnn.export_onnx(model, "model.onnx")
 
-The other submodules (``fastnn.datasets``, ``fastnn.functional``, ``fastnn.callbacks``, ``fastnn.metrics``,
-``fastnn.plot``, ``fastnn.onnx``, ``fastnn.augment``, ``fastnn.cli``) are attributes of the package too,
+The other submodules (``fastnn.datasets``, ``fastnn.functional``, ``fastnn.callbacks``, ``fastnn.plot``,
+``fastnn.onnx``, ``fastnn.augment``, ``fastnn.cli``) are attributes of the package too,
 imported on first use (PEP 562), so ``import fastnn`` stays quick and imports neither numba nor the
 optional packages.
 """
@@ -21,12 +21,12 @@ __version__ = "0.1.0"
 
 from .backend import available_backends, get_backend, set_backend, use_backend
 from .threads import get_num_threads, set_num_threads, use_num_threads  # noqa: E402
-from . import init, layers, losses, optim, training  # noqa: E402
+from . import init, layers, losses, metrics, optim, training  # noqa: E402
 from .io import load, save  # noqa: E402
 from .network import Sequential  # noqa: E402
 
 # Submodules imported on first attribute access, and top-level names they provide.
-_LAZY_MODULES = ("augment", "callbacks", "cli", "datasets", "functional", "metrics", "onnx", "plot")
+_LAZY_MODULES = ("augment", "callbacks", "cli", "datasets", "functional", "onnx", "plot")
 _LAZY_NAMES = {"export_onnx": "onnx"}
 
 
@@ -49,6 +49,6 @@ __all__ = [
     "set_num_threads",
     "use_num_threads",
     "available_backends", "get_backend", "set_backend", "use_backend", "__version__",
-    "Sequential", "save", "load", "export_onnx", "init", "layers", "losses", "optim", "training",
+    "Sequential", "save", "load", "export_onnx", "init", "layers", "losses", "metrics", "optim", "training",
     *_LAZY_MODULES,
 ]

@@ -12,7 +12,7 @@ import os
 
 from .io import atomic_write, check_output_path, save
 from .optim import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
-from .training import Callback, EarlyStopping, ProgressLogger, _monitor_mode, _monitored
+from .training import METRICS, Callback, EarlyStopping, ProgressLogger, _monitor_mode, _monitored
 
 __all__ = [
     "Callback", "CSVLogger", "ModelCheckpoint", "EarlyStopping", "ProgressLogger",
@@ -71,7 +71,12 @@ class ModelCheckpoint(Callback):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__}")
         self.path = os.fspath(path)
-        check_output_path(self.path.format_map(_Zeros(epoch=1)), "path")  # also checks the template
+        try:  # the template, tried with every value fit reports
+            example = self.path.format(epoch=1, **dict.fromkeys(METRICS, 0.0))
+        except (KeyError, AttributeError, IndexError, ValueError) as exc:
+            raise ValueError(f"path={self.path!r} is not a template of epoch and {', '.join(METRICS)} "
+                             f"({type(exc).__name__}: {exc})") from None
+        check_output_path(example, "path")
         self.monitor, self.save_best_only = monitor, bool(save_best_only)
         self.mode = _monitor_mode(monitor, mode)
         self.best = self.best_epoch = None
@@ -93,9 +98,3 @@ class ModelCheckpoint(Callback):
             return False
         return self.best is None or (value < self.best if self.mode == "min" else value > self.best)
 
-
-class _Zeros(dict):
-    """Values for trying a ``path`` template before training: every metric reads as 0.0."""
-
-    def __missing__(self, key):
-        return 0.0

@@ -117,7 +117,7 @@ def _data(text):
         return text
     missing = " (no such file)" if text.lower().endswith(TABLE_FILES) else ""
     raise argparse.ArgumentTypeError(
-        f"expected mnist, fashion-mnist, a directory of IDX files or a .csv/.tsv/.txt/.npz file, got {text!r}{missing}")
+        f"expected mnist, fashion-mnist or a directory of IDX files, or a .csv/.tsv/.txt/.npz file, got {text!r}{missing}")
 
 
 def _column(text):
