@@ -315,7 +315,8 @@ def _target_column(target, names, header, path):
         matches = [j for j, name in enumerate(names) if name == target]
         if len(matches) != 1:
             problem = "no column" if not matches else f"{len(matches)} columns"
-            raise DataFileError(f"{path}: {problem} named {target!r}; the columns are {', '.join(map(repr, names))}")
+            shown = [*map(repr, names[:5]), "...", *map(repr, names[-5:])] if len(names) > 12 else map(repr, names)
+            raise DataFileError(f"{path}: {problem} named {target!r}; the {len(names)} columns are {', '.join(shown)}")
         return matches[0]
     if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
         raise TypeError(f"target must be a column name (str) or index (int), got {type(target).__name__}")

@@ -382,7 +382,7 @@ def test_npz_data(tmp_path, capsys):
     ("missing", ["a,b,y", "1,2,0", "3,,1"], ", line 3, column 2 ('b'): missing value ''"),
     ("ragged", ["a,b,y", "1,2,0", "3,1"], ", line 3: 2 fields, expected 3 as on line 1 (the header)"),
     ("one-class", ["a,b,y", "1,2,0", "3,4,0"], ", column 3 ('y', the target): every one of the 2 rows has the class 0"),
-    ("target", ["a,b,y", "1,2,0", "3,4,1"], ": no column named 'label'; the columns are 'a', 'b', 'y'"),
+    ("target", ["a,b,y", "1,2,0", "3,4,1"], ": no column named 'label'; the 3 columns are 'a', 'b', 'y'"),
 ])
 def test_bad_csv_exits_1_naming_file_line_column_and_writes_nothing(tmp_path, capsys, case, lines, message):
     data = tmp_path / "bad.csv"

@@ -58,6 +58,10 @@ def test_target_by_index_and_negative_index(cancer_csv):
         np.testing.assert_array_equal(table.X, by_name.X)
         np.testing.assert_array_equal(table.y, by_name.y)
     np.testing.assert_array_equal(by_name.X, data.data)  # float64 keeps every digit written
+    with pytest.raises(DataFileError, match=r"no column named 'label'; the 31 columns are 'mean radius', 'mean texture', "
+                       r"'mean perimeter', 'mean area', 'mean smoothness', \.\.\., 'worst compactness', 'worst concavity', "
+                       r"'worst concave points', 'worst symmetry', 'worst fractal dimension'$"):
+        load_csv(path, target="label")
 
 
 def test_diabetes_regression(diabetes_csv):
@@ -101,7 +105,7 @@ BAD_FILES = {
     "too large for float32": (["a,b,y", "1,1e39,0", "3,4,1"], {}, r", line 2, column 2 \('b'\): '1e39' is not a finite float32"),
     "ragged row": (["a,b,y", "1,2,0", "3,4", "5,6,1"], {}, r", line 3: 2 fields, expected 3 as on line 1 \(the header\)"),
     "long row": (["a,b,y", "1,2,0,9"], {}, r", line 2: 4 fields, expected 3"),
-    "unknown target": (["a,b,y", "1,2,0"], {"target": "label"}, r": no column named 'label'; the columns are 'a', 'b', 'y'"),
+    "unknown target": (["a,b,y", "1,2,0"], {"target": "label"}, r": no column named 'label'; the 3 columns are 'a', 'b', 'y'"),
     "target index out of range": (["a,b,y", "1,2,0"], {"target": 3}, r": no column 3 \(target index\); the file has 3 columns"),
     "one class": (["a,b,y", "1,2,cat", "3,4,cat"], {},
                   r", column 3 \('y', the target\): every one of the 2 rows has the class 'cat'; classification needs at least two"),
