@@ -80,4 +80,6 @@ def report(a, targets, labels):
         return {"accuracy": accuracy(a, labels)}
     if is_indicator(targets):
         return {"accuracy": multilabel_accuracy(a, targets)}
-    return {"mse": mean_squared_error(a, targets), "mae": mean_absolute_error(a, targets), "r2": r2_score(a, targets)}
+    with np.errstate(over="ignore", invalid="ignore"):  # targets near the float64 limit: inf, as the loss
+        return {"mse": mean_squared_error(a, targets), "mae": mean_absolute_error(a, targets),
+                "r2": r2_score(a, targets)}
