@@ -207,7 +207,8 @@ def build_parser():
                        help="the fraction of a CSV/.npz table held out as the test set (default: 0.2)")
     train.add_argument("--standardize", action="store_true",
                        help="train on features scaled to mean 0 and variance 1 (training-set statistics); the "
-                       "scaling is then folded into the first layer, so the saved model takes unscaled features")
+                       "scaling is then folded into the first layer, so the --save model takes unscaled features "
+                       "(--checkpoint files hold the network as trained, on scaled features)")
     train.add_argument("--layers", type=_layer_sizes, default=None, metavar="SIZES",
                        help="layer sizes, comma-separated: inputs, hidden layers, outputs (default: the data's "
                        "features, 30, its classes; 784,30,10 for MNIST)")
@@ -386,10 +387,6 @@ def build_model(sizes, activation="sigmoid", output="sigmoid", init="normalized"
     return Sequential(stack, dtype=dtype, backend=backend, seed=seed)
 
 
-def _is_table(name):
-    return name.lower().endswith(TABLE_FILES)
-
-
 def _load_data(args):
     """``((X_train, y_train), (X_test, y_test))`` and a ``Dataset`` describing a table (None for images)."""
     from . import datasets
@@ -403,7 +400,7 @@ def _load_data(args):
         return datasets.load_mnist(dtype=dtype), source, None
     if name == "fashion-mnist":
         return datasets.load_fashion_mnist(dtype=dtype), f"Fashion-MNIST, {datasets.FASHION_MNIST_DIR}", None
-    if not _is_table(name):
+    if not name.lower().endswith(TABLE_FILES):
         return datasets.load_idx_directory(name, dtype=dtype), name, None
     if name.lower().endswith(".npz"):
         table = datasets.load_npz(name, task=args.task, dtype=dtype)
@@ -681,8 +678,6 @@ def _ascii_digits(X, y, outputs):
 
 
 def _json_default(value):
-    import numpy as np
-
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON-serialisable: {value!r}")

@@ -37,7 +37,7 @@ from . import layers as _layers
 from ._optional import require
 from .io import atomic_write, check_output_path
 
-__all__ = ["export_onnx", "DEFAULT_OPSET", "MIN_OPSET", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = ["export_onnx", "build_onnx", "DEFAULT_OPSET", "MIN_OPSET", "INPUT_NAME", "OUTPUT_NAME"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax over the last axis alone (axis=-1) needs opset 13
@@ -173,6 +173,7 @@ def _converter(i, layer):
 def build_onnx(model, opset=DEFAULT_OPSET):
     """The ONNX ``ModelProto`` of ``model``'s inference pass, checked with ``onnx.checker``; see
     :func:`export_onnx`, which writes it to a file."""
+    from . import __version__
     from .network import Sequential
 
     onnx = require("onnx", "onnx", "fastnn.export_onnx")
@@ -199,11 +200,9 @@ def build_onnx(model, opset=DEFAULT_OPSET):
         [onnx.helper.make_tensor_value_info(OUTPUT_NAME, elem, ["batch", model.n_out or "features"])],
         g.initializers,
     )
-    import fastnn
-
     opsets = [onnx.helper.make_opsetid("", int(opset))]
     proto = onnx.helper.make_model(
-        graph, opset_imports=opsets, producer_name="fastnn", producer_version=fastnn.__version__,
+        graph, opset_imports=opsets, producer_name="fastnn", producer_version=__version__,
         doc_string=repr(model),
         # The oldest IR version that carries this opset, so older runtimes read the file too.
         ir_version=onnx.helper.find_min_ir_version_for(opsets),
