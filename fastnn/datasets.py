@@ -482,12 +482,14 @@ def load_npz(path, *, task="classification", dtype="float32"):
     def where(name, array):
         return lambda i, j: f"{path}: array {name!r}, row {i}" + (f", column {j}" if array.ndim == 2 else "")
 
+    numeric = y.dtype.kind in "biuf"
+    if not (numeric or (task == "classification" and y.dtype.kind in "US")):
+        raise DataFileError(f"{path}: y must hold numbers{' or text labels' if task == 'classification' else ''}, "
+                            f"got dtype {y.dtype}")
     X = _finite_numbers(X, where("X", X), dt)
     if task == "classification":
-        if y.dtype.kind in "biuf":
+        if numeric:
             _finite_numbers(y.reshape(-1, 1), where("y", y), np.dtype(np.float64))
-        elif y.dtype.kind not in "US":
-            raise DataFileError(f"{path}: y must hold numbers or text labels, got dtype {y.dtype}")
         y, classes = _encode_classes(y, f"{path}: array 'y'")
     else:
         y, classes = _finite_numbers(y.reshape(len(y), -1), where("y", y), dt).reshape(y.shape), None
@@ -495,8 +497,7 @@ def load_npz(path, *, task="classification", dtype="float32"):
 
 
 def _finite_numbers(array, where, dtype):
-    if array.dtype.kind not in "biuf":
-        raise DataFileError(f"{where(0, 0).split(':')[0]}: expected numbers, got dtype {array.dtype}")
+    """The numeric 2-D ``array`` in ``dtype``; DataFileError naming the first NaN or infinite element."""
     with np.errstate(over="ignore"):
         out = np.ascontiguousarray(array, dtype=dtype)
     bad = ~np.isfinite(out)

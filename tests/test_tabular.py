@@ -172,11 +172,12 @@ def test_bad_npz_files(tmp_path):
         "one_d_X": ({"X": X[0], "y": [0]}, r": X must be a 2-D array of numbers \(n, k\), got float64 of shape \(3,\)"),
         "one_class": ({"X": X, "y": [2, 2, 2, 2]}, r": array 'y': every one of the 4 rows has the class 2"),
         "objects": ({"X": X, "y": np.array([0, "a", None, 1], dtype=object)}, r": cannot read its arrays"),
+        "text_regression": ({"X": X, "y": ["a", "b", "c", "d"]}, r": y must hold numbers, got dtype <U1"),
     }
     for name, (arrays, message) in cases.items():
         path = tmp_path / f"{name}.npz"
         np.savez(path, **arrays)
-        task = "regression" if name == "inf_y" else "classification"
+        task = "regression" if name in ("inf_y", "text_regression") else "classification"
         with pytest.raises(DataFileError, match="^" + str(path).replace(".", r"\.") + message):
             load_npz(path, task=task)
     (tmp_path / "text.npz").write_text("X,y\n1,2\n")
