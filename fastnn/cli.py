@@ -1,7 +1,9 @@
-"""The command line: ``python -m fastnn train ...`` and ``python -m fastnn demo``.
+"""The command line: ``python -m fastnn train ...``, ``python -m fastnn demo`` and
+``python -m fastnn export model.npz model.onnx``.
 
 Exit status: 0 on success, 2 for a bad option (one line on stderr, as argparse does), 1 when training
-itself fails (e.g. it diverged) or a data or checkpoint file is bad or missing, 130 on Ctrl-C.
+itself fails (e.g. it diverged), a data, model or checkpoint file is bad or missing, or an optional
+package is not installed, 130 on Ctrl-C.
 
 Progress is reported per epoch; ``--progress batch`` also redraws the line as the batches of an epoch are
 applied, from the compiled epoch's progress counter (``Callback.on_progress``), so it costs nothing.
@@ -13,6 +15,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 __all__ = ["main", "build_parser"]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "softplus", "identity")
@@ -21,6 +25,8 @@ LOSSES = ("cross_entropy", "quadratic", "mse", "log_likelihood")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 INITS = ("normalized", "large", "xavier", "he")
 DATASETS = ("mnist", "fashion-mnist")
+TABLE_FILES = (".csv", ".tsv", ".txt", ".npz")  # --data files: CSV text, or NumPy archives of X and y
+TASKS = ("classification", "regression")
 # Default learning rate per optimizer: the seeds' eta 0.5 for SGD with cross-entropy, else the usual.
 DEFAULT_LR = {"sgd": 0.5, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001, "adagrad": 0.01, "adadelta": 1.0}
 
@@ -107,9 +113,26 @@ def _number(low=None, high=None, low_open=False, high_open=True):
 def _data(text):
     if text.lower() in DATASETS:
         return text.lower()
-    if os.path.isdir(text):
+    if os.path.isdir(text) or (os.path.isfile(text) and text.lower().endswith(TABLE_FILES)):
         return text
-    raise argparse.ArgumentTypeError(f"expected mnist, fashion-mnist or a directory of IDX files, got {text!r}")
+    missing = " (no such file)" if text.lower().endswith(TABLE_FILES) else ""
+    raise argparse.ArgumentTypeError(
+        f"expected mnist, fashion-mnist or a directory of IDX files, or a .csv/.tsv/.txt/.npz file, got {text!r}{missing}")
+
+
+def _column(text):
+    """A --target column: an integer index (e.g. 0 or -1) or a name."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _delimiter(text):
+    text = {"\\t": "\t", "tab": "\t"}.get(text, text)
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or 'tab'), got {text!r}")
+    return text
 
 
 def _writable_file(text):
@@ -145,7 +168,7 @@ def _add_common(p, epochs):
 
 
 def build_parser():
-    """The ``argparse`` parser of ``python -m fastnn`` (subcommands ``train`` and ``demo``)."""
+    """The ``argparse`` parser of ``python -m fastnn`` (subcommands ``train``, ``demo`` and ``export``)."""
     from . import __version__
 
     parser = _Parser(
@@ -154,25 +177,46 @@ def build_parser():
         epilog="Run `python -m fastnn train --help` for the training options.",
     )
     parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,demo,export}")
 
     train = sub.add_parser(
         "train",
-        help="train a network on MNIST, Fashion-MNIST or a directory of IDX files",
-        description="Train a fully connected network and report test accuracy. Data: `mnist` is the MNIST "
-        "test set shipped with fastnn (8,000 train / 2,000 test) unless FASTNN_DATA names a directory "
-        "of the full MNIST IDX files; `fashion-mnist` is /usr/share/datasets/fashion-mnist "
-        "(apt-get install dataset-fashion-mnist); a DIR holds train-/t10k- IDX files (plain or .gz).",
+        help="train a network on MNIST, Fashion-MNIST, a directory of IDX files or a CSV/.npz table",
+        description="Train a fully connected network and report its test accuracy (or, with --task "
+        "regression, its test mse, mae and r2). Data: `mnist` is the MNIST test set shipped with fastnn "
+        "(8,000 train / 2,000 test) unless FASTNN_DATA names a directory of the full MNIST IDX files; "
+        "`fashion-mnist` is /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist); a DIR "
+        "holds train-/t10k- IDX files (plain or .gz); a .csv/.tsv/.txt file is a table of numeric features "
+        "and a --target column (class labels may be text), a .npz file holds arrays X and y. A table is "
+        "split at random (--seed) into training rows and --test-size test rows.",
         formatter_class=_Formatter,
     )
-    train.add_argument("--data", type=_data, default="mnist", metavar="{mnist,fashion-mnist,DIR}",
+    train.add_argument("--data", type=_data, default="mnist", metavar="{mnist,fashion-mnist,DIR,FILE}",
                        help="the dataset")
-    train.add_argument("--layers", type=_layer_sizes, default="784,30,10", metavar="SIZES",
-                       help="layer sizes, comma-separated: inputs (784), hidden layers, classes (10)")
+    train.add_argument("--target", type=_column, default=None, metavar="COLUMN",
+                       help="the target column of a CSV file: its name, or its index such as 0 or -1 (default: "
+                       "the last column)")
+    train.add_argument("--task", choices=TASKS, default="classification",
+                       help="classification: each target value is a class; regression: numeric targets, an identity "
+                       "output, the mse loss, and test mse, mae and r2 reported")
+    train.add_argument("--delimiter", type=_delimiter, default=None, metavar="CHAR",
+                       help="the field separator of a CSV file, or 'tab' (default: tab for .tsv, else a comma)")
+    train.add_argument("--no-header", action="store_true", help="the CSV file has no header line")
+    train.add_argument("--test-size", type=_number(0, 1, low_open=True), default=None, metavar="FRACTION",
+                       help="the fraction of a CSV/.npz table held out as the test set (default: 0.2)")
+    train.add_argument("--standardize", action="store_true",
+                       help="train on features scaled to mean 0 and variance 1 (training-set statistics); the "
+                       "scaling is then folded into the first layer, so the --save model takes unscaled features "
+                       "(--checkpoint files hold the network as trained, on scaled features)")
+    train.add_argument("--layers", type=_layer_sizes, default=None, metavar="SIZES",
+                       help="layer sizes, comma-separated: inputs, hidden layers, outputs (default: the data's "
+                       "features, 30, its classes; 784,30,10 for MNIST)")
     train.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid", help="hidden-layer activation")
     train.add_argument("--output", choices=OUTPUTS, default="auto",
-                       help="output activation; auto: softmax for log_likelihood, else sigmoid")
-    train.add_argument("--loss", choices=LOSSES, default="cross_entropy", help="cost function")
+                       help="output activation; auto: softmax for log_likelihood, identity for --task regression, "
+                       "else sigmoid")
+    train.add_argument("--loss", choices=LOSSES, default=None,
+                       help="cost function (default: cross_entropy; mse with --task regression)")
     train.add_argument("--init", choices=INITS, default="normalized",
                        help="weight initialization: normalized N(0,1/n_in), large N(0,1), xavier, he")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer")
@@ -203,6 +247,9 @@ def build_parser():
                        help="save the trained model (architecture, weights, optimizer state) to PATH (.npz)")
     train.add_argument("--json", type=_writable_file, default=None, metavar="PATH",
                        help="write a JSON summary (options, per-epoch metrics, test result) to PATH")
+    train.add_argument("--plot", type=_writable_file, default=None, metavar="PATH",
+                       help="draw the learning curves (loss and accuracy per epoch) to PATH: .png, .svg or .pdf "
+                       "(needs matplotlib: pip install \"fastnn-cpu[plot]\")")
     train.add_argument("--checkpoint", type=_writable_file, default=None, metavar="PATH",
                        help="save the model, optimizer and training state to PATH (.npz) every --checkpoint-every "
                        "epochs and after the last one, atomically (default: no checkpoints)")
@@ -221,6 +268,19 @@ def build_parser():
     )
     _add_common(demo, epochs=10)
     demo.set_defaults(parser=demo)
+
+    export = sub.add_parser(
+        "export",
+        help="write a saved model as an ONNX file",
+        description="Write a model saved by fastnn (train --save, fastnn.save) as an ONNX file that ONNX Runtime "
+        "or any other ONNX runtime runs: input 'input' (batch, features), output 'output' (batch, outputs), "
+        "the model's dtype. Needs the onnx package: pip install \"fastnn-cpu[onnx]\".",
+        formatter_class=_Formatter,
+    )
+    export.add_argument("model", help="the fastnn model file (.npz)")
+    export.add_argument("output", type=_writable_file, help="the ONNX file to write (replaced atomically)")
+    export.add_argument("--opset", type=_positive_int, default=17, help="the ONNX operator set version, 13 or newer")
+    export.set_defaults(parser=export)
     return parser
 
 
@@ -324,29 +384,55 @@ def build_model(sizes, activation="sigmoid", output="sigmoid", init="normalized"
     return Sequential(stack, dtype=dtype, backend=backend, seed=seed)
 
 
-def _load_data(name, dtype):
+def _load_data(args):
+    """``((X_train, y_train), (X_test, y_test))`` and a ``Dataset`` describing a table (None for images)."""
     from . import datasets
 
+    name, dtype = args.data, args.dtype
     if name == "embedded":
-        return datasets.load_embedded_mnist(dtype), "embedded MNIST test set (8,000 train / 2,000 test)"
+        return datasets.load_embedded_mnist(dtype), "embedded MNIST test set (8,000 train / 2,000 test)", None
     if name == "mnist":
         directory = os.environ.get("FASTNN_DATA")
         source = f"MNIST, {directory}" if directory else "embedded MNIST test set (8,000 train / 2,000 test)"
-        return datasets.load_mnist(dtype=dtype), source
+        return datasets.load_mnist(dtype=dtype), source, None
     if name == "fashion-mnist":
-        return datasets.load_fashion_mnist(dtype=dtype), f"Fashion-MNIST, {datasets.FASHION_MNIST_DIR}"
-    return datasets.load_idx_directory(name, dtype=dtype), name
+        return datasets.load_fashion_mnist(dtype=dtype), f"Fashion-MNIST, {datasets.FASHION_MNIST_DIR}", None
+    if not name.lower().endswith(TABLE_FILES):
+        return datasets.load_idx_directory(name, dtype=dtype), name, None
+    if name.lower().endswith(".npz"):
+        table = datasets.load_npz(name, task=args.task, dtype=dtype)
+    else:
+        delimiter = args.delimiter or ("\t" if name.lower().endswith(".tsv") else ",")
+        target = -1 if args.target is None else args.target
+        table = datasets.load_csv(name, target=target, delimiter=delimiter, header=not args.no_header,
+                                  task=args.task, dtype=dtype)
+    test_size = 0.2 if args.test_size is None else args.test_size
+    split = datasets.split_train_test(table.X, table.y, test_size, seed=args.seed)
+    return split, f"{name}, target {table.target_name!r}, {test_size:.0%} held out for testing", table
 
 
 class _UsageError(Exception):
     """A semantic error in the options, found after parsing: reported like argparse's, status 2."""
 
 
-def _check_options(args, n_features, n_classes):
+def _check_options(args, n_features, n_outputs, table):
+    """Refuse option combinations that cannot work, before any training (a _UsageError: exit status 2)."""
     if args.layers[0] != n_features:
         raise _UsageError(f"--layers starts with {args.layers[0]} inputs but the data has {n_features} features")
-    if args.layers[-1] != n_classes:
-        raise _UsageError(f"--layers ends with {args.layers[-1]} outputs but the data has {n_classes} classes")
+    if args.layers[-1] != n_outputs:
+        outputs = f"{n_outputs} classes" if args.task == "classification" else f"{n_outputs} target column(s)"
+        raise _UsageError(f"--layers ends with {args.layers[-1]} outputs but the data has {outputs}")
+    if table is None:
+        for option, value in (("--target", args.target), ("--delimiter", args.delimiter),
+                              ("--no-header", args.no_header or None), ("--test-size", args.test_size)):
+            if value is not None:
+                raise _UsageError(f"{option} applies to a CSV or .npz file given with --data")
+        if args.task == "regression":
+            raise _UsageError(f"--task regression needs numeric targets from a CSV or .npz file; {args.data} holds classes")
+    elif args.data.lower().endswith(".npz") and (args.target is not None or args.delimiter or args.no_header):
+        raise _UsageError("--target, --delimiter and --no-header apply to CSV files; a .npz file holds arrays X and y")
+    if args.task == "regression" and args.loss in ("cross_entropy", "log_likelihood"):
+        raise _UsageError(f"--loss {args.loss} is for classes; with --task regression use --loss mse or quadratic")
     if args.optimizer != "sgd" and (args.momentum or args.nesterov):
         raise _UsageError("--momentum and --nesterov apply to --optimizer sgd only")
     if args.nesterov and not args.momentum:
@@ -356,6 +442,23 @@ def _check_options(args, n_features, n_classes):
                           "with --output softmax use --loss log_likelihood")
     if args.resume and not args.checkpoint:
         raise _UsageError("--resume needs --checkpoint PATH, the checkpoint to continue from")
+
+
+def _standardize(X_train, X_test):
+    """Features scaled by the training rows' mean and standard deviation (1 where a feature is constant):
+    ``(X_train', X_test', mean, scale)``, computed in float64 and returned in X's dtype."""
+    mean = X_train.mean(axis=0, dtype=np.float64)
+    scale = X_train.std(axis=0, dtype=np.float64)
+    scale[scale == 0] = 1.0
+    scaled = [((X - mean) / scale).astype(X.dtype) for X in (X_train, X_test)]
+    return scaled[0], scaled[1], mean, scale
+
+
+def _fold_standardization(model, mean, scale):
+    """Make ``model`` take unscaled features: its first layer (Dense) absorbs x -> (x - mean) / scale,
+    W <- W / scale[:, None] and b <- b - (mean / scale) @ W (in float64, then the model's dtype)."""
+    W, b = (p.astype(np.float64) for p in model.layers[0].params)
+    model.layers[0].set_state_arrays([W / scale[:, None], b - (mean / scale) @ W])
 
 
 def _load_checkpoint(args, fresh, optimizer, backend):
@@ -404,22 +507,34 @@ def run_train(args, out=sys.stdout):
     import fastnn
 
     from . import optim
+    from ._optional import require
     from .augment import Augment
 
     backend = args.backend or fastnn.get_backend()
-    (train, test), source = _load_data(args.data, args.dtype)
+    if args.plot:  # before training, not after it
+        require("matplotlib", "plot", "--plot")
+    (train, test), source, table = _load_data(args)
     X_train, y_train = train
     X_test, y_test = test
     if args.limit:
         X_train, y_train = X_train[: args.limit], y_train[: args.limit]
     if args.test_limit:
         X_test, y_test = X_test[: args.test_limit], y_test[: args.test_limit]
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
-    _check_options(args, X_train.shape[1], n_classes)
+    regression = args.task == "regression"
+    if regression:
+        n_outputs = 1 if y_train.ndim == 1 else y_train.shape[1]
+    else:
+        n_outputs = len(table.classes) if table is not None else int(max(y_train.max(), y_test.max())) + 1
+    args.loss = args.loss or ("mse" if regression else "cross_entropy")
+    args.layers = args.layers or [X_train.shape[1], 30, n_outputs]
+    _check_options(args, X_train.shape[1], n_outputs, table)
+    raw_X_test = X_test
+    if args.standardize:
+        X_train, X_test, mean, scale = _standardize(X_train, X_test)
 
     output = args.output
     if output == "auto":
-        output = "softmax" if args.loss == "log_likelihood" else "sigmoid"
+        output = "softmax" if args.loss == "log_likelihood" else "identity" if regression else "sigmoid"
     model = build_model(args.layers, args.activation, output, args.init, args.dropout, args.batch_norm,
                         args.dtype, args.seed, backend)
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
@@ -442,9 +557,14 @@ def run_train(args, out=sys.stdout):
     extras += [f"dropout {args.dropout:g}"] if args.dropout else []
     extras += ["batch norm"] if args.batch_norm else []
     extras += [repr(augment)] if augment else []
+    if regression:
+        targets = "a regression target" if n_outputs == 1 else f"{n_outputs} regression targets"
+    else:
+        labels = table.classes if table is not None else ()
+        targets = f"{n_outputs} classes" + (f" ({', '.join(map(str, labels))})" if 0 < len(labels) <= 10 else "")
     if not args.quiet:
-        print(f"data     {source}: {len(X_train):,} train, {len(X_test):,} test, {X_train.shape[1]} features, "
-              f"{n_classes} classes", file=out)
+        print(f"data     {source}: {len(X_train):,} train, {len(X_test):,} test, {X_train.shape[1]} features"
+              + (" (standardized)" if args.standardize else "") + f", {targets}", file=out)
         print(f"network  {arch} {args.activation}/{output}, {args.init} init, {args.loss} loss, "
               f"{args.optimizer} lr {lr:g}" + (f" momentum {args.momentum:g}" if args.momentum else "")
               + (" nesterov" if args.nesterov else "") + f", batch {batch}"
@@ -472,22 +592,36 @@ def run_train(args, out=sys.stdout):
     start = time.perf_counter()
     history = model.fit(X_train, y_train, **fit_kwargs)
     seconds = time.perf_counter() - start
-    result = model.evaluate(X_test, y_test, loss=args.loss)
-    correct = int(round(result["accuracy"] * len(X_test)))
+    if args.standardize:
+        _fold_standardization(model, mean, scale)
+    result = model.evaluate(raw_X_test, y_test, loss=args.loss)
+    if regression:
+        score = f"test mse {result['mse']:.4g}, mae {result['mae']:.4g}, r2 {result['r2']:.4f}"
+    else:
+        correct = int(round(result["accuracy"] * len(X_test)))
+        score = f"test accuracy {result['accuracy']:.4f} ({correct:,}/{len(X_test):,}), test loss {result['loss']:.4f}"
     epoch_seconds = sum(history.seconds) if history.seconds else seconds
-    print(f"test accuracy {result['accuracy']:.4f} ({correct:,}/{len(X_test):,}), test loss {result['loss']:.4f}; "
-          f"{len(history)} epoch{'s' if len(history) != 1 else ''} in {seconds:.1f}s ({len(X_train) * len(history) / epoch_seconds:,.0f} samples/s "
-          f"training, backend {backend}, {args.dtype})", file=out)
+    print(f"{score}; {len(history)} epoch{'s' if len(history) != 1 else ''} in {seconds:.1f}s "
+          f"({len(X_train) * len(history) / epoch_seconds:,.0f} samples/s training, backend {backend}, {args.dtype})",
+          file=out)
 
     if getattr(args, "show_digits", 0):
         print(_ascii_digits(X_test[: args.show_digits], y_test, model.predict(X_test[: args.show_digits])), file=out)
     if args.save:
         fastnn.save(model, args.save)
         if not args.quiet:
-            print(f"saved model to {args.save}", file=out)
+            print(f"saved model to {args.save}" + (" (it takes unscaled features)" if args.standardize else ""), file=out)
+    if args.plot:
+        history.plot(args.plot, title=f"{arch} {args.activation}/{output}, {args.optimizer}, {os.path.basename(args.data)}")
+        if not args.quiet:
+            print(f"wrote learning curves to {args.plot}", file=out)
     summary = {
         "fastnn_version": fastnn.__version__,
         "data": source,
+        "task": args.task,
+        "target": table.target_name if table is not None else None,
+        "classes": [str(c) for c in table.classes] if table is not None and table.classes is not None else None,
+        "standardized": args.standardize,
         "n_train": len(X_train),
         "n_test": len(X_test),
         "layers": args.layers,
@@ -511,7 +645,7 @@ def run_train(args, out=sys.stdout):
         "dtype": args.dtype,
         "seed": args.seed,
         "history": history.to_dict(),
-        "test": {"loss": float(result["loss"]), "accuracy": float(result["accuracy"])},
+        "test": {name: float(value) for name, value in result.items()},
         "seconds": seconds,
         "saved_model": args.save,
         # Whether fit ran each epoch as one compiled call (fastnn.fused) or layer by layer.
@@ -541,8 +675,6 @@ def _ascii_digits(X, y, outputs):
 
 
 def _json_default(value):
-    import numpy as np
-
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON-serialisable: {value!r}")
@@ -555,10 +687,23 @@ def _demo_args(args):
         init="normalized", optimizer="sgd", lr=0.5, momentum=0.0, nesterov=False, batch_size=10, l1=0.0,
         l2=0.0, clip_norm=None, dropout=0.0, batch_norm=False, augment=False, max_shift=2, max_angle=10.0, no_validate=False,
         save=None, json=None, checkpoint=None, checkpoint_every=1, resume=False, show_digits=3,
+        target=None, task="classification", delimiter=None, no_header=False, test_size=None, standardize=False,
+        plot=None,
     )
     values.update(vars(args))
     values["data"] = "embedded"  # even when FASTNN_DATA names a directory
     return argparse.Namespace(**values)
+
+
+def run_export(args, out=sys.stdout):
+    """Write the model file ``args.model`` as the ONNX file ``args.output``; print one line about it."""
+    import fastnn
+
+    model = fastnn.load(args.model)
+    proto = fastnn.export_onnx(model, args.output, opset=args.opset)
+    print(f"exported {args.model} to {args.output}: {model.n_in} -> {model.n_out}, {model.dtype.name}, opset "
+          f"{args.opset}, {len(model.layers)} layers as {len(proto.graph.node)} ONNX nodes, "
+          f"{os.path.getsize(args.output):,} bytes", file=out)
 
 
 def main(argv=None):
@@ -575,13 +720,13 @@ def main(argv=None):
     sub = args.parser
     if args.command == "demo":
         args = _demo_args(args)
-    from .datasets import IDXError
+    from .datasets import DataFileError, IDXError
     from .io import ModelFileError
     from .training import TrainingDiverged
 
     try:
-        run_train(args, sys.stdout)
-    except (IDXError, ModelFileError, FileNotFoundError) as exc:  # before ValueError: both are ValueErrors
+        (run_export if args.command == "export" else run_train)(args, sys.stdout)
+    except (IDXError, DataFileError, ModelFileError, FileNotFoundError) as exc:  # before ValueError: all ValueErrors
         print(f"{sub.prog}: error: {exc}", file=sys.stderr)
         return 1
     except TrainingDiverged as exc:

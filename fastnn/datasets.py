@@ -1,19 +1,29 @@
-"""Loading MNIST-style data from IDX files: the embedded MNIST test set, full MNIST, Fashion-MNIST.
+"""Loading data: MNIST-style IDX files (the embedded MNIST test set, full MNIST, Fashion-MNIST) and tables
+of your own (CSV and ``.npz`` files).
 
-Nothing is downloaded. The loaders return ``(X_train, y_train), (X_test, y_test)`` as Keras's do, with
+Nothing is downloaded. The image loaders return ``(X_train, y_train), (X_test, y_test)`` as Keras's do, with
 ``X`` a C-contiguous float array of shape (n, 784) scaled to [0, 1] and ``y`` int64 labels of shape (n,).
+:func:`load_csv` and :func:`load_npz` return a :class:`Dataset` (which unpacks as ``X, y``);
+:func:`split_train_test` holds out a random test set.
 
 The IDX format (http://yann.lecun.com/exdb/mnist/): a 4-byte big-endian magic number ``0x0000TTDD``
 (TT the element type, DD the number of dimensions), DD big-endian uint32 sizes, then the elements in
 C order. Labels are ``0x00000801`` (ubyte, 1 dimension), images ``0x00000803`` (ubyte, 3 dimensions).
 """
+import csv
+import dataclasses
 import gzip
+import math
 import os
+import zipfile
 import zlib
 
 import numpy as np
 
-__all__ = ["IDXError", "read_idx", "load_idx_directory", "load_mnist", "load_embedded_mnist", "load_fashion_mnist"]
+__all__ = [
+    "IDXError", "read_idx", "load_idx_directory", "load_mnist", "load_embedded_mnist", "load_fashion_mnist",
+    "DataFileError", "Dataset", "load_csv", "load_npz", "split_train_test",
+]
 
 EMBEDDED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -226,3 +236,293 @@ def load_fashion_mnist(path=None, dtype="float32"):
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+
+
+# --- tables of your own: CSV and .npz ---------------------------------------------------------------------
+
+TASKS = ("classification", "regression")
+# Cells read as missing values (compared without surrounding spaces, ignoring case), as pandas reads them.
+MISSING = ("", "na", "n/a", "nan", "-nan", "null", "none", "?", "#n/a", "<na>")
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be used as asked; the message names the file and, where one is at fault,
+    the line (or row) and column."""
+
+
+@dataclasses.dataclass(eq=False, repr=False)
+class Dataset:
+    """Features and targets read from a file, with the names that describe them. ``X, y = dataset`` works.
+
+    Attributes
+    ----------
+    X : ndarray (n, k)
+        The features, float32 or float64, C-contiguous and finite.
+    y : ndarray (n,)
+        int64 class indices (classification) or the target values in X's dtype (regression).
+    feature_names : tuple of str
+        The names of X's columns: the header's, else ``"column 1"``, ``"column 2"``, ... (file order).
+    target_name : str
+    classes : ndarray or None
+        Classification: the class labels as in the file, sorted (numbers numerically, text alphabetically),
+        so ``classes[y[i]]`` is row i's label. None for regression.
+    path : str
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: tuple
+    target_name: str
+    classes: object
+    path: str
+
+    def __iter__(self):
+        return iter((self.X, self.y))
+
+    def __repr__(self):
+        kind = f"{len(self.classes)} classes" if self.classes is not None else "regression"
+        return (f"Dataset({self.path!r}: {self.X.shape[0]} rows, {self.X.shape[1]} features, "
+                f"target {self.target_name!r}, {kind})")
+
+
+def _check_task(task):
+    if task not in TASKS:
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    return task
+
+
+def _read_rows(path, delimiter):
+    """The non-blank rows of a CSV file (lists of str) and the line each ends on."""
+    rows, lines = [], []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter=delimiter, skipinitialspace=True)
+            for row in reader:
+                if row:
+                    rows.append(row)
+                    lines.append(reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path}: not a UTF-8 text file ({exc})") from None
+    except csv.Error as exc:
+        raise DataFileError(f"{path}, line {reader.line_num}: {exc}") from None
+    return rows, lines
+
+
+def _target_column(target, names, header, path):
+    if isinstance(target, str):
+        if not header:
+            raise ValueError(f"target={target!r} names a column, but header=False: give the column's index")
+        matches = [j for j, name in enumerate(names) if name == target]
+        if len(matches) != 1:
+            problem = "no column" if not matches else f"{len(matches)} columns"
+            shown = [*map(repr, names[:5]), "...", *map(repr, names[-5:])] if len(names) > 12 else map(repr, names)
+            raise DataFileError(f"{path}: {problem} named {target!r}; the {len(names)} columns are {', '.join(shown)}")
+        return matches[0]
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+        raise TypeError(f"target must be a column name (str) or index (int), got {type(target).__name__}")
+    if not -len(names) <= target < len(names):
+        raise DataFileError(f"{path}: no column {target} (target index); the file has {len(names)} columns, "
+                            f"indices 0 to {len(names) - 1} or -{len(names)} to -1")
+    return int(target) % len(names)
+
+
+def _refuse_missing(cells, where):
+    missing = np.isin(np.char.lower(np.char.strip(cells)), MISSING)
+    if missing.any():
+        i, j = np.argwhere(missing)[0]
+        raise DataFileError(f"{where(i, j)}: missing value {str(cells[i, j])!r}; fill in or drop rows with "
+                            "missing values first (fastnn does not guess them)")
+
+
+def _parse_numbers(cells, where, dtype, what):
+    """The 2-D array of str ``cells`` as finite numbers of ``dtype``; DataFileError at the first bad cell."""
+    try:
+        values = cells.astype(np.float64)
+    except ValueError:
+        for (i, j), cell in np.ndenumerate(cells):
+            try:
+                float(cell)
+            except ValueError:
+                raise DataFileError(f"{where(i, j)}: {str(cell)!r} is not a number ({what} must be numeric)") from None
+        raise
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(values, dtype=dtype)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataFileError(f"{where(i, j)}: {str(cells[i, j]).strip()!r} is not a finite {dtype.name} number")
+    return out
+
+
+def _encode_classes(values, where):
+    """(int64 class indices, sorted class labels) of the 1-D ``values``: numbers, or text when any label
+    is not a number. ``where`` names the column in messages."""
+    if values.dtype.kind in "US":
+        try:
+            numbers = values.astype(np.float64)
+            values = numbers if np.isfinite(numbers).all() else np.char.strip(values)
+        except ValueError:
+            values = np.char.strip(values)
+    classes, y = np.unique(values, return_inverse=True)
+    if classes.dtype.kind == "f" and np.all(classes == np.round(classes)):
+        classes = classes.astype(np.int64)
+    if len(classes) < 2:
+        raise DataFileError(f"{where}: every one of the {len(values)} rows has the class {classes[0].item()!r}; "
+                            "classification needs at least two classes")
+    return y.astype(np.int64).reshape(-1), classes
+
+
+def load_csv(path, target=-1, *, delimiter=",", header=True, task="classification", dtype="float32"):
+    """Read a table of numeric features and one target column from a CSV file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    target : str or int
+        The target column: its name in the header, or its index (0-based; negative counts from the end;
+        default -1, the last column). Every other column is a feature.
+    delimiter : str
+        The field separator, one character: ``","`` (default), ``";"``, ``"\\t"``... Fields may be
+        quoted as in RFC 4180; spaces after a delimiter are ignored.
+    header : bool
+        Whether the first line names the columns (default True).
+    task : "classification" or "regression"
+        Classification (default): each distinct target value is a class, numbers or text (``benign``);
+        ``y`` holds class indices and ``classes`` the labels. Regression: the target must be numeric and
+        ``y`` holds its values.
+    dtype : "float32" or "float64"
+
+    Returns
+    -------
+    Dataset
+        ``X`` (n, k) of ``dtype``, ``y`` (n,), ``feature_names``, ``target_name``, ``classes``.
+
+    Raises
+    ------
+    DataFileError
+        (a ``ValueError``) naming the file, line and column of the first problem: a missing value (an
+        empty field, ``NA``, ``NaN``, ``null``, ``?``...), a feature that is not a number or not finite, a
+        row with another number of fields than the header, an unknown target column, a classification
+        target with a single class, or no data rows.
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    dt = _check_dtype(dtype)
+    _check_task(task)
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ValueError(f"delimiter must be a single character, got {delimiter!r}")
+    path = os.fspath(path)
+    rows, lines = _read_rows(path, delimiter)
+    if not rows:
+        raise DataFileError(f"{path}: the file is empty; expected {'a header line and ' if header else ''}rows of numbers")
+    if header:
+        names, rows, lines, model_line = tuple(name.strip() for name in rows[0]), rows[1:], lines[1:], lines[0]
+    else:
+        names, model_line = tuple(f"column {j + 1}" for j in range(len(rows[0]))), lines[0]
+    if not rows:
+        raise DataFileError(f"{path}: a header but no data rows")
+    for row, line in zip(rows, lines):
+        if len(row) != len(names):
+            raise DataFileError(f"{path}, line {line}: {len(row)} fields, expected {len(names)} as on line {model_line}"
+                                f"{' (the header)' if header else ''}")
+    if len(names) < 2:
+        raise DataFileError(f"{path}: {len(names)} column; expected feature columns and a target column")
+    t = _target_column(target, names, header, path)
+
+    def where(i, j):
+        return f"{path}, line {lines[i]}, column {j + 1} ({names[j]!r})"
+
+    cells = np.array(rows, dtype=str)
+    _refuse_missing(cells, where)
+    features = [j for j in range(len(names)) if j != t]
+    X = _parse_numbers(cells[:, features], lambda i, j: where(i, features[j]), dt, "features")
+    if task == "classification":
+        y, classes = _encode_classes(cells[:, t], f"{path}, column {t + 1} ({names[t]!r}, the target)")
+    else:
+        y, classes = _parse_numbers(cells[:, [t]], lambda i, j: where(i, t), dt, "a regression target")[:, 0].copy(), None
+    return Dataset(X, y, tuple(names[j] for j in features), names[t], classes, path)
+
+
+def load_npz(path, *, task="classification", dtype="float32"):
+    """Read features ``X`` (n, k) and targets ``y`` (n,) from a NumPy ``.npz`` archive (``np.savez(path,
+    X=X, y=y)``), never unpickling.
+
+    ``y`` holds class labels (numbers or text) for ``task="classification"``, or numbers (n,) or (n, m)
+    for ``"regression"``. Returns a :class:`Dataset` as :func:`load_csv` does (feature names
+    ``"column 1"``, ...; target name ``"y"``). Raises :class:`DataFileError` for a file that is not such
+    an archive, a missing array, X not 2-D numbers, a NaN (a missing value) or infinite value (naming its
+    row and column), lengths that differ, or a single class.
+    """
+    dt = _check_dtype(dtype)
+    _check_task(task)
+    path = os.fspath(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataFileError(f"{path}: not a readable .npz archive ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataFileError(f"{path}: a single .npy array; expected an .npz archive holding arrays 'X' and 'y'")
+    with archive:
+        missing = [key for key in ("X", "y") if key not in archive.files]
+        if missing:
+            raise DataFileError(f"{path}: no array {missing[0]!r}; the archive holds {', '.join(map(repr, archive.files))}, "
+                                "expected 'X' (features) and 'y' (targets)")
+        try:
+            X, y = archive["X"], archive["y"]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataFileError(f"{path}: cannot read its arrays ({exc})") from None
+    if X.ndim != 2 or X.dtype.kind not in "biuf" or X.shape[1] == 0:
+        raise DataFileError(f"{path}: X must be a 2-D array of numbers (n, k), got {X.dtype} of shape {X.shape}")
+    if len(y) != len(X) or y.ndim not in (1, 2) or (task == "classification" and y.ndim != 1):
+        raise DataFileError(f"{path}: y must have shape ({len(X)},) to match X {X.shape}"
+                            f"{' or (n, m) for regression' if task == 'regression' else ''}, got {y.shape}")
+
+    def where(name, array):
+        return lambda i, j: f"{path}: array {name!r}, row {i}" + (f", column {j}" if array.ndim == 2 else "")
+
+    numeric = y.dtype.kind in "biuf"
+    if not (numeric or (task == "classification" and y.dtype.kind in "US")):
+        raise DataFileError(f"{path}: y must hold numbers{' or text labels' if task == 'classification' else ''}, "
+                            f"got dtype {y.dtype}")
+    X = _finite_numbers(X, where("X", X), dt)
+    if task == "classification":
+        if numeric:
+            _finite_numbers(y.reshape(-1, 1), where("y", y), np.dtype(np.float64))
+        y, classes = _encode_classes(y, f"{path}: array 'y'")
+    else:
+        y, classes = _finite_numbers(y.reshape(len(y), -1), where("y", y), dt).reshape(y.shape), None
+    return Dataset(X, y, tuple(f"column {j + 1}" for j in range(X.shape[1])), "y", classes, path)
+
+
+def _finite_numbers(array, where, dtype):
+    """The numeric 2-D ``array`` in ``dtype``; DataFileError naming the first NaN or infinite element."""
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(array, dtype=dtype)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        value = out[i, j]
+        problem = "missing value (NaN)" if np.isnan(value) else f"{array[i, j]} is not a finite {dtype.name} number"
+        raise DataFileError(f"{where(i, j)}: {problem}")
+    return out
+
+
+def split_train_test(X, y, test_size=0.2, seed=0):
+    """Hold out a random ``test_size`` fraction of the rows (at least one) as a test set.
+
+    Returns ``((X_train, y_train), (X_test, y_test))`` as the image loaders do; each part keeps the rows'
+    original order. The rows are drawn with ``numpy.random.default_rng(seed)``.
+    """
+    n = len(X)
+    if len(y) != n:
+        raise ValueError(f"Found input variables with inconsistent numbers of samples: [{n}, {len(y)}]")
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size!r}")
+    n_test = math.ceil(test_size * n)
+    if n_test >= n:
+        raise ValueError(f"test_size={test_size} of {n} rows leaves no rows to train on")
+    order = np.random.default_rng(seed).permutation(n)
+    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    return (X[train], y[train]), (X[test], y[test])

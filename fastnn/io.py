@@ -30,6 +30,7 @@ tables of fastnn's own classes (never from names or code in the file) and raises
 :class:`ModelFileError` (a ``ValueError``) naming what is wrong with a file that is not a valid fastnn
 model: truncated, corrupted, hand-edited into something inconsistent, or of a newer format version.
 """
+import contextlib
 import json
 import os
 import struct
@@ -43,7 +44,8 @@ from . import losses as _losses
 from . import optim as _optim
 from .layers import layer_from_config
 
-__all__ = ["save", "load", "to_arrays", "from_arrays", "ModelFileError", "FORMAT_VERSION"]
+__all__ = ["save", "load", "to_arrays", "from_arrays", "atomic_write", "check_output_path", "ModelFileError",
+           "FORMAT_VERSION"]
 
 FORMAT = "fastnn-model"
 FORMAT_VERSION = 1
@@ -141,13 +143,43 @@ def save(model, path, optimizer=None):
     header, arrays = _header_and_arrays(model, optimizer)
     payload = {_HEADER: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
     payload.update(arrays)
+    with atomic_write(path) as f:
+        np.savez(f, **payload)  # a file object: savez adds no ".npz" suffix
+
+
+def check_output_path(path, name):
+    """``path`` (str or os.PathLike) as a str, for a file about to be written: its directory must exist and
+    it must not be a directory. ``name`` is the argument named in the error (TypeError or ValueError)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), got {type(path).__name__}")
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"{name}={path!r}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{name}={path!r} is a directory, expected a file name")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb", **open_args):
+    """Write ``path`` all at once or not at all: a context manager yielding a file open for writing.
+
+    The file is a temporary one in the same directory; when the block ends without an exception it is
+    flushed, fsynced and renamed over ``path`` (``os.replace``), then the directory is fsynced. On an
+    exception it is removed and ``path`` keeps its old content (a process killed meanwhile may leave a
+    hidden ``.<name>.<random>.tmp`` file, never a partial ``<name>``). ``mode`` is ``"wb"`` or ``"w"``
+    (text, UTF-8 unless ``open_args`` say otherwise); ``open_args`` go to :func:`open`.
+    """
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
+    if "b" not in mode:
+        open_args.setdefault("encoding", "utf-8")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)  # a file object: savez adds no ".npz" suffix
+        with os.fdopen(fd, mode, **open_args) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

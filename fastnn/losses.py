@@ -1,4 +1,4 @@
-"""Loss functions by name, the targets they take, and classification accuracy.
+"""Loss functions by name and the targets they take (``accuracy`` lives in :mod:`fastnn.metrics`).
 
 Every loss is a mean over the n samples of a batch (the kernels' conventions, see
 ``kernels/reference/losses.py``), so gradients are already divided by n:
@@ -25,6 +25,7 @@ import numpy as np
 
 from ._checks import check_array, check_in_range, check_labels
 from .backend import kernels
+from .metrics import accuracy, count_correct  # noqa: F401  (fit's training accuracy: with the other metrics)
 
 __all__ = ["Loss", "Quadratic", "MSE", "CrossEntropy", "LogLikelihood", "LOSSES", "get", "accuracy",
            "penalty_coefficients", "count_correct"]
@@ -215,17 +216,3 @@ def penalty_coefficients(l1, l2, n):
     rows: (l1 / n, l2 / n) (the seeds' convention: C = C0 + l2/(2n) sum w^2 + l1/n sum |w|)."""
     return l1 / n, l2 / n
 
-
-def count_correct(a, labels):
-    """The rows whose prediction equals ``labels`` (int64 (n,)): the argmax of each row of a (the first on
-    ties), or ``a > 0.5`` when a has a single column, as the compiled epoch counts them."""
-    predicted = (a[:, 0] > 0.5) if a.shape[1] == 1 else np.argmax(a, axis=1)
-    return int(np.count_nonzero(predicted == labels))
-
-
-def accuracy(a, labels):
-    """Fraction of rows whose prediction equals ``labels`` (``count_correct``). A Python float (NaN for no
-    rows)."""
-    if labels.shape[0] == 0:
-        return float("nan")
-    return count_correct(a, labels) / labels.shape[0]

@@ -39,6 +39,7 @@ from . import engine as _engine
 from . import io as _io
 from . import backend as _backend
 from . import losses as _losses
+from . import metrics as _metrics
 from . import optim as _optim
 from ._checks import FLOAT_DTYPES, check_array, check_consistent_length, check_scalar, check_sparse, is_sparse
 from ._kernels import constants as _constants
@@ -304,13 +305,17 @@ class Sequential:
         return out
 
     def evaluate(self, X, y, loss=None, batch_size=None):
-        """Loss (data term only, no L1/L2 penalty) and accuracy of the model on (X, y).
+        """Loss (data term only, no L1/L2 penalty) and the metrics that fit the targets, on (X, y).
 
-        ``loss`` defaults to the loss of the last ``fit``. Returns ``{"loss": float, "accuracy": float}``;
-        accuracy is the fraction of correct argmax predictions (or ``output > 0.5`` for one output), NaN
-        when y holds non-class targets. Inputs are checked as in ``fit``.
+        ``loss`` defaults to the loss of the last ``fit``. Returns ``{"loss", "accuracy"}`` for class
+        targets (the fraction of correct argmax predictions, or ``output > 0.5`` for one output) and for
+        multi-label 0/1 rows (the fraction of correct elements); ``{"loss", "mse", "mae", "r2"}`` for
+        other targets (regression). See :mod:`fastnn.metrics`. Inputs are checked as in ``fit``.
         """
-        return self._evaluate(X, y, loss, batch_size, ("X", "y"))
+        result = self._evaluate(X, y, loss, batch_size, ("X", "y"))
+        if "r2" in result:
+            del result["accuracy"]  # kept by _evaluate only for fit's val_accuracy (NaN)
+        return result
 
     def _evaluate(self, X, y, loss, batch_size, names):
         loss = self._get_loss(loss)
@@ -321,7 +326,7 @@ class Sequential:
         a = self._predict(X, batch_size, names[0])
         with self._scope():
             value = loss.value(a, targets)
-        return {"loss": value, "accuracy": _losses.accuracy(a, labels) if labels is not None else float("nan")}
+        return {"loss": value, "accuracy": float("nan"), **_metrics.report(a, targets, labels)}
 
     def loss_and_grads(self, X, y, loss=None, training=True):
         """One forward and backward pass over (X, y) without updating anything.

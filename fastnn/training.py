@@ -75,6 +75,12 @@ class History:
     def __len__(self):
         return len(self.epoch)
 
+    def plot(self, path=None, title=None):
+        """Draw the learning curves (and save them to ``path``): see :func:`fastnn.plot.learning_curves`."""
+        from .plot import learning_curves
+
+        return learning_curves(self, path, title)
+
     def to_dict(self):
         """Plain lists, JSON-serialisable (NaN becomes None)."""
         clean = lambda v: None if isinstance(v, float) and math.isnan(v) else v  # noqa: E731

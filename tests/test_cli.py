@@ -1,12 +1,16 @@
 """The command line: `python -m fastnn train|demo`."""
+import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from sklearn import metrics as sk_metrics
+from sklearn.datasets import load_breast_cancer, load_diabetes
 
 import fastnn
 from fastnn.cli import build_parser, main, run_train
@@ -292,3 +296,139 @@ def test_resume_refuses_what_would_not_continue_the_run(tmp_path, capsys, monkey
         assert main(args) == status
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+# --- tables of your own (CSV, .npz), regression, --plot -------------------------------------------------
+
+
+def _write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def cancer_csv(tmp_path_factory):
+    """scikit-learn's breast cancer data as a CSV file with text labels (written here, never downloaded)."""
+    data = load_breast_cancer()
+    rows = [x + [data.target_names[t]] for x, t in zip(data.data.tolist(), data.target)]
+    return _write_csv(tmp_path_factory.mktemp("data") / "cancer.csv", list(data.feature_names) + ["diagnosis"], rows)
+
+
+@pytest.fixture(scope="module")
+def diabetes_csv(tmp_path_factory):
+    data = load_diabetes()
+    rows = [[t] + x for x, t in zip(data.data.tolist(), data.target.tolist())]  # the target first
+    return _write_csv(tmp_path_factory.mktemp("data") / "diabetes.csv", ["progression"] + list(data.feature_names), rows)
+
+
+def test_csv_classification_with_text_labels_and_standardized_features(cancer_csv, tmp_path, capsys):
+    model_path, summary_path, plot_path = tmp_path / "m.npz", tmp_path / "s.json", tmp_path / "curves.png"
+    status = main(["train", "--data", cancer_csv, "--target", "diagnosis", "--standardize", "--epochs", "8",
+                   "--save", str(model_path), "--json", str(summary_path), "--plot", str(plot_path)])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"data     {cancer_csv}, target 'diagnosis', 20% held out for testing: 455 train, 114 "
+                          "test, 30 features (standardized), 2 classes (benign, malignant)\n"
+                          "network  30-30-2 sigmoid/sigmoid, normalized init, cross_entropy loss, sgd lr 0.5")
+    assert f"saved model to {model_path} (it takes unscaled features)" in out
+    assert f"wrote learning curves to {plot_path}" in out
+    assert plot_path.read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads(summary_path.read_text())
+    assert summary["task"] == "classification" and summary["target"] == "diagnosis"
+    assert summary["classes"] == ["benign", "malignant"] and summary["standardized"] is True
+    assert summary["test"]["accuracy"] > 0.93
+    # The saved model takes the raw features and reproduces the reported test result on the held-out rows.
+    table = fastnn.datasets.load_csv(cancer_csv, target="diagnosis")
+    _, (X_test, y_test) = fastnn.datasets.split_train_test(table.X, table.y, 0.2, seed=0)
+    result = fastnn.load(model_path).evaluate(X_test, y_test)
+    assert result["accuracy"] == summary["test"]["accuracy"]
+    assert result["loss"] == pytest.approx(summary["test"]["loss"], rel=1e-12)
+    assert abs(X_test).max() > 1000  # really unscaled
+
+
+def test_csv_regression_reports_mse_mae_r2(diabetes_csv, tmp_path, capsys):
+    model_path = tmp_path / "m.npz"
+    status = main(["train", "--data", diabetes_csv, "--target", "0", "--task", "regression", "--activation", "relu",
+                   "--optimizer", "adam", "--lr", "0.01", "--epochs", "60", "--test-size", "0.25", "--seed", "2",
+                   "--save", str(model_path)])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert ("10 features, a regression target\nnetwork  10-30-1 relu/identity, normalized init, mse loss, adam "
+            "lr 0.01, batch 10\n") in out
+    match = re.search(r"^test mse ([\d.]+), mae ([\d.]+), r2 ([\d.]+); 60 epochs", out, re.M)
+    assert match, out
+    table = fastnn.datasets.load_csv(diabetes_csv, target=0, task="regression")
+    _, (X_test, y_test) = fastnn.datasets.split_train_test(table.X, table.y, 0.25, seed=2)
+    assert len(y_test) == 111
+    predicted = fastnn.load(model_path).predict(X_test)[:, 0]
+    mse, mae, r2 = (float(g) for g in match.groups())
+    assert mse == pytest.approx(sk_metrics.mean_squared_error(y_test, predicted), rel=1e-3)
+    assert mae == pytest.approx(sk_metrics.mean_absolute_error(y_test, predicted), rel=1e-3)
+    assert r2 == pytest.approx(sk_metrics.r2_score(y_test, predicted), abs=1e-4)
+    assert r2 > 0.3  # it learned something (a linear model reaches about 0.45-0.5 on this data)
+
+
+def test_npz_data(tmp_path, capsys):
+    data = load_breast_cancer()
+    np.savez(tmp_path / "c.npz", X=data.data, y=data.target)
+    assert main(["train", "--data", str(tmp_path / "c.npz"), "--standardize", "--epochs", "2", "--quiet"]) == 0
+    assert re.match(r"test accuracy 0\.9\d{3} \(\d+/114\)", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("case, lines, message", [
+    ("text", ["a,b,y", "1,2,0", "3,x,1"], ", line 3, column 2 ('b'): 'x' is not a number"),
+    ("missing", ["a,b,y", "1,2,0", "3,,1"], ", line 3, column 2 ('b'): missing value ''"),
+    ("ragged", ["a,b,y", "1,2,0", "3,1"], ", line 3: 2 fields, expected 3 as on line 1 (the header)"),
+    ("one-class", ["a,b,y", "1,2,0", "3,4,0"], ", column 3 ('y', the target): every one of the 2 rows has the class 0"),
+    ("target", ["a,b,y", "1,2,0", "3,4,1"], ": no column named 'label'; the 3 columns are 'a', 'b', 'y'"),
+])
+def test_bad_csv_exits_1_naming_file_line_column_and_writes_nothing(tmp_path, capsys, case, lines, message):
+    data = tmp_path / "bad.csv"
+    data.write_text("\n".join(lines) + "\n")
+    target = ["--target", "label"] if case == "target" else []
+    outputs = ["--save", str(tmp_path / "m.npz"), "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "c.png"),
+               "--checkpoint", str(tmp_path / "ck.npz")]
+    assert main(["train", "--data", str(data), *target, "--test-size", "0.5", *outputs]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"python -m fastnn train: error: {data}{message}")
+    assert err.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["bad.csv"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "y"], "--target applies to a CSV or .npz file given with --data"),
+    (["--task", "regression"], "--task regression needs numeric targets from a CSV or .npz file; mnist holds classes"),
+    (["--test-size", "0.3"], "--test-size applies to a CSV or .npz file given with --data"),
+    (["--data", "DIABETES", "--task", "regression", "--loss", "log_likelihood"],
+     "--loss log_likelihood is for classes; with --task regression use --loss mse or quadratic"),
+    (["--data", "DIABETES", "--task", "regression", "--layers", "10,5,2"],
+     "--layers ends with 2 outputs but the data has 1 target column(s)"),
+    (["--data", "CANCER", "--layers", "784,30,10"], "--layers starts with 784 inputs but the data has 30 features"),
+    (["--data", "NPZ", "--target", "y"], "--target, --delimiter and --no-header apply to CSV files; a .npz file holds"),
+    (["--data", "missing.csv"], "or a .csv/.tsv/.txt/.npz file, got 'missing.csv' (no such file)"),
+    (["--delimiter", ";;"], "argument --delimiter: expected one character (or 'tab'), got ';;'"),
+    (["--test-size", "1"], "argument --test-size: expected a number in (0, 1), got '1'"),
+])
+def test_table_option_errors_exit_2(args, message, capsys, cancer_csv, diabetes_csv, tmp_path):
+    np.savez(tmp_path / "d.npz", X=np.zeros((4, 2)), y=[0, 1, 0, 1])
+    files = {"DIABETES": diabetes_csv, "CANCER": cancer_csv, "NPZ": str(tmp_path / "d.npz")}
+    args = [files.get(a, a) for a in args]
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--epochs", "1", "--quiet", *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m fastnn train: error: ") and message in err and err.count("\n") == 1
+
+
+def test_plot_without_matplotlib_fails_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["train", "--epochs", "1", "--limit", "50", "--plot", str(tmp_path / "c.png"),
+                 "--save", str(tmp_path / "m.npz")]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == ('python -m fastnn train: error: --plot needs the matplotlib package, which is not installed: '
+                   'pip install "fastnn-cpu[plot]"\n')
+    assert os.listdir(tmp_path) == []
