@@ -19,7 +19,6 @@ import threading
 
 import numpy as np
 
-from . import augment as _augment
 from . import fused as _fused
 from . import losses as _losses
 from . import optim as _optim
@@ -27,6 +26,16 @@ from ._kernels import constants as _c
 from .layers import Dropout
 
 __all__ = ["StepEpochs", "Progress", "epoch_draws", "choose"]
+
+
+def compiled_augment(augment):
+    """``augment`` when it is a :class:`fastnn.augment.Augment` (which the compiled epoch runs), else None;
+    fastnn.augment is imported only when an augment is given."""
+    if augment is None:
+        return None
+    from .augment import Augment
+
+    return augment if type(augment) is Augment else None
 
 
 def _batch_sizes(n, batch_size):
@@ -133,8 +142,9 @@ class StepEpochs:
     def _batch_input(self, X, idx, start, nb, table, rng):
         xb = X[idx]
         if table is not None:
-            t = table[start:start + nb]
-            return _augment.apply(xb, self.augment, t)
+            from .augment import apply
+
+            return apply(xb, self.augment, table[start:start + nb])
         if self.augment is not None:  # a Python callable: it draws from the Generator itself
             return self.model._augmented(self.augment, xb, rng)
         return xb

@@ -30,8 +30,8 @@ import threading
 
 import numpy as np
 
-from . import augment as _augment
 from . import backend as _backend
+from . import engine as _engine
 from . import layers as _layers
 from . import losses as _losses
 from . import optim as _optim
@@ -159,7 +159,7 @@ def plan(model, loss, optimizer, l1=0.0, l2=0.0, *, clip_norm=None, augment=None
     """
     if os.environ.get("FASTNN_FUSED", "").strip() == "0":
         return None, "the environment variable FASTNN_FUSED is 0"
-    if augment is not None and type(augment) is not _augment.Augment:
+    if augment is not None and _engine.compiled_augment(augment) is None:
         return None, "augment is a Python callable, not a fastnn.augment.Augment"
     stack, reason = _parse(model)
     if stack is None:

@@ -44,7 +44,6 @@ from . import optim as _optim
 from ._checks import FLOAT_DTYPES, check_array, check_consistent_length, check_scalar, check_sparse, is_sparse
 from ._kernels import constants as _constants
 from ._kernels.reference import fused as _fused_spec
-from .augment import Augment
 from .init import get_rng
 from . import layers as _layers
 from .layers import BatchNorm, Dense, Dropout, Layer
@@ -516,7 +515,7 @@ class Sequential:
         history = History(engine=engine.engine, reason=reason)
         progress = _engine.Progress(callbacks, n_batches)
         n_drop = sum(1 for layer in self.layers if isinstance(layer, Dropout) and layer.p > 0)
-        compiled_augment = augment if isinstance(augment, Augment) else None
+        compiled_augment = _engine.compiled_augment(augment)
         weight_total = n if weights is None else float(np.sum(weights, dtype=np.float64))
         self.stop_training = False
         settings = {"n_samples": n, "batch_size": batch_size, "shuffle": bool(shuffle)}

@@ -77,7 +77,6 @@ from . import dropout as _dropout
 from . import losses as _loss
 from . import norm as _norm
 from . import optim as _optim
-from . import sparse as _sparse
 from .softmax import softmax, softmax_backward
 
 _FORWARD = {IDENTITY: _act.identity, SIGMOID: _act.sigmoid, TANH: _act.tanh, RELU: _act.relu,
@@ -425,6 +424,8 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     if weights is not None:
         weights = np.asarray(weights, dtype=params.dtype)
     if sparse is not None:
+        from . import sparse as _sparse  # (scipy.sparse: imported only for sparse input)
+
         if augment is not None:
             raise ValueError("augmentation needs dense rows (images), not a sparse x")
         x = _sparse.as_csr(*sparse, sizes[0])
