@@ -37,6 +37,7 @@ KERNELS = {
     "dropout": ("dropout_forward", "dropout_backward"),
     "augment": ("augment_images",),
     "fused": ("train_epoch",),
+    "inference": ("predict_rows",),
 }
 
 _PACKAGES = {"numpy": "reference", "numba": "numba", "cython": "cython"}

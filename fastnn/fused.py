@@ -35,11 +35,11 @@ from . import engine as _engine
 from . import layers as _layers
 from . import losses as _losses
 from . import optim as _optim
+from . import flat as _flat
 from . import threads as _threads
 from ._checks import is_sparse
 from ._kernels import constants as _c
 from ._kernels import workers as _workers
-from ._kernels.reference import fused as _layout
 
 __all__ = ["plan", "FusedRunner", "GEMM_MIN", "PARALLEL_MIN"]
 
@@ -101,12 +101,16 @@ def _name(i, layer):
     return f"layer {i} ({type(layer).__name__})"
 
 
-def _parse(model):
-    """``(stack, None)`` for a stack the compiled epoch takes, else ``(None, reason)``."""
+def _parse(model, inference=False):
+    """``(stack, None)`` for a stack the compiled epoch takes, else ``(None, reason)``. With ``inference``,
+    the stack the compiled forward pass takes: Dropout (the identity then) anywhere, BatchNorm (its
+    running statistics) and PReLU on the output layer too."""
     st = _Stack()
     stage = None  # what the current Dense layer has had after it: None, "norm", "act", "drop"
     for i, layer in enumerate(model.layers):
         kind = type(layer)
+        if inference and kind is _layers.Dropout:
+            continue
         if kind in (_layers.Dense, _layers.Maxout):
             st.add_dense(layer)
             stage = "dense"
@@ -116,7 +120,7 @@ def _parse(model):
             st.norms[-1] = layer
             stage = "norm"
         elif kind in _ACTS and stage in ("dense", "norm"):
-            if kind is _layers.LeakyReLU and not layer.slope >= 0:
+            if kind is _layers.LeakyReLU and not layer.slope >= 0 and not inference:
                 return None, f"{_name(i, layer)} has a negative slope"
             st.acts[-1] = _ACTS[kind]
             st.slopes[-1] = layer.slope if kind is _layers.LeakyReLU else 0.0
@@ -130,14 +134,18 @@ def _parse(model):
                          "one BatchNorm, one activation and one Dropout, in that order"
         else:
             return None, f"{_name(i, layer)} is not a fastnn layer the compiled epoch knows"
+    if not st.dense:
+        return None, "the model has no Dense layer"
     for what, found in (("Softmax before the output layer", _c.SOFTMAX in st.acts[:-1]),
                         ("Dropout on the output layer", st.drop[-1] != 0),
-                        ("BatchNorm on the output layer", st.norms[-1] is not None),
-                        ("PReLU on the output layer", st.acts[-1] == _c.PRELU)):
+                        ("BatchNorm on the output layer", st.norms[-1] is not None and not inference),
+                        ("PReLU on the output layer", st.acts[-1] == _c.PRELU and not inference)):
         if found:
             return None, what
     st.sizes, st.acts, st.pieces = (np.array(a, dtype=np.int64) for a in (st.sizes, st.acts, st.pieces))
     st.slopes, st.drop = np.array(st.slopes, dtype=np.float64), np.array(st.drop, dtype=np.float64)
+    # (momentum, eps) per layer, eps = 0 where there is no BatchNorm (kernels/reference/fused.py)
+    st.norm = np.array([(bn.momentum, bn.eps) if bn is not None else (0.0, 0.0) for bn in st.norms], dtype=np.float64)
     return st, None
 
 
@@ -178,10 +186,9 @@ def plan(model, loss, optimizer, l1=0.0, l2=0.0, *, clip_norm=None, augment=None
 class FusedRunner:
     """Runs compiled epochs for one model + loss + optimizer (made by :func:`plan`).
 
-    ``params`` (P,) holds every Dense (or Maxout) layer's W (row-major) then b, layer after layer, then every
-    BatchNorm's gamma and beta, then every PReLU's alpha; ``state`` (k, P) the optimizer's arrays in the
-    same layout (kernels/reference/fused.py); ``running`` the BatchNorm layers' running mean and variance.
-    The model's and the optimizer's arrays are views into them.
+    ``params`` (P,) and ``running`` are the model's flat buffers (:mod:`fastnn.flat`, shared with the
+    compiled forward pass); ``state`` (k, P) holds the optimizer's arrays in the same layout
+    (kernels/reference/fused.py). The model's and the optimizer's arrays are views into them.
 
     ``flush_denormals`` (default True): the compiled kernels flush subnormal floats to zero during the
     epoch (x86 FTZ/DAZ, this thread only, restored afterwards). Measured with
@@ -195,63 +202,32 @@ class FusedRunner:
 
     def __init__(self, model, stack, loss, loss_code, optimizer, opt_code, l1, l2, clip_norm=None, augment=None):
         self.model, self.dense, self.sizes, self.acts = model, stack.dense, stack.sizes, stack.acts
-        self.slopes, self.drop, self.pieces = stack.slopes, stack.drop, stack.pieces
-        # (momentum, eps) per layer, eps = 0 where there is no BatchNorm (kernels/reference/fused.py)
-        self.norm = np.array([(bn.momentum, bn.eps) if bn is not None else (0.0, 0.0) for bn in stack.norms],
-                             dtype=np.float64)
+        self.slopes, self.drop, self.pieces, self.norm = stack.slopes, stack.drop, stack.pieces, stack.norm
         self.loss, self.loss_code = loss, loss_code
         self.optimizer, self.opt_code = optimizer, opt_code
         self.l1, self.l2 = float(l1), float(l2)
         self.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
         self.augment = augment
         self.dtype = model.dtype
-        sizes = self.sizes
-        self.offsets, _ = _layout.param_layout(sizes, self.pieces)
-        gammas, runs, _, n_running = _layout.norm_layout(sizes, self.norm, self.pieces)
-        alphas, n_params = _layout.prelu_layout(sizes, self.acts, self.norm, self.pieces)
-        self.params = np.empty(n_params, dtype=self.dtype)
-        self.running = np.empty(n_running, dtype=self.dtype)
-        self.state = np.zeros((_c.STATE_ROWS[opt_code], n_params), dtype=self.dtype)
-        # (layer, its parameters' (lo, hi) in params, its buffers' (lo, hi) in running), in model order
-        spans = {}
-        for l, (layer, (w0, b0)) in enumerate(zip(self.dense, self.offsets)):
-            n = int(sizes[l + 1])
-            spans[id(layer)] = (layer, [(w0, b0), (b0, b0 + n * int(self.pieces[l]))], [])
-            bn = stack.norms[l]
-            if bn is not None:
-                g, r = int(gammas[l]), int(runs[l])
-                spans[id(bn)] = (bn, [(g, g + n), (g + n, g + 2 * n)], [(r, r + n), (r + n, r + 2 * n)])
-            if stack.prelus[l] is not None:
-                a = int(alphas[l])
-                spans[id(stack.prelus[l])] = (stack.prelus[l], [(a, a + n)], [])
-        self._bound = [spans[id(layer)] for layer in model.layers if id(layer) in spans]
-        self._views = [([self.params[lo:hi].reshape(np.shape(layer.params[i]))
-                         for i, (lo, hi) in enumerate(ps)],
-                        [self.running[lo:hi] for lo, hi in bs]) for layer, ps, bs in self._bound]
+        self.flat = _flat.flat_params(model, stack)
+        self.state = np.zeros((_c.STATE_ROWS[opt_code], self.flat.params.shape[0]), dtype=self.dtype)
         self._targets = (None, None)
         self._state_views = None
         self.control = _workers.new_control()
-        self._bind_params()
 
-    def _bind_params(self):
-        """Copy the layers' current parameters (and BatchNorm's running statistics) into the flat buffers
-        and make the layers hold views of them."""
-        for (layer, _, _), (params, buffers) in zip(self._bound, self._views):
-            for view, own in zip(params + buffers, layer.params + layer.buffers):
-                view[...] = own
-            layer.params = list(params)
-            if buffers:
-                layer.buffers = list(buffers)
+    @property
+    def params(self):
+        return self.flat.params
 
-    def _ranges(self):
-        """(lo, hi) of every parameter in the flat layout, in ``model.params()`` order (W0, b0, ...)."""
-        return [r for _, ps, _ in self._bound for r in ps]
+    @property
+    def running(self):
+        return self.flat.running
 
     def _bind_state(self):
         """Adopt the optimizer's state (its initial state if it has none yet) and make its arrays views of
         ``state``."""
         names = self.optimizer.state_names
-        ranges = self._ranges()
+        ranges = self.flat.ranges()
         own = self.optimizer.state or [self.optimizer._new_state(self.params[lo:hi]) for lo, hi in ranges]
         if len(own) != len(ranges) or any(s[n].size != hi - lo for s, (lo, hi) in zip(own, ranges) for n in names):
             raise ValueError(f"{type(self.optimizer).__name__} state does not match the model's parameters")
@@ -268,10 +244,7 @@ class FusedRunner:
 
     def _check_bound(self):
         """Re-pack whatever was replaced since the last epoch (a reset, set of new arrays, loaded state)."""
-        if any(len(layer.params) != len(params) or any(a is not b for a, b in zip(layer.params, params))
-               or (buffers and any(a is not b for a, b in zip(layer.buffers, buffers)))
-               for (layer, _, _), (params, buffers) in zip(self._bound, self._views)):
-            self._bind_params()
+        self.flat.check()
         if self.state.shape[0] and self.optimizer.state is not self._state_views:
             self._bind_state()
 

@@ -36,6 +36,7 @@ import warnings
 import numpy as np
 
 from . import engine as _engine
+from . import predict as _predict
 from . import io as _io
 from . import backend as _backend
 from . import losses as _losses
@@ -278,9 +279,12 @@ class Sequential:
     def predict(self, X, batch_size=None):
         """The last layer's output for X (n, n_in), in inference mode: array (n, n_out) of the model dtype.
 
-        X is converted to the model dtype (any real numeric dtype, any memory order). ``batch_size``
-        (int >= 1, default 4096) bounds the rows per forward pass. Raises ``ValueError`` if the output is
-        not finite (values that overflow the model dtype inside the network), never returns NaN.
+        X is converted to the model dtype (any real numeric dtype, any memory order; no copy when it
+        already is a C-contiguous array of it), or, for a scipy.sparse X, to CSR. A model of fastnn's
+        layers runs as one compiled forward pass (:mod:`fastnn.predict`: chunks of 256 rows, several
+        threads for many rows); otherwise layer by layer, ``batch_size`` (int >= 1, default 4096) rows per
+        pass. Raises ``ValueError`` if the output is not finite (values that overflow the model dtype inside
+        the network), never returns NaN.
         """
         X = self._check_X(X)
         return self._predict(X, batch_size, "X")
@@ -289,14 +293,18 @@ class Sequential:
         step = PREDICT_BATCH if batch_size is None else check_scalar(batch_size, "batch_size", int, min_val=1)
         # Overflow is reported below, once, as an error naming the row (not as RuntimeWarnings on the way).
         with self._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if X.shape[0] <= step:
+            compiled = None if is_sparse(X) else _predict.predictor(self)
+            if compiled is not None:
+                out, row = compiled(X)
+            elif X.shape[0] <= step:
                 out = self._forward(X, False)
             else:
                 out = np.concatenate([self._forward(X[i:i + step], False) for i in range(0, X.shape[0], step)])
-        if not np.isfinite(out).all():
-            bad = ~np.isfinite(out)
-            row = int(np.argmax(bad.any(axis=1)))
-            value = out[row][bad[row]][0]
+        if compiled is None:
+            bad = ~np.isfinite(out).all(axis=1)
+            row = int(np.argmax(bad)) if bad.any() else -1
+        if row >= 0:
+            value = out[row][~np.isfinite(out[row])][0]
             raise ValueError(
                 f"the model's output for row {row} of {name!r} is {value} (not finite): values overflow "
                 f"{self.dtype.name} inside the network. Scale the inputs or use dtype='float64'."

@@ -108,6 +108,26 @@ def bn_backward_block(d, ldd, out, ldo, nb, c0, c1, xhat, ldx, gamma, inv_std, d
             oi[j] = (g[j] * s[j] / tn) * ((tn * di[j] - sb[j]) - hi[j] * sg[j])
 
 
+@numba.njit(cache=True, error_model="numpy")
+def bn_eval_block(src, lds, dst, ldd, nb, c0, c1, gamma, beta, running_mean, running_var, eps, scale):
+    """Inference-mode batch norm of columns c0 .. c1: dst = (src - running_mean) * gamma / sqrt(running_var +
+    eps) + beta (dst may be src; ``scale``: scratch indexed by column; eps a scalar of the dtype)."""
+    w = c1 - c0
+    if w <= 0:
+        return
+    one = dst.dtype.type(1)
+    sc, rm, b = scale[c0:c1], running_mean[c0:c1], beta[c0:c1]
+    g, rv = gamma[c0:c1], running_var[c0:c1]
+    for j in range(w):
+        sc[j] = g[j] * (one / np.sqrt(rv[j] + eps))
+    in_place = lds == ldd and src.ctypes.data == dst.ctypes.data  # one view: see activations.same_block
+    for i in range(nb):
+        di = dst[i * ldd + c0:i * ldd + c1]
+        si = di if in_place else src[i * lds + c0:i * lds + c1]
+        for j in range(w):
+            di[j] = (si[j] - rm[j]) * sc[j] + b[j]
+
+
 # -- the public kernels: the blocks on whole arrays --------------------------------------------------------
 
 
@@ -132,15 +152,9 @@ def batchnorm_forward_train(x, gamma, beta, running_mean, running_var, momentum,
 def batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, eps):
     """y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta, shape (n, k)."""
     n, k = x.shape
-    t = x.dtype.type
-    one, eps_ = t(1), t(eps)
-    scale = np.empty(k, dtype=x.dtype)
-    for j in range(k):
-        scale[j] = gamma[j] * (one / np.sqrt(running_var[j] + eps_))
     y = np.empty_like(x)
-    for i in range(n):
-        for j in range(k):
-            y[i, j] = (x[i, j] - running_mean[j]) * scale[j] + beta[j]
+    bn_eval_block(x.reshape(x.size), k, y.reshape(y.size), k, n, 0, k, gamma, beta, running_mean, running_var,
+                  x.dtype.type(eps), np.empty(k, dtype=x.dtype))
     return y
 
 
