@@ -108,7 +108,8 @@ def test_every_train_option_reaches_the_run(tmp_path, capsys, monkeypatch):
     }
     # --resume: go on from the checkpoint to 3 epochs in all
     calls.clear()
-    assert main(argv[:argv.index("--epochs")] + ["--epochs", "3"] + argv[argv.index("--epochs") + 2:] + ["--resume"]) == 0
+    epochs = argv.index("--epochs") + 1
+    assert main(argv[:epochs] + ["3"] + argv[epochs + 1:] + ["--resume"]) == 0
     checks["--resume"] = calls[0][2]["resume"] is True and json.loads(open(paths["summary"]).read())[
         "resumed_after_epoch"] == 2
     # --progress batch: on a terminal, a line redrawn after every batch (so fit goes layer by layer)

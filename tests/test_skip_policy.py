@@ -48,7 +48,8 @@ def test_a_skip_outside_the_list_fails_the_run(tmp_path):
     (tmp_path / "test_module.py").write_text("import pytest\npytest.importorskip('no_such_module_either')\n")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
                            "--continue-on-collection-errors", str(tmp_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ, COLUMNS="300"))
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, COLUMNS="300"))
     out = proc.stdout
     assert proc.returncode != 0, out
     assert "FAILED test_demo.py::test_body - SKIPPED outside the allow-list: no reason here" in out
