@@ -19,7 +19,7 @@ sys.path.insert(1, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-# A skip fails the run unless tests/allowed_skips.txt allows it (torch and scikit-learn are installed by
+# A skip fails the run unless tests/allowed_skips.txt allows it (torch, scikit-learn and JAX are installed by
 # `make test`, so their benchmarks must run too).
 from skip_policy import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402,F401  (hooks)
 
