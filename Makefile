@@ -28,32 +28,40 @@ build: $(STAMP)
 demo: build
 	$(BIN)/python -m fastnn demo
 
-# Full Fashion-MNIST from Debian, when this machine can install it (tests that need it skip otherwise).
+# Full Fashion-MNIST from Debian. As root (CI) a failed install stops `make test`; otherwise the one test
+# that reads it skips, as tests/allowed_skips.txt allows.
 fashion-mnist:
 	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-	  || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will skip"; \
-	else echo "note: not root; Fashion-MNIST tests will skip"; fi
+	  || { echo "error: could not install Debian's dataset-fashion-mnist" >&2; exit 1; }; \
+	else echo "note: not root, so dataset-fashion-mnist is not installed; its test skips (allow-listed)"; fi
 
-# PyTorch 2.13.0 CPU (a local file on these machines) lets the torch.optim / BatchNorm1d comparisons run;
-# any other torch version would download a CUDA build, so only this one is tried, and only here.
+# PyTorch 2.13.0 CPU (a local file on these machines): the torch.optim / BatchNorm1d comparisons and the
+# whole-run references of the tests need it, so a failed install stops `make test`. Any other torch version
+# would download a CUDA build, so only this one is tried, and only here.
 torch: $(STAMP)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "torch==2.13.0" \
-	  || echo "note: torch==2.13.0 not installed; the torch comparisons will skip"
+	  || { echo "error: torch==2.13.0 could not be installed; the tests that compare with torch need it" >&2; exit 1; }
 
+# Run a second time with FASTNN_PORTABLE=1: BLAS instead of the AVX-512 products and the SSE2 baseline of the
+# element-wise loops, the paths of CPUs without AVX-512 (test_cpu_dispatch.py checks which path ran).
+PORTABLE_TESTS := $(addprefix tests/test_,cpu_dispatch.py activations.py softmax.py losses.py dense.py optim.py \
+	norm.py dropout.py nan_propagation.py small_gemm.py fused.py fit_fused.py fused_threads.py network.py \
+	reference_training.py)
+
+# A skip fails the run unless tests/allowed_skips.txt allows it (tests/skip_policy.py).
 test: build fashion-mnist torch
 	NUMBA_CACHE_DIR=$(TEST_CACHE) $(BIN)/python -m pytest -q tests
+	NUMBA_CACHE_DIR=$(TEST_CACHE) FASTNN_PORTABLE=1 $(BIN)/python -m pytest -q $(PORTABLE_TESTS)
 	NUMBA_CACHE_DIR=$(TEST_CACHE) $(BIN)/python -m pytest -q bench
 	rm -rf $(TEST_CACHE)
 
 # The peers of the benchmarks (the optional `bench` extra: torch 2.13.0 CPU, scikit-learn, JAX on the CPU:
-# ~620 MB), best effort.
+# ~620 MB). The `test` extra has scikit-learn and JAX too: `make test` runs every benchmark body once.
 bench-peers: torch
-	@$(BIN)/python -c "import sklearn" 2>/dev/null || $(BIN)/python -m pip install -q "scikit-learn>=1.4" \
-	  || echo "note: scikit-learn not installed; its benchmarks will skip"
-	@$(BIN)/python -c "import jax" 2>/dev/null || $(BIN)/python -m pip install -q "jax>=0.4.30" "jaxlib>=0.4.30" \
-	  || echo "note: jax not installed; its benchmarks will skip"
+	@$(BIN)/python -c "import sklearn" 2>/dev/null || $(BIN)/python -m pip install -q "scikit-learn>=1.4"
+	@$(BIN)/python -c "import jax" 2>/dev/null || $(BIN)/python -m pip install -q "jax>=0.4.30" "jaxlib>=0.4.30"
 
 # Measures every benchmark and saves JSON under .benchmarks/ (needs a quiet machine; takes minutes).
 bench: build bench-peers

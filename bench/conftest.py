@@ -1,6 +1,7 @@
 """Shared set-up of the benchmarks (pytest-benchmark).
 
-``pytest bench`` (pyproject's addopts disable timing) runs every benchmark body once as a smoke test,
+``pytest bench`` (pyproject's addopts disable timing) runs every benchmark body once as a smoke test
+(a skip fails it unless tests/allowed_skips.txt allows it),
 on a tiny subset for the end-to-end ones; ``make bench`` (``--benchmark-enable --benchmark-only``)
 measures. Kernel benchmarks put the three backends of one kernel and shape in one group, e.g.
 ``softmax-128x784-float32``, so pytest-benchmark prints them as one table. ``FASTNN_BENCH_THREADS=1``
@@ -14,9 +15,13 @@ import tempfile
 # issue 8926). Must happen before numba is imported.
 os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="fastnn-bench-numba-"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # e2e.py and kernel_bench.py, next to this file
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+# A skip fails the run unless tests/allowed_skips.txt allows it (torch, scikit-learn and JAX are installed by
+# `make test`, so their benchmarks must run too).
+from skip_policy import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402,F401  (hooks)
 
 
 def pytest_configure(config):

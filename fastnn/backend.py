@@ -152,3 +152,30 @@ def use_backend(name):
         yield kernels(name)
     finally:
         stack.pop()
+
+
+def cpu_paths(name):
+    """The CPU-specific code backend ``name`` runs in this process, as a dict.
+
+    ``"avx512_products"``: whether small products use the hand-written AVX-512 kernels
+    (kernels/cython/small_gemm.h) rather than BLAS (numba and cython); ``"elementwise"``: the loops each
+    Cython module runs, ``"x86-64-v4"``, ``"x86-64-v3"`` or ``"baseline"`` (cython); ``"tanh_float32"``: the
+    float32 tanh loop, ``"avx512-fma"``, ``"avx2-fma"`` or ``"baseline"`` (cython). The numpy backend has
+    none. The environment variable ``FASTNN_PORTABLE=1``, read when a backend loads, turns all of them to
+    BLAS and the baseline on any CPU (CI runs the tests both ways).
+    """
+    name = _check_name(name)
+    kernels(name)
+    if name == "numba":
+        from ._kernels.numba import _small_gemm
+
+        return {"avx512_products": bool(_small_gemm.has_avx512())}
+    if name == "cython":
+        package = "fastnn._kernels.cython."
+        modules = {concept: importlib.import_module(package + concept) for concept in KERNELS if concept != "augment"}
+        return {
+            "avx512_products": bool(modules["dense"].uses_small_products()),
+            "elementwise": {concept: module.simd_path() for concept, module in modules.items()},
+            "tanh_float32": modules["activations"].tanh_float32_path(),
+        }
+    return {}

@@ -1,7 +1,8 @@
 """Fixtures for the kernel tests: every kernel test runs on all three backends and both dtypes.
 
-A backend that fails to import makes its tests FAIL (CI builds all three), never skip. Tolerances and
-numeric helpers are in helpers.py.
+A backend that fails to import makes its tests FAIL (CI builds all three), never skip; any other skip
+fails the run too unless tests/allowed_skips.txt allows it (skip_policy.py). Tolerances and numeric
+helpers are in kernel_helpers.py.
 """
 import os
 import tempfile
@@ -18,6 +19,7 @@ import pytest  # noqa: E402
 
 from fastnn import backend  # noqa: E402
 from kernel_helpers import BACKENDS, COMPILED, DTYPES, load  # noqa: E402
+from skip_policy import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402,F401  (hooks)
 
 
 def pytest_configure(config):

@@ -6,27 +6,37 @@ import pytest
 from kernel_helpers import SHAPES
 
 SEEDS = [0, 1, 12345, 2**32 + 7, 2**63 - 1, 2**63, 2**64 - 1]
-M64 = 2**64 - 1
+
+# Published known-answer values of splitmix64: the first ten outputs of next() in Vigna's reference
+# splitmix64.c (prng.di.unimi.it/splitmix64.c, public domain) with the state x seeded 1477776061723855037,
+# as listed in the test `reference` of rand_xoshiro (github.com/rust-random/rngs,
+# rand_xoshiro/src/splitmix64.rs), which says they "were produced with the reference implementation".
+KAT_SEED = 1477776061723855037
+KAT = [1985237415132408290, 2979275885539914483, 13511426838097143398, 8488337342461049707,
+       15141737807933549159, 17093170987380407015, 16389528042912955399, 13177319091862933652,
+       10841969400225389492, 17094824097954834098]
+GOLDEN = 0x9E3779B97F4A7C15  # splitmix64.c's increment of x
 
 
-def splitmix64_uniform(seed, i):
-    """Draw i (0-based) of the spec, with Python integers: top 53 bits of splitmix64(seed + (i+1) * golden)."""
-    z = (seed + (i + 1) * 0x9E3779B97F4A7C15) & M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    z ^= z >> 31
-    return (z >> 11) / 2.0**53
-
-
-@pytest.mark.parametrize("seed", [0, 42, 2**64 - 1])
-def test_mask_follows_the_spec(bk, dtype, seed):
-    x = np.ones((3, 5), dtype=dtype)
-    p = 0.5
-    y, mask = bk.dropout_forward(x, p, seed)
-    expected_keep = np.array([splitmix64_uniform(seed, i) >= p for i in range(15)]).reshape(3, 5)
-    np.testing.assert_array_equal(mask != 0, expected_keep)
-    np.testing.assert_array_equal(mask[expected_keep], dtype.type(2.0))  # 1 / (1 - p)
-    np.testing.assert_array_equal(y, x * mask)
+@pytest.mark.parametrize("shift", [0, 2], ids=["kat-seed", "seed-past-2**63"])
+def test_uniforms_are_the_published_splitmix64_outputs(bk, dtype, shift):
+    """Element i of a call with seed s is kept iff u_i >= p, with u_i the top 53 bits of output i + 1 of
+    splitmix64.c seeded with s, over 2^53. For each published output u_j: p = u_j keeps its element and the
+    next double above drops it, which pins all 53 bits; every other element follows the same comparison.
+    shift 2: the seed s - 2 * increment (mod 2^64: above 2^63, so the sum wraps) runs the same stream two
+    outputs later (its elements 2.. are the published ones)."""
+    seed = (KAT_SEED - shift * GOLDEN) % 2**64
+    u = np.array([(v >> 11) / 2.0**53 for v in KAT])
+    x = np.ones((1, shift + len(KAT)), dtype=dtype)
+    for j, uj in enumerate(u):
+        for p in (uj, np.nextafter(uj, 1.0)):
+            y, mask = bk.dropout_forward(x, float(p), seed)
+            kept = mask[0, shift:] != 0
+            np.testing.assert_array_equal(kept, u >= p, err_msg=f"p = {p!r} (u_{j})")
+            np.testing.assert_array_equal(mask[0, shift:][kept], dtype.type(1.0 / (1.0 - p)))
+            np.testing.assert_array_equal(y, x * mask)
+        assert bk.dropout_forward(x, float(uj), seed)[1][0, shift + j] != 0
+        assert bk.dropout_forward(x, float(np.nextafter(uj, 1.0)), seed)[1][0, shift + j] == 0
 
 
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 0.9])

@@ -7,6 +7,13 @@ import pytest
 from fastnn import Sequential, optim
 from fastnn.layers import Dense, ReLU, Sigmoid, Softmax
 
+# The LeakyReLU/Softplus and Maxout/PReLU runs below: fused against layer by layer after 3 epochs, on 1 and
+# 2 threads. Bounds on |a - b| <= rtol (1 + |b|) for weights and optimizer state, |a - b| <= rtol |b| for the
+# epoch losses. Measured by this suite, with and without FASTNN_PORTABLE: weights float64 <= 3.3e-15,
+# float32 <= 2.1e-6; losses float64 <= 3.7e-16, float32 <= 7.8e-8; the bounds are 49-81x those.
+WEIGHTS_RTOL = {"float64": 2e-13, "float32": 1e-4}
+LOSS_RTOL = {"float64": 3e-14, "float32": 5e-6}
+
 
 def _model(out, dtype):
     hidden = Sigmoid() if out == "sigmoid" else ReLU()
@@ -71,14 +78,16 @@ def split_small_batches(monkeypatch):
 
 
 def _fit_three_ways(make_model, backend, X, y, make_opt, **fit_args):
-    """Fit layer by layer, then fused on 1 and on 2 threads, each from the same start.
+    """Fit layer by layer, then fused on 1 and on 2 threads, each from the same start (numpy: fused on 1
+    thread only, since its reference epoch always runs on one).
 
     Returns [(weights, optimizer state arrays, history)] in that order.
     """
     from fastnn import use_num_threads
 
     runs = []
-    for use_fused, n_threads in ((False, 1), (True, 1), (True, 2)):
+    ways = ((False, 1), (True, 1)) if backend == "numpy" else ((False, 1), (True, 1), (True, 2))
+    for use_fused, n_threads in ways:
         model = make_model()
         model.backend = backend
         opt = make_opt()
@@ -188,12 +197,12 @@ def test_fused_fit_with_leaky_relu_and_softplus_equals_layer_by_layer(backend, d
         lambda: Sequential([Dense(12, 40), LeakyReLU(0.1), Dense(40, 20), Softplus(), Dense(20, 4), Softmax()],
                            dtype=dtype, seed=3),
         backend, X, y, lambda: optim.SGD(0.2, momentum=0.5), loss="log_likelihood", epochs=3, batch_size=8, seed=2)
-    rtol = 1e-10 if dtype == "float64" else 2e-4
+    rtol = WEIGHTS_RTOL[dtype]
     (weights0, _, history0) = runs[0]
     for weights, _, history in runs[1:]:
         for a, b in zip(weights, weights0):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
-        np.testing.assert_allclose(history.loss, history0.loss, rtol=rtol)
+        np.testing.assert_allclose(history.loss, history0.loss, rtol=LOSS_RTOL[dtype])
 
 
 def test_fused_path_declines_leaky_relu_with_a_negative_slope():
@@ -222,10 +231,10 @@ def test_fused_fit_with_maxout_and_prelu_equals_layer_by_layer(backend, dtype, s
                            dtype=dtype, seed=3),
         backend, X, y, lambda: optim.Adam(1e-2, eps=1e-3, weight_decay=0.01), loss="log_likelihood", epochs=3,
         batch_size=8, seed=2, l2=0.01)
-    rtol = 1e-9 if dtype == "float64" else 2e-4
+    rtol = WEIGHTS_RTOL[dtype]
     arrays0, history0 = runs[0][0] + runs[0][1], runs[0][2]
     for weights, state, history in runs[1:]:
         assert len(weights + state) == len(arrays0)
         for a, b in zip(weights + state, arrays0):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
-        np.testing.assert_allclose(history.loss, history0.loss, rtol=rtol)
+        np.testing.assert_allclose(history.loss, history0.loss, rtol=LOSS_RTOL[dtype])

@@ -11,8 +11,6 @@ from fastnn._kernels import workers
 from fastnn._kernels.reference import fused as F
 from fastnn.layers import Dense, ReLU, Sigmoid, Softmax
 
-threadpoolctl = pytest.importorskip("threadpoolctl")
-
 
 def _model(dtype, out):
     hidden, last = (Sigmoid(), Sigmoid()) if out == "sigmoid" else (ReLU(), Softmax())

@@ -238,3 +238,111 @@ def test_functional_api_gives_a_result_or_a_documented_error(backend, data):
     event("result" + (" (finite inputs)" if finite_inputs else ""))
     if finite_inputs and not (name.startswith("leaky_relu") and kwargs["slope"] != kwargs["slope"]):
         assert not has_nan(result), f"{name} returned NaN for finite inputs"
+
+
+# -- valid inputs must succeed ------------------------------------------------------------------------------
+# The tests above accept a documented error for any input; these draw only inputs the API documents as
+# valid and require that every one of them (the stated share: 100%) gives a result, finite and shaped right.
+
+
+@st.composite
+def valid_fits(draw, backend):
+    """A model, data of its shape with moderate values, targets its loss accepts, a small learning rate and
+    a batch size that leaves no BatchNorm batch of one."""
+    model, n_in, n_out = draw(models(backend))
+    last = model.layers[-1]
+    if isinstance(last, Softmax):
+        loss = "log_likelihood"
+    elif isinstance(last, Sigmoid):
+        loss = "cross_entropy"
+    else:
+        loss = draw(st.sampled_from(["quadratic", "mse"]))
+    n = draw(st.integers(2, 12))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    X = draw(hnp.arrays(dtype, (n, n_in), elements=st.floats(-3, 3, width=np.dtype(dtype).itemsize * 8)))
+    if loss == "log_likelihood" or (loss == "cross_entropy" and draw(st.booleans())):
+        y = draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, n_out - 1)))
+        if n_out == 1 and loss == "cross_entropy":
+            y = y.reshape(n, 1).astype(np.float64)
+    elif loss == "cross_entropy":
+        y = draw(hnp.arrays(np.float64, (n, n_out), elements=st.floats(0, 1)))
+    else:
+        y = draw(hnp.arrays(np.float64, (n, n_out), elements=st.floats(-1, 1)))
+    batch_size = draw(st.one_of(st.none(), st.integers(1, 14)))
+    if any(isinstance(layer, BatchNorm) for layer in model.layers):
+        size = n if batch_size is None else min(batch_size, n)
+        if size == 1 or n % size == 1:
+            batch_size = None  # BatchNorm needs at least 2 samples in every batch
+    kwargs = dict(loss=loss, optimizer=draw(st.sampled_from(OPTIMIZERS))(draw(st.sampled_from([1e-3, 1e-2]))),
+                  batch_size=batch_size, epochs=draw(st.integers(1, 2)), use_fused=draw(st.booleans()),
+                  seed=draw(st.integers(0, 2**32)), l2=draw(st.sampled_from([0.0, 1.0])),
+                  clip_norm=draw(st.sampled_from([None, 1.0])), verbose=0)
+    return model, X, y, n_out, kwargs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@FUZZ
+@given(data=st.data())
+def test_valid_fits_all_succeed_with_finite_results(backend, data):
+    model, X, y, n_out, kwargs = data.draw(valid_fits(backend))
+    history = model.fit(X, y, **kwargs)
+    assert len(history) == kwargs["epochs"] and np.isfinite(history.loss).all()
+    check_model_is_sane(model)
+    out = model.predict(X)
+    assert out.shape == (len(X), n_out) and out.dtype == model.dtype and np.isfinite(out).all()
+    result = model.evaluate(X, y, loss=kwargs["loss"])
+    assert np.isfinite(result["loss"]) and (np.isnan(result["accuracy"]) or 0 <= result["accuracy"] <= 1)
+
+
+ELEMENTWISE = ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity"]
+LOSSES = ["quadratic", "mse", "binary_cross_entropy", "binary_cross_entropy_with_logits"]
+
+
+@st.composite
+def valid_calls(draw):
+    """(name, args, kwargs, expected shape: a tuple, or None for a Python float) of a valid functional-API call."""
+    moderate = st.floats(-30, 30)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    kind = draw(st.sampled_from(["elementwise", "backward", "softmax", "loss", "grad", "labels", "dense"]))
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=1, max_size=3)))
+    x = draw(hnp.arrays(np.float64, shape, elements=moderate)).astype(dtype)
+    if kind == "elementwise":
+        return draw(st.sampled_from(ELEMENTWISE)), [x], {}, shape
+    if kind == "backward":
+        grad = draw(hnp.arrays(np.float64, shape, elements=moderate)).astype(dtype)
+        return draw(st.sampled_from(ELEMENTWISE)) + "_backward", [x, grad], {}, shape
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    if kind == "softmax":
+        name = draw(st.sampled_from(["softmax", "log_softmax", "logsumexp"]))
+        expected = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:] if name == "logsumexp" else shape
+        return name, [x], {"axis": axis}, expected
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    z = draw(hnp.arrays(np.float64, (rows, cols), elements=moderate)).astype(dtype)
+    probabilities = (1 / (1 + np.exp(-z.astype(np.float64)))).clip(1e-3, 1 - 1e-3).astype(dtype)
+    targets = draw(hnp.arrays(np.float64, (rows, cols), elements=st.floats(0, 1))).astype(dtype)
+    if kind in ("loss", "grad"):
+        name = draw(st.sampled_from(LOSSES))
+        a = probabilities if name == "binary_cross_entropy" else z
+        return name + ("_grad" if kind == "grad" else ""), [a, targets], {}, None if kind == "loss" else (rows, cols)
+    if kind == "labels":
+        labels = draw(hnp.arrays(np.int64, (rows,), elements=st.integers(0, cols - 1)))
+        name = draw(st.sampled_from(["nll", "nll_grad", "softmax_cross_entropy", "softmax_cross_entropy_grad"]))
+        a = probabilities / probabilities.sum(axis=1, keepdims=True) if name.startswith("nll") else z
+        return name, [a, labels], {}, (rows, cols) if name.endswith("_grad") else None
+    w = draw(hnp.arrays(np.float64, (cols, shape[0]), elements=moderate)).astype(dtype)
+    b = draw(hnp.arrays(np.float64, (shape[0],), elements=moderate)).astype(dtype)
+    return "dense_forward", [z, w, b], {}, (rows, shape[0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@FUZZ
+@given(call=valid_calls())
+def test_valid_functional_calls_all_succeed_with_finite_results(backend, call):
+    name, args, kwargs, expected = call
+    with use_backend(backend):
+        result = getattr(F, name)(*args, **kwargs)
+    if expected is None:
+        assert isinstance(result, float) and np.isfinite(result), (name, result)
+    else:
+        assert np.shape(result) == expected, (name, np.shape(result), expected)
+        assert np.asarray(result).dtype == args[0].dtype and np.isfinite(result).all(), name

@@ -61,7 +61,8 @@ def _check(actual, expected, dtype, what, scale=0.0):
 
 def _numba_helpers():
     """Loops over the scalar helpers of the Numba backend, compiled here (no cache)."""
-    numba = pytest.importorskip("numba")
+    import numba
+
     backend.kernels("numba")  # prepares NUMBA_CACHE_DIR before _math (cache=True) is imported
     from fastnn._kernels.numba import _math
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kernel_helpers import RTOL, assert_close, assert_grad, assert_same_kind, numeric_grad
+from torch_reference import require_torch
 
 SHAPES = [(2, 1), (7, 1), (2, 13), (7, 13), (128, 784)]  # n > 1: the unbiased variance needs two rows
 MOMENTUM, EPS = 0.1, 1e-5
@@ -116,7 +117,7 @@ def test_backward_matches_finite_differences(bk, rng, shape):
 
 @pytest.mark.parametrize("shape", [(2, 3), (16, 5)])
 def test_matches_torch_batchnorm1d(bk, dtype, rng, shape):
-    torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
+    torch = require_torch()
     x, gamma, beta, rmean, rvar = _args(rng, shape, dtype)
     layer = torch.nn.BatchNorm1d(shape[1], eps=EPS, momentum=MOMENTUM).to(torch.float64 if dtype == np.float64
                                                                           else torch.float32)

@@ -15,7 +15,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from fastnn import Sequential, optim
+from fastnn import Sequential, optim, threads
 from fastnn.layers import Dense, Dropout, Identity, ReLU, Sigmoid, Softmax, Tanh
 from fastnn.training import TrainingDiverged
 
@@ -143,8 +143,6 @@ def run(backend, dtype, use_fused, dropout=False, seed=3):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", ["fused", "layer-by-layer", "dropout"])
 def test_same_seed_same_backend_same_threads_gives_bit_identical_weights(backend, dtype, case):
-    threads = pytest.importorskip("fastnn.threads")
-    pytest.importorskip("threadpoolctl")
     use_fused, dropout = case == "fused", case == "dropout"
     for n in (1, 2):
         with threads.use_num_threads(n):

@@ -1,7 +1,7 @@
 """Optimizer classes, gradient clipping and learning-rate schedules (fastnn.optim).
 
-Updates are checked against the update rules written out independently here (torch.optim's documented
-algorithms) over several steps, in float64.
+Updates are checked against torch.optim itself (tests/torch_reference.py) over several steps, in float64,
+parameters and optimizer state.
 """
 import math
 import types
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fastnn import optim
+from torch_reference import require_torch, torch_optimizer, torch_state
 
 
 @pytest.fixture
@@ -21,49 +22,6 @@ def _problem(gen):
     params = [gen.normal(size=(4, 3)), gen.normal(size=3)]
     grads = [[gen.normal(size=p.shape) for p in params] for _ in range(4)]
     return params, grads
-
-
-def _reference(name, kw, params, grad_seq):
-    """The update rules, written from torch.optim's documentation."""
-    p = [x.copy() for x in params]
-    state = [dict() for _ in p]
-    for t, grads in enumerate(grad_seq, start=1):
-        for i, g in enumerate(grads):
-            s = state[i]
-            lr, wd = kw.get("lr"), kw.get("weight_decay", 0.0)
-            if name == "AdamW":
-                p[i] = p[i] * (1 - lr * wd)
-            elif wd:
-                g = g + wd * p[i]
-            if name == "SGD":
-                mu = kw.get("momentum", 0.0)
-                if mu:
-                    s["b"] = mu * s.get("b", 0) + g
-                    step = g + mu * s["b"] if kw.get("nesterov") else s["b"]
-                else:
-                    step = g
-                p[i] = p[i] - lr * step
-            elif name == "Adagrad":
-                s["sum"] = s.get("sum", 0) + g * g
-                clr = lr / (1 + (t - 1) * kw.get("lr_decay", 0))
-                p[i] = p[i] - clr * g / (np.sqrt(s["sum"]) + 1e-10)
-            elif name == "RMSprop":
-                a = kw.get("alpha", 0.99)
-                s["v"] = a * s.get("v", 0) + (1 - a) * g * g
-                p[i] = p[i] - lr * g / (np.sqrt(s["v"]) + 1e-8)
-            elif name == "Adadelta":
-                rho, eps = kw.get("rho", 0.9), 1e-6
-                s["v"] = rho * s.get("v", 0) + (1 - rho) * g * g
-                delta = np.sqrt(s.get("u", 0) + eps) / np.sqrt(s["v"] + eps) * g
-                s["u"] = rho * s.get("u", 0) + (1 - rho) * delta * delta
-                p[i] = p[i] - lr * delta
-            elif name in ("Adam", "AdamW"):
-                b1, b2 = kw.get("betas", (0.9, 0.999))
-                s["m"] = b1 * s.get("m", 0) + (1 - b1) * g
-                s["v"] = b2 * s.get("v", 0) + (1 - b2) * g * g
-                mhat, vhat = s["m"] / (1 - b1**t), s["v"] / (1 - b2**t)
-                p[i] = p[i] - lr * mhat / (np.sqrt(vhat) + 1e-8)
-    return p
 
 
 CASES = [
@@ -81,16 +39,26 @@ CASES = [
 
 
 @pytest.mark.parametrize("name, kw", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
-def test_updates_follow_the_documented_rules(name, kw, gen):
+def test_updates_equal_torch_optim(name, kw, gen):
+    torch = require_torch()
     params, grad_seq = _problem(gen)
-    expected = _reference(name, kw, params, grad_seq)
     opt = getattr(optim, name)(**kw)
+    tensors = [torch.from_numpy(p.copy()).requires_grad_(True) for p in params]
+    reference = torch_optimizer(opt, tensors)
     work = [p.copy() for p in params]
     for grads in grad_seq:
         opt.step(work, grads)
+        for t, g in zip(tensors, grads):
+            t.grad = torch.from_numpy(g.copy())
+        reference.step()
     assert opt.iterations == len(grad_seq)
-    for got, want in zip(work, expected):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    for i, (got, t) in enumerate(zip(work, tensors)):
+        # float64, 4 steps: rounding only; measured over 5 seeds <= 5.5e-14 relative (parameters) and
+        # 3.2e-15 (state), so rtol 1e-12 (18x).
+        np.testing.assert_allclose(got, t.detach().numpy(), rtol=1e-12, atol=1e-15)
+        for state in opt.state_names:
+            np.testing.assert_allclose(opt.state[i][state], torch_state(reference, t, state), rtol=1e-12,
+                                       atol=1e-15, err_msg=state)
 
 
 @pytest.mark.parametrize("name, kw", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])

@@ -3,13 +3,12 @@ come back after a ``use_num_threads`` block."""
 import os
 import sys
 
+import numba
 import pytest
+import scipy.linalg.cython_blas  # noqa: F401  (SciPy's OpenBLAS: the one numba and cython call)
+import threadpoolctl
 
-threadpoolctl = pytest.importorskip("threadpoolctl")
-
-import scipy.linalg.cython_blas  # noqa: E402,F401  (SciPy's OpenBLAS: the one numba and cython call)
-
-from fastnn import threads  # noqa: E402
+from fastnn import threads
 
 
 def blas_counts():
@@ -70,7 +69,6 @@ def test_use_num_threads_restores_after_an_exception():
 
 
 def test_numba_pool_follows_when_numba_is_loaded():
-    numba = pytest.importorskip("numba")
     threads.set_num_threads(1)
     assert numba.get_num_threads() == 1
     # More than Numba's pool size is capped for Numba only (numba.set_num_threads would raise).

@@ -1,6 +1,7 @@
 """The training loop: History, callbacks, early stopping, schedules in fit, divergence, batching,
 reproducibility, augmentation hooks, and the seeds' slow-learning neuron."""
 import math
+import time
 
 import numpy as np
 import pytest
@@ -84,14 +85,39 @@ def test_quadratic_cost_learns_slowly_from_saturation_cross_entropy_does_not():
 
 def test_history_records_every_epoch(blobs):
     (X, y), val = blobs
+    start = time.perf_counter()
     history = small().fit(X, y, loss="log_likelihood", optimizer=optim.SGD(0.5), epochs=4, batch_size=16,
                           validation_data=val, seed=0, verbose=0)
+    wall = time.perf_counter() - start
     assert isinstance(history, History) and len(history) == 4 and history.epoch == [0, 1, 2, 3]
     for name in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds", "lr"):
         assert len(getattr(history, name)) == 4, name
     assert history.loss[-1] < history.loss[0]
     assert history.val_accuracy[-1] >= 0.9
-    assert all(s > 0 for s in history.seconds) and history.lr == [0.5] * 4
+    # each epoch's own wall time: positive, and together no more than the whole fit took
+    assert all(s > 0 for s in history.seconds) and sum(history.seconds) <= wall, (history.seconds, wall)
+    assert history.lr == [0.5] * 4
+
+
+class _SlowBatches(Callback):
+    """Sleeps after every batch: an epoch then takes at least n_batches * PAUSE seconds."""
+
+    PAUSE = 0.02
+
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(self.PAUSE)
+
+
+def test_history_seconds_are_each_epochs_wall_time(blobs):
+    """Epoch k's seconds cover its batches (at least their sleeps) but not the epochs before it."""
+    (X, y), _ = blobs
+    n_batches = math.ceil(len(X) / 32)
+    start = time.perf_counter()
+    history = small().fit(X, y, loss="log_likelihood", optimizer=optim.SGD(0.5), epochs=3, batch_size=32,
+                          callbacks=[_SlowBatches()], verbose=0)
+    wall = time.perf_counter() - start
+    assert all(s >= n_batches * _SlowBatches.PAUSE for s in history.seconds), history.seconds
+    assert sum(history.seconds) <= wall, (history.seconds, wall)
     assert history.to_dict()["val_loss"] == history.val_loss
 
 

@@ -6,7 +6,8 @@
 #   them. libm's expf is one call per element and was 8x slower than NumPy's SIMD exp on 128 x 784
 #   float32. They are Cephes' approximations (Moshier), within 2.3 ulp (measured), with exact handling
 #   of -inf (0), +inf (inf), NaN (NaN), overflow and subnormal results. The whole-array loops over them
-#   are also compiled for AVX2 and AVX-512 and picked by the CPU at load time (bit-identical results).
+#   are also compiled for AVX2 and AVX-512 and picked by the CPU at load time (bit-identical results;
+#   FASTNN_PORTABLE=1 keeps the SSE2 baseline, see cpu_dispatch.h and `simd_path()` below).
 # - row sums with 8 accumulators (as NumPy's pairwise sum does inside a block): float32 rows are summed
 #   in float64. Row maxima with 8 lanes. Column sums are plain loops over rows, which is NumPy's order.
 # - a row-major GEMM on SciPy's column-major BLAS.
@@ -35,6 +36,7 @@ cdef extern from *:
     #include <math.h>
     #include <stdint.h>
     #include <string.h>
+    #include "cpu_dispatch.h"
 
     static inline int32_t fnn_f2i(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
     static inline float fnn_i2f(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
@@ -173,41 +175,27 @@ cdef extern from *:
     }
 
     /* Whole-array loops of the transcendental kernels, compiled for the x86-64 baseline (SSE2),
-       x86-64-v3 (AVX2) and x86-64-v4 (AVX-512) and chosen at load time by the CPU (GCC >= 11 function
-       multiversioning, Linux/glibc; elsewhere, or with -DFNN_NO_CLONES, only the baseline is built).
+       x86-64-v3 (AVX2) and x86-64-v4 (AVX-512) and chosen by the CPU when the module loads
+       (FNN_MULTIVERSION, cpu_dispatch.h; the baseline on any CPU under FASTNN_PORTABLE=1).
        The same operations run in the same order in every version, without FMA (fp-contract=off
        above), so all give bit-identical results; the wide ones are 3-5x faster. */
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-        && __GNUC__ >= 11 && !defined(FNN_NO_CLONES)
-    #define FNN_CLONES __attribute__((unused, target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-    #elif defined(__GNUC__)
-    #define FNN_CLONES __attribute__((unused))
-    #else
-    #define FNN_CLONES
-    #endif
-
     #define FNN_ARRAY_KERNELS(T, S, EXP, SIGMOID, TANH, LOG1P_UNIT, ABS)                                  \
     /* out = exp(z - shift) */                                                                          \
-    FNN_CLONES static void fnn_exp_shift_##S(const T *z, T shift, T *out, Py_ssize_t n) {              \
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = EXP(z[i] - shift);                                  \
-    }                                                                                                   \
-    FNN_CLONES static void fnn_sigmoid_##S(const T *z, T *out, Py_ssize_t n) {                         \
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = SIGMOID(z[i]);                                      \
-    }                                                                                                   \
+    FNN_MULTIVERSION(fnn_exp_shift_##S, (const T *z, T shift, T *out, Py_ssize_t n), (z, shift, out, n), \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = EXP(z[i] - shift);)                                 \
+    FNN_MULTIVERSION(fnn_sigmoid_##S, (const T *z, T *out, Py_ssize_t n), (z, out, n),                  \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = SIGMOID(z[i]);)                                     \
     /* out = da * sigmoid(z) */                                                                         \
-    FNN_CLONES static void fnn_mul_sigmoid_##S(const T *da, const T *z, T *out, Py_ssize_t n) {        \
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = da[i] * SIGMOID(z[i]);                              \
-    }                                                                                                   \
-    FNN_CLONES static void fnn_tanh_##S(const T *z, T *out, Py_ssize_t n) {                            \
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = TANH(z[i]);                                         \
-    }                                                                                                   \
+    FNN_MULTIVERSION(fnn_mul_sigmoid_##S, (const T *da, const T *z, T *out, Py_ssize_t n), (da, z, out, n), \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = da[i] * SIGMOID(z[i]);)                             \
+    FNN_MULTIVERSION(fnn_tanh_##S, (const T *z, T *out, Py_ssize_t n), (z, out, n),                     \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = TANH(z[i]);)                                        \
     /* out = max(z, 0) + log1p(exp(-|z|)) */                                                            \
-    FNN_CLONES static void fnn_softplus_##S(const T *z, T *out, Py_ssize_t n) {                        \
+    FNN_MULTIVERSION(fnn_softplus_##S, (const T *z, T *out, Py_ssize_t n), (z, out, n),                 \
         for (Py_ssize_t i = 0; i < n; i++) {                                                            \
             T v = z[i];                                                                                 \
             out[i] = (v > 0 ? v : (T)0) + LOG1P_UNIT(EXP(-ABS(v)));                                     \
-        }                                                                                               \
-    }
+        })
 
     FNN_ARRAY_KERNELS(float, f, fnn_expf, fnn_sigmoidf, fnn_tanhf, fnn_log1p_unitf, fabsf)
     FNN_ARRAY_KERNELS(double, d, fnn_exp, fnn_sigmoid, fnn_tanh, fnn_log1p_unit, fabs)
@@ -286,6 +274,7 @@ cdef extern from *:
         return m[0];
     }
     """
+    int fnn_simd_level() noexcept nogil
     double fnn_splitmix_uniform(uint64_t, uint64_t) noexcept nogil
     float fnn_expf(float) noexcept nogil
     double fnn_exp(double) noexcept nogil
@@ -506,3 +495,13 @@ cdef inline int check_labels(const int64_t[::1] labels, Py_ssize_t n, Py_ssize_t
         if labels[i] < 0 or labels[i] >= k:
             raise IndexError(f"label {labels[i]} is out of bounds for {k} classes")
     return 0
+
+
+SIMD_PATHS = ("baseline", "x86-64-v3", "x86-64-v4")  # by fnn_simd_level(): SSE2, AVX2, AVX-512
+fnn_simd_level()  # FASTNN_PORTABLE and the CPU are read once, when the module loads
+
+
+def simd_path():
+    """The element-wise loops this module runs: ``"x86-64-v4"`` (AVX-512), ``"x86-64-v3"`` (AVX2) or
+    ``"baseline"`` (SSE2: CPUs without AVX2, non-Linux builds, or FASTNN_PORTABLE=1)."""
+    return SIMD_PATHS[fnn_simd_level()]

@@ -39,35 +39,65 @@ cdef extern from *:
     static inline float fnn_tanhf_plain(float x) { FNN_TANHF_BODY(FNN_MADDF_PLAIN) }
 
     /* With FMA (fewer operations, one rounding per a * b + c) on the CPUs that have it, picked at run
-       time: AVX-512 (16 lanes) or AVX2; elsewhere the baseline loop without FMA (fp-contract=off, see
-       _common.pxi), whose results differ from the FMA ones by an ulp at times. */
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-        && !defined(FNN_NO_CLONES)
+       time: AVX-512 (16 lanes) or AVX2; elsewhere, and under FASTNN_PORTABLE=1, the baseline loop
+       without FMA (fp-contract=off, see _common.pxi), whose results differ from the FMA ones by an ulp at
+       times. */
+    #ifdef FNN_HAS_CLONES
     __attribute__((target("avx512f,fma"))) static void fnn_tanhf_avx512(const float *z, float *out, Py_ssize_t n) {
         for (Py_ssize_t i = 0; i < n; i++) out[i] = fnn_tanhf_fused(z[i]);
     }
     __attribute__((target("avx2,fma"))) static void fnn_tanhf_avx2(const float *z, float *out, Py_ssize_t n) {
         for (Py_ssize_t i = 0; i < n; i++) out[i] = fnn_tanhf_fused(z[i]);
     }
-    #define FNN_TANHF_DISPATCH 1
     #endif
 
-    static void fnn_tanhf_array(const float *z, float *out, Py_ssize_t n) {
-    #ifdef FNN_TANHF_DISPATCH
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
-            fnn_tanhf_avx512(z, out, n);
-            return;
-        }
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-            fnn_tanhf_avx2(z, out, n);
-            return;
+    static void fnn_tanhf_baseline(const float *z, float *out, Py_ssize_t n) {
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = fnn_tanhf_plain(z[i]);
+    }
+
+    /* The loop for this CPU and FASTNN_PORTABLE (read when the module loaded), chosen at the first call. */
+    typedef void (*fnn_tanhf_loop)(const float *, float *, Py_ssize_t);
+    static fnn_tanhf_loop fnn_tanhf_choose(void) {
+    #ifdef FNN_HAS_CLONES
+        if (!fnn_portable()) {
+            __builtin_cpu_init();
+            if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
+                return fnn_tanhf_avx512;
+            if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+                return fnn_tanhf_avx2;
         }
     #endif
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = fnn_tanhf_plain(z[i]);
+        return fnn_tanhf_baseline;
+    }
+
+    static fnn_tanhf_loop fnn_tanhf_array_loop = NULL;
+
+    static void fnn_tanhf_array(const float *z, float *out, Py_ssize_t n) {
+        if (fnn_tanhf_array_loop == NULL) fnn_tanhf_array_loop = fnn_tanhf_choose();
+        fnn_tanhf_array_loop(z, out, n);
+    }
+
+    /* Which loop runs: 0 baseline, 1 AVX2 + FMA, 2 AVX-512 + FMA. */
+    static int fnn_tanhf_path(void) {
+        fnn_tanhf_loop loop = fnn_tanhf_choose();
+    #ifdef FNN_HAS_CLONES
+        if (loop == fnn_tanhf_avx512) return 2;
+        if (loop == fnn_tanhf_avx2) return 1;
+    #endif
+        return 0;
     }
     """
     void fnn_tanhf_array(const float*, float*, Py_ssize_t) noexcept nogil
+    int fnn_tanhf_path() noexcept nogil
+
+TANH_FLOAT32_PATHS = ("baseline", "avx2-fma", "avx512-fma")  # by fnn_tanhf_path()
+
+
+def tanh_float32_path():
+    """The float32 tanh loop this CPU runs: ``"avx512-fma"``, ``"avx2-fma"`` or ``"baseline"`` (no FMA;
+    also under FASTNN_PORTABLE=1). The others (``simd_path()``) are bit-identical on every path."""
+    return TANH_FLOAT32_PATHS[fnn_tanhf_path()]
+
 
 cdef enum:
     GIL_FREE = 4096  # release the GIL from this many elements (that costs ~50 ns, a quarter of a 10 x 30 call)

@@ -37,6 +37,14 @@ cdef extern from *:
     void fnn_small_d(Py_ssize_t, Py_ssize_t, Py_ssize_t, double, const double*, Py_ssize_t, Py_ssize_t,
                      const double*, Py_ssize_t, double, double*, Py_ssize_t) noexcept nogil
 
+
+
+def uses_small_products():
+    """Whether the dense kernels use small_gemm.h's AVX-512 products for small batches (a CPU with AVX-512F
+    and FASTNN_PORTABLE=1 not set; otherwise every product goes to BLAS)."""
+    return fnn_has_avx512() != 0
+
+
 cdef enum:
     # Measured one call at a time against OpenBLAS 0.3.30's Haswell kernels (OPENBLAS_CORETYPE=Haswell).
     SMALL_BATCH = 512  # batches up to this many rows may use small_gemm.h (as fused.pyx's SMALL_BATCH)

@@ -12,17 +12,16 @@ include "_common.pxi"
 cdef extern from *:
     """
     /* (fnn_splitmix_uniform is in _common.pxi: the fused epoch draws the same masks) */
-    /* mask_i = u_i >= p ? scale : 0, y_i = x_i * mask_i. Multiversioned (FNN_CLONES): the 64-bit
+    /* mask_i = u_i >= p ? scale : 0, y_i = x_i * mask_i. Multiversioned (FNN_MULTIVERSION): the 64-bit
        multiplies vectorize only with AVX-512 (vpmullq), 20x faster than scalar code. */
     #define FNN_DROPOUT(T, S)                                                                          \
-    FNN_CLONES static void fnn_dropout_##S(const T *x, T *y, T *mask, Py_ssize_t n, uint64_t seed,    \
-                                           double p, T scale) {                                        \
+    FNN_MULTIVERSION(fnn_dropout_##S, (const T *x, T *y, T *mask, Py_ssize_t n, uint64_t seed, double p, \
+                                       T scale), (x, y, mask, n, seed, p, scale),                     \
         for (Py_ssize_t i = 0; i < n; i++) {                                                           \
             T m = fnn_splitmix_uniform(seed, (uint64_t)i + 1) >= p ? scale : (T)0;                     \
             mask[i] = m;                                                                               \
             y[i] = x[i] * m;                                                                           \
-        }                                                                                              \
-    }
+        })
     FNN_DROPOUT(float, f)
     FNN_DROPOUT(double, d)
     """

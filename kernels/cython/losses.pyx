@@ -47,15 +47,15 @@ cdef extern from *:
     /* bce terms y ln(a) + (1 - y) ln(1 - a), a clipped to [eps, 1 - eps] as np.clip (NaN stays NaN);
        SIMD-dispatched as _common.pxi's array kernels. */
     #define FNN_BCE_TERMS(T, S)                                                                             \
-    FNN_CLONES static void fnn_bce_terms_##S(const T *a, const T *y, double eps, double *out, Py_ssize_t n) { \
+    FNN_MULTIVERSION(fnn_bce_terms_##S, (const T *a, const T *y, double eps, double *out, Py_ssize_t n),    \
+                     (a, y, eps, out, n),                                                                   \
         double hi = 1.0 - eps;                                                                              \
         for (Py_ssize_t i = 0; i < n; i++) {                                                                \
             double c = a[i], yv = y[i];                                                                     \
             c = c < eps ? eps : c;                                                                          \
             c = c > hi ? hi : c;                                                                            \
             out[i] = yv * fnn_log_plus(c, 0.0) + (1.0 - yv) * fnn_log1p_any(-c);                            \
-        }                                                                                                   \
-    }
+        })
     FNN_BCE_TERMS(float, f)
     FNN_BCE_TERMS(double, d)
     """

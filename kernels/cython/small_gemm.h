@@ -1,7 +1,9 @@
 /* Hand-written products for mini-batches, C = alpha op(A) B + beta C on row-major blocks, with
    op(A)(i, p) = A[i * rs + p * cs] (rs = lda, cs = 1: A as is; rs = 1, cs = lda: A transposed): up to 6
    rows of C at a time and 32 (float) or 16 (double) columns in two AVX-512 registers per row, the ragged
-   last columns by a mask, no packing. beta is 0 or 1. fnn_has_avx512() says whether they may be called.
+   last columns by a mask, no packing. beta is 0 or 1. fnn_cpu_has_avx512() says whether they can run on
+   this CPU, fnn_has_avx512() whether callers should use them (not under FASTNN_PORTABLE=1, which sends
+   every product to BLAS; cpu_dispatch.h).
    The _rows_ variants read A through an array of row pointers (NN: R[i] is row i of A; TN: R[p] is row p
    of A, i.e. column p of op(A)), so a batch's shuffled rows need not be copied together first.
 
@@ -12,10 +14,11 @@
    still 10-30% faster (kernels/cython/fused.pyx, SMALL_BATCH). */
 #ifndef FNN_SMALL_GEMM_H
 #define FNN_SMALL_GEMM_H
+#include "cpu_dispatch.h"
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
 
-static int fnn_has_avx512(void) {
+FNN_UNUSED static int fnn_cpu_has_avx512(void) {
     static int known = -1;
     if (known < 0) {
         __builtin_cpu_init();
@@ -89,8 +92,8 @@ static int fnn_has_avx512(void) {
 #undef FNN_MODE
 #undef FNN_NAME
 
-#else  /* no AVX-512 build: never called (fnn_has_avx512() is 0) */
-static int fnn_has_avx512(void) { return 0; }
+#else  /* no AVX-512 build: never called (fnn_cpu_has_avx512() is 0) */
+FNN_UNUSED static int fnn_cpu_has_avx512(void) { return 0; }
 #define FNN_ROWS_STUB(NAME, T) static void NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, T alpha, \
     const T *const *R, const T *B, Py_ssize_t ldb, T beta, T *C, Py_ssize_t ldc) {}
 FNN_ROWS_STUB(fnn_small_rows_nn_f, float)
@@ -102,4 +105,6 @@ static void fnn_small_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha, c
 static void fnn_small_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha, const double *A, Py_ssize_t rs,
                         Py_ssize_t cs, const double *B, Py_ssize_t ldb, double beta, double *C, Py_ssize_t ldc) {}
 #endif
+
+FNN_UNUSED static int fnn_has_avx512(void) { return fnn_cpu_has_avx512() && !fnn_portable(); }
 #endif

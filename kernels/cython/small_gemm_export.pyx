@@ -15,7 +15,9 @@ double for ``_d``; Py_ssize_t is intptr_t; C = alpha op(A) B + beta C with beta 
 with op(A)(i, p) = A[i * rs + p * cs] (strided), R[i][p] (rows_nn: R has m entries, the rows of A) or
 R[p][i] (rows_tn: R has k entries, the rows of the k x m A). Unlike small_gemm.h's, the products do
 nothing (C untouched) on a CPU without AVX-512, so a caller that forgot to check
-``fastnn_has_avx512()`` gets no result rather than an illegal instruction.
+``fastnn_has_avx512()`` gets no result rather than an illegal instruction. ``fastnn_has_avx512()`` is 0
+under FASTNN_PORTABLE=1 (callers then use BLAS), while the products still compute on an AVX-512 CPU, so
+that their own tests run in both modes.
 """
 
 cdef extern from *:
@@ -23,15 +25,16 @@ cdef extern from *:
     #include "small_gemm.h"
     #define FASTNN_EXPORT __attribute__((visibility("default")))
     FASTNN_EXPORT int fastnn_has_avx512(void) { return fnn_has_avx512(); }
+    static int fastnn_cpu_has_avx512(void) { return fnn_cpu_has_avx512(); }
     #define FASTNN_SMALL(T, S) \
     FASTNN_EXPORT void fastnn_small_##S(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, T alpha, const T *A, \
             Py_ssize_t rs, Py_ssize_t cs, const T *B, Py_ssize_t ldb, T beta, T *C, Py_ssize_t ldc) { \
-        if (fnn_has_avx512()) fnn_small_##S(m, n, k, alpha, A, rs, cs, B, ldb, beta, C, ldc); \
+        if (fnn_cpu_has_avx512()) fnn_small_##S(m, n, k, alpha, A, rs, cs, B, ldb, beta, C, ldc); \
     }
     #define FASTNN_ROWS(T, S) \
     FASTNN_EXPORT void fastnn_small_##S(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, T alpha, \
             const T *const *R, const T *B, Py_ssize_t ldb, T beta, T *C, Py_ssize_t ldc) { \
-        if (fnn_has_avx512()) fnn_small_##S(m, n, k, alpha, R, B, ldb, beta, C, ldc); \
+        if (fnn_cpu_has_avx512()) fnn_small_##S(m, n, k, alpha, R, B, ldb, beta, C, ldc); \
     }
     FASTNN_SMALL(float, f)
     FASTNN_SMALL(double, d)
@@ -42,6 +45,7 @@ cdef extern from *:
     """
     # Declared without parameters: Cython only takes their addresses (the real prototypes are above).
     int fastnn_has_avx512() noexcept nogil
+    int fastnn_cpu_has_avx512() noexcept nogil
     void fastnn_small_f() noexcept nogil
     void fastnn_small_d() noexcept nogil
     void fastnn_small_rows_nn_f() noexcept nogil
@@ -60,6 +64,14 @@ ADDRESSES = {
 }
 
 
+fastnn_has_avx512()  # FASTNN_PORTABLE and the CPU are read once, when the module loads
+
+
 def has_avx512():
-    """Whether this CPU has AVX-512F (i.e. whether the products compute anything)."""
+    """Whether callers use the products: the CPU has AVX-512F and FASTNN_PORTABLE=1 is not set."""
     return fastnn_has_avx512() != 0
+
+
+def cpu_has_avx512():
+    """Whether this CPU has AVX-512F, i.e. whether the products compute anything (FASTNN_PORTABLE aside)."""
+    return fastnn_cpu_has_avx512() != 0

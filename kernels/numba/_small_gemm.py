@@ -9,11 +9,13 @@ length of that array; element (i, j) is at i * ld + j. float32 or float64 throug
     set_row_pointers(rows, x, order, start, nb)  rows[i] = address of x[order[start + i], 0]
     row_address(x, i)                            address of x[i, 0] (an intp)
     has_avx512()                                 whether the products may be used
+    cpu_has_avx512()                             whether they compute anything here (FASTNN_PORTABLE aside)
 
 beta is 0 (c overwritten, even if it held NaN) or 1. **Callers check ``has_avx512()`` first** and use BLAS
-otherwise: it is False when the CPU lacks AVX-512F or when the extension kernels/cython/small_gemm_export.pyx
-is not built (``AVAILABLE`` is then False); the products then do nothing at all (c untouched) rather than
-crash.
+otherwise: it is False when the CPU lacks AVX-512F, under FASTNN_PORTABLE=1 (read when the extension loads: the
+portable path, BLAS, runs on any CPU), or when the extension kernels/cython/small_gemm_export.pyx is not
+built (``AVAILABLE`` is then False). Without AVX-512F or the extension the products do nothing at all (c
+untouched) rather than crash; under FASTNN_PORTABLE=1 they still compute, for their own tests.
 
 How the calls are made (why this caches): the extension defines non-static C functions (``fastnn_small_f``
 ...) and exports their addresses; at import this module registers them with ``llvmlite.binding.add_symbol``,
@@ -165,8 +167,15 @@ def _row_address(typingctx, x, i):
 
 @njit(cache=True, error_model="numpy")
 def has_avx512():
-    """Whether the CPU has AVX-512F and the extension is registered: the products may be called."""
+    """Whether the CPU has AVX-512F, the extension is registered and FASTNN_PORTABLE=1 is not set: callers
+    use the products."""
     return _has_avx512()
+
+
+def cpu_has_avx512():
+    """Whether the products compute anything in this process (AVX-512F and the extension; not a Numba
+    function: FASTNN_PORTABLE=1 does not change it)."""
+    return AVAILABLE and _export.cpu_has_avx512()
 
 
 @njit(cache=True, error_model="numpy")
