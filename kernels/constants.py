@@ -84,4 +84,9 @@ def cython_constants():
     lines += [f"    static const long FNN_STATE_ROWS[{len(STATE_ROWS)}] = {{{rows}}};", '    """']
     lines += [f"    double FNN_{name}" for name in floats]
     lines += [f"    const long FNN_STATE_ROWS[{len(STATE_ROWS)}]", ""]
+    # What the module was compiled with, by name (fused.pyx's constants(), for the test against this file).
+    lines += ["", "cdef inline dict compiled_constants():", "    return {"]
+    lines += [f'        "{name}": {name},' for name in ints]
+    lines += [f'        "{name}": FNN_{name},' for name in floats]
+    lines += [f'        "STATE_ROWS": tuple([FNN_STATE_ROWS[i] for i in range({len(STATE_ROWS)})]),', "    }", ""]
     return "\n".join(lines)

@@ -61,7 +61,7 @@ def test_thread_count_follows_the_work_and_the_setting(monkeypatch):
     large = Sequential([Dense(784, 100), Sigmoid(), Dense(100, 10), Sigmoid()], seed=0)
     monkeypatch.setattr(fastnn.threads, "fused_threads", lambda: 2)
     monkeypatch.setattr(fused, "PARALLEL_MIN", 60_000)
-    runners = [fused.plan(m, fastnn.losses.get("cross_entropy"), optim.SGD(0.1)) for m in (small, large)]
+    runners = [fused.plan(m, fastnn.losses.get("cross_entropy"), optim.SGD(0.1))[0] for m in (small, large)]
     with fastnn.use_backend("cython"):
         assert runners[0].n_threads(10) == 1  # 150 multiply-adds per batch: not worth a barrier
         assert runners[1].n_threads(10) == 2  # 793,000
@@ -100,7 +100,8 @@ def _worker(compiled):
     return importlib.import_module(f"fastnn._kernels.{compiled.name}.fused").train_epoch_worker
 
 
-def _worker_args(dtype=np.float32):
+def _worker_args(dtype=np.float32, n_threads=2):
+    """The worker's arguments after (tid, n_threads, control), as kernels/workers.py's run_epoch makes them."""
     sizes = np.array([6, 5, 3], np.int64)
     acts = np.array([F.SIGMOID, F.SIGMOID], np.int64)
     _, n_params = F.param_layout(sizes)
@@ -109,43 +110,46 @@ def _worker_args(dtype=np.float32):
     params = np.full(n_params, 0.1, dtype)
     hyper = np.zeros(F.N_HYPER)
     hyper[F.LR] = 0.5
+    layout = F.epoch_layout(sizes, 2, acts)
     shared = np.empty(F.shared_size(sizes, 2), dtype)
-    return (np.zeros(4), shared, F.epoch_layout(sizes, 2, acts), x, y, np.arange(4, dtype=np.int64), params, np.zeros((0, n_params), dtype),
-            sizes, acts, F.BCE, F.SGD, hyper, 2, 0, 0, np.zeros(2), np.zeros((2, 2), np.int64), np.zeros((2, 2)),
-            np.zeros(1, dtype), np.zeros(2), np.ones(2, np.int64))
+    return (np.zeros(3 * n_threads), shared, layout, F.epoch_ranges(sizes, layout, n_threads),
+            F.thread_shares(sizes, n_threads), x, y, np.arange(4, dtype=np.int64), params,
+            np.zeros((0, n_params), dtype), sizes, acts, F.BCE, F.SGD, hyper, 2, 0, 0, np.zeros(2),
+            np.zeros((2, 2), np.int64), np.zeros((2, 2)), np.zeros(1, dtype), np.zeros(2), np.ones(2, np.int64),
+            np.empty(0, dtype), np.empty((0, 3)), 0)
 
 
 def test_aborted_epoch_leaves_at_the_first_barrier(compiled):
-    """A thread whose partner failed is released by sync[ABORT] instead of waiting for it forever."""
+    """A thread whose partner failed is released by control[ABORT] instead of waiting for it forever."""
     worker = _worker(compiled)
-    sync = np.zeros(workers.SYNC_SIZE, np.int64)
-    sync[workers.ABORT] = 1
+    control = workers.new_control()
+    control[F.ABORT] = 1
     args = _worker_args()
-    params_before = args[6].copy()
+    params_before = args[8].copy()
     done = []
-    thread = threading.Thread(target=lambda: done.append(worker(0, 2, sync, *args)), daemon=True)
+    thread = threading.Thread(target=lambda: done.append(worker(0, 2, control, *args)), daemon=True)
     thread.start()
     thread.join(timeout=60)
     assert not thread.is_alive(), "the worker waited for a thread that had failed"
     assert done[0][2] == 0  # no batch applied
-    np.testing.assert_array_equal(args[6], params_before)
+    np.testing.assert_array_equal(args[8], params_before)
 
 
 def test_run_reraises_a_worker_error_after_releasing_the_others(compiled):
     good = _worker(compiled)
     args = _worker_args()
 
-    def worker(tid, n_threads, sync, *rest):
+    def worker(tid, n_threads, control, *rest):
         if tid == 1:
             raise RuntimeError("thread 1 failed")
-        return good(tid, n_threads, sync, *rest)
+        return good(tid, n_threads, control, *rest)
 
     with pytest.raises(RuntimeError, match="thread 1 failed"):
-        workers.run(worker, 2, args)
+        workers.run(worker, 2, workers.new_control(), args)
 
 
 def test_worker_refuses_a_small_workspace(compiled):
-    args = list(_worker_args())
+    args = list(_worker_args(n_threads=1))
     args[1] = args[1][:-1]
     with pytest.raises(ValueError, match="shared workspace"):
-        _worker(compiled)(0, 1, np.zeros(workers.SYNC_SIZE, np.int64), *args)
+        _worker(compiled)(0, 1, workers.new_control(), *args)

@@ -14,30 +14,12 @@ to SciPy's BLAS gemm on the row-major arrays. The bias sum is a loop over rows i
 import numpy as np
 
 include "_common.pxi"
+include "_constants.pxi"
+include "_dense.pxi"
 
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport dgemv, sgemv
-
-cdef extern from *:
-    """
-    /* Only the strided products are used here: the header's row-pointer variants would warn unused. */
-    #if defined(__GNUC__)
-    #pragma GCC diagnostic push
-    #pragma GCC diagnostic ignored "-Wunused-function"
-    #endif
-    #include "small_gemm.h"
-    #if defined(__GNUC__)
-    #pragma GCC diagnostic pop
-    #endif
-    """
-    int fnn_has_avx512() noexcept nogil
-    void fnn_small_f(Py_ssize_t, Py_ssize_t, Py_ssize_t, float, const float*, Py_ssize_t, Py_ssize_t, const float*,
-                     Py_ssize_t, float, float*, Py_ssize_t) noexcept nogil
-    void fnn_small_d(Py_ssize_t, Py_ssize_t, Py_ssize_t, double, const double*, Py_ssize_t, Py_ssize_t,
-                     const double*, Py_ssize_t, double, double*, Py_ssize_t) noexcept nogil
-
-
 
 def uses_small_products():
     """Whether the dense kernels use small_gemm.h's AVX-512 products for small batches (a CPU with AVX-512F
@@ -47,7 +29,7 @@ def uses_small_products():
 
 cdef enum:
     # Measured one call at a time against OpenBLAS 0.3.30's Haswell kernels (OPENBLAS_CORETYPE=Haswell).
-    SMALL_BATCH = 512  # batches up to this many rows may use small_gemm.h (as fused.pyx's SMALL_BATCH)
+    # Batches up to SMALL_BATCH rows (kernels/constants.py) may use small_gemm.h ...
     SMALL_LANE_WORK = 1 << 23  # ... when its multiply-adds, padded to whole blocks and panels, are at most this
     SMALL_OUT_BYTES = 1 << 20  # ... and the product is at most this large (e.g. x.T @ dy at 10 x 512 x 512 f64)
     SMALL_NT_ROWS = 16  # dense_backward_input: batches up to this many rows
@@ -62,16 +44,6 @@ cdef inline bint _small_ok(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t n, Py_ssize
     return (rows <= SMALL_BATCH and m * n * size <= SMALL_OUT_BYTES
             and ((m + 5) // 6 * 6) * ((n + panel - 1) // panel * panel) * k <= SMALL_LANE_WORK
             and fnn_has_avx512())
-
-
-cdef inline void _small(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha, const floating* a, Py_ssize_t rs,
-                        Py_ssize_t cs, const floating* b, Py_ssize_t ldb, floating beta, floating* c,
-                        Py_ssize_t ldc) noexcept nogil:
-    """Row-major c (m, n) = alpha op(a) b + beta c, op(a)(i, p) = a[i * rs + p * cs] (small_gemm.h); k >= 1."""
-    if floating is float:
-        fnn_small_f(m, n, k, alpha, a, rs, cs, b, ldb, beta, c, ldc)
-    else:
-        fnn_small_d(m, n, k, alpha, a, rs, cs, b, ldb, beta, c, ldc)
 
 
 cdef inline void _gemv(bint trans, Py_ssize_t m, Py_ssize_t n, const floating* a, Py_ssize_t lda, const floating* x,
@@ -117,7 +89,7 @@ def dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, const floa
         elif n_out == 1:  # y += x w
             _gemv(True, n_in, n, &x[0, 0], n_in, &w[0, 0], 1, 1, &y[0, 0], 1)
         elif _small_ok(n, n, n_out, n_in, sizeof(floating)):
-            _small(n, n_out, n_in, 1, &x[0, 0], n_in, 1, &w[0, 0], n_out, 1, &y[0, 0], n_out)
+            small_product(n, n_out, n_in, 1, &x[0, 0], n_in, 1, &w[0, 0], n_out, 1, &y[0, 0], n_out)
         else:
             gemm_rm(False, False, <int>n, <int>n_out, <int>n_in, 1, &x[0, 0], <int>n_in, &w[0, 0], <int>n_out, 1,
                     &y[0, 0], <int>n_out)
@@ -152,7 +124,7 @@ def dense_backward_input(const floating[:, ::1] dy, const floating[:, ::1] w):
             for i in range(n):
                 for p in range(n_out):
                     dyt[p * n + i] = dy[i, p]
-            _small(n_in, n, n_out, 1, &w[0, 0], n_out, 1, dyt, n, 0, dxt, n)
+            small_product(n_in, n, n_out, 1, &w[0, 0], n_out, 1, dyt, n, 0, dxt, n)
             for i in range(n):
                 for j in range(n_in):
                     dx[i, j] = dxt[j * n + i]
@@ -188,7 +160,7 @@ def dense_backward_params(const floating[:, ::1] x, const floating[:, ::1] dy):
         elif n_in == 1:  # dw.T = dy.T x
             _gemv(False, n_out, n, &dy[0, 0], n_out, &x[0, 0], 1, 0, &dw[0, 0], 1)
         elif _small_ok(n, n_in, n_out, n, sizeof(floating)):
-            _small(n_in, n_out, n, 1, &x[0, 0], 1, n_in, &dy[0, 0], n_out, 0, &dw[0, 0], n_out)
+            small_product(n_in, n_out, n, 1, &x[0, 0], 1, n_in, &dy[0, 0], n_out, 0, &dw[0, 0], n_out)
         else:
             gemm_rm(True, False, <int>n_in, <int>n_out, <int>n, 1, &x[0, 0], <int>n_in, &dy[0, 0], <int>n_out, 0,
                     &dw[0, 0], <int>n_out)

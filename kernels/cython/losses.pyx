@@ -1,192 +1,123 @@
-"""Loss values and gradients, in Cython (the spec, with the formulas: kernels/reference/losses.py).
+"""Loss values and gradients, in Cython (the spec, with the formulas and sample weights:
+kernels/reference/losses.py).
 
-``a`` are network outputs, ``y`` targets of the same shape (n, k), ``labels`` int64 class indices (n,).
-Values are accumulated in float64 and returned as Python floats: terms are computed in float64 (after the
-same float32 steps as the reference) into a block buffer that is summed with 8 accumulators. Gradients
-are arrays of the input dtype, computed in that dtype in the reference's order. bce_loss takes its logs
-with a branch-free float64 log (below) that vectorizes, instead of libm's log and log1p per element.
+``a`` are network outputs, ``y`` targets of the same shape (n, k), ``labels`` int64 class indices (n,), ``w``
+optional per-row weights (n,) (converted to a's dtype). Each loss's per-element formula is _loss.pxi's,
+shared with the fused epoch's output layer. Values are accumulated in float64 and returned as Python floats:
+terms are computed in float64 (after the same float32 steps as the reference), weighted, into a block buffer
+that is summed with 8 accumulators; bce takes its logs with _loss.pxi's branch-free float64 log, which
+vectorizes. Gradients are arrays of the input dtype, computed in that dtype in the reference's order, so
+that without weights they are what they were before weights existed, to the bit.
 """
 import numpy as np
 
 include "_common.pxi"
-
-cdef extern from *:
-    """
-    /* log(w) + c for w > 0, c a small correction (0 for a plain log); w = 0 gives -inf, w < 0 NaN, +inf
-       and NaN pass through. fdlibm's log (e_log.c, error below 1 ulp) without
-       its branches, so that loops over it vectorize: w = 2^k m, m in [sqrt(2)/2, sqrt(2)), f = m - 1,
-       s = f / (2 + f), log w = k ln2 + f - (f^2/2 - s (f^2/2 + R(s^2))). Subnormal w are scaled by 2^54
-       first. k becomes a double through its bits (2^52 + e, exact) as SSE2 and AVX2 cannot convert int64.
-       The same as kernels/numba/_math.py's _log_plus. */
-    static inline double fnn_log_plus(double w, double c) {
-        int sub = w < 2.2250738585072014e-308;
-        int64_t bits = fnn_d2i(sub ? w * 18014398509481984.0 : w);
-        double m = fnn_i2d((bits & INT64_C(0x000FFFFFFFFFFFFF)) | INT64_C(0x3FF0000000000000));
-        double k = fnn_i2d((int64_t)((uint64_t)bits >> 52) | INT64_C(0x4330000000000000)) - 4503599627371519.0;
-        int big = m > 1.4142135623730951;
-        m = big ? 0.5 * m : m;
-        k = k + (big ? 1.0 : 0.0) - (sub ? 54.0 : 0.0);
-        double f = m - 1.0, s = f / (2.0 + f), z = s * s, z2 = z * z;
-        double r = z2 * (3.999999999940941908e-01 + z2 * (2.222219843214978396e-01 + z2 * 1.531383769920937332e-01))
-                   + z * (6.666666666666735130e-01 + z2 * (2.857142874366239149e-01
-                          + z2 * (1.818357216161805012e-01 + z2 * 1.479819860511658591e-01)));
-        double hfsq = 0.5 * f * f;
-        double res = k * 6.93147180369123816490e-01
-                     - ((hfsq - (s * (hfsq + r) + (k * 1.90821492927058770002e-10 + c))) - f);
-        res = w < INFINITY ? res : w;
-        return w > 0.0 ? res : (w == 0.0 ? -INFINITY : NAN);
-    }
-
-    /* log(1 + x): log of w = 1 + x, plus the part of x that 1 + x lost, relative to w. */
-    static inline double fnn_log1p_any(double x) {
-        double w = 1.0 + x;
-        double c = (x - (w - 1.0)) / w;
-        return fnn_log_plus(w, w > 0.0 && w < INFINITY ? c : 0.0);
-    }
-
-    /* bce terms y ln(a) + (1 - y) ln(1 - a), a clipped to [eps, 1 - eps] as np.clip (NaN stays NaN);
-       SIMD-dispatched as _common.pxi's array kernels. */
-    #define FNN_BCE_TERMS(T, S)                                                                             \
-    FNN_MULTIVERSION(fnn_bce_terms_##S, (const T *a, const T *y, double eps, double *out, Py_ssize_t n),    \
-                     (a, y, eps, out, n),                                                                   \
-        double hi = 1.0 - eps;                                                                              \
-        for (Py_ssize_t i = 0; i < n; i++) {                                                                \
-            double c = a[i], yv = y[i];                                                                     \
-            c = c < eps ? eps : c;                                                                          \
-            c = c > hi ? hi : c;                                                                            \
-            out[i] = yv * fnn_log_plus(c, 0.0) + (1.0 - yv) * fnn_log1p_any(-c);                            \
-        })
-    FNN_BCE_TERMS(float, f)
-    FNN_BCE_TERMS(double, d)
-    """
-    void fnn_bce_terms_f(const float*, const float*, double, double*, Py_ssize_t) noexcept nogil
-    void fnn_bce_terms_d(const double*, const double*, double, double*, Py_ssize_t) noexcept nogil
+include "_constants.pxi"
+include "_softmax.pxi"
+include "_loss.pxi"
 
 
-def quadratic_loss(const floating[:, ::1] a, const floating[:, ::1] y):
-    """C = 1/(2n) sum ||y - a||^2 (a - y taken in the input dtype, then squared and summed in float64)."""
-    cdef Py_ssize_t n = a.shape[0], size = a.shape[0] * a.shape[1], blk, start, t, m
-    cdef double buf[BLOCK]
-    cdef double total = 0, d
-    check_same_2d(n, a.shape[1], y.shape[0], y.shape[1])
-    if size == 0:
-        return total / (2 * n) if n else float("nan")
-    cdef const floating* ap = &a[0, 0]
-    cdef const floating* yp = &y[0, 0]
-    with nogil:
-        for blk in range((size + BLOCK - 1) // BLOCK):
-            start = blk * BLOCK
-            m = min(BLOCK, size - start)
-            for t in range(m):
-                d = <double>(ap[start + t] - yp[start + t])
-                buf[t] = d * d
-            total += fnn_sum(buf, m)
-    return total / (2 * n)
+cdef object row_weights(object w, Py_ssize_t n, object dtype):
+    """w as a C-contiguous (n,) array of the dtype; an empty one for None (no weights)."""
+    if w is None:
+        return np.empty(0, dtype)
+    w = np.ascontiguousarray(w, dtype=dtype)
+    if w.shape != (n,):
+        raise ValueError(f"w must hold one weight per row, shape ({n},), got {w.shape}")
+    return w
 
 
-cdef object diff_over_n(const floating[:, ::1] a, const floating[:, ::1] y):
-    """(a - y) / n in the input dtype."""
-    cdef Py_ssize_t size = a.shape[0] * a.shape[1], t
-    cdef floating fn = <floating>a.shape[0]
-    check_same_2d(a.shape[0], a.shape[1], y.shape[0], y.shape[1])
-    out = np.empty((a.shape[0], a.shape[1]), dtype=np.float32 if floating is float else np.float64)
-    if size == 0:
-        return out
-    cdef floating[:, ::1] o = out
-    cdef const floating* ap = &a[0, 0]
-    cdef const floating* yp = &y[0, 0]
-    cdef floating* op = &o[0, 0]
-    with nogil:
-        for t in range(size):
-            op[t] = (ap[t] - yp[t]) / fn
-    return out
+cdef void weighted_grad(const floating* a, const floating* y, const int64_t* labels, const floating* w,
+                        Py_ssize_t n, Py_ssize_t k, long loss, double eps, floating* out) noexcept nogil:
+    """out = dC/da of the weighted mean loss (_loss.pxi's loss_grad), against targets y or, when y is NULL,
+    the one-hot rows of labels."""
+    cdef Py_ssize_t i, j
+    cdef double safe
+    cdef floating wi = 1, t, tw, c_mse, lo = <floating>eps, hi = <floating>(1 - eps)
+    weight_total(w, n, &safe)
+    tw = <floating>safe
+    c_mse = <floating>(2.0 / (safe * k))
+    for i in range(n):
+        if w != NULL:
+            wi = w[i]
+        for j in range(k):
+            t = y[i * k + j] if y != NULL else (1 if j == labels[i] else 0)
+            out[i * k + j] = loss_grad(loss, a[i * k + j], t, wi, tw, c_mse, lo, hi)
 
 
-def quadratic_grad(const floating[:, ::1] a, const floating[:, ::1] y):
-    """dC/da = (a - y) / n."""
-    return diff_over_n(a, y)
-
-
-def mse_loss(const floating[:, ::1] a, const floating[:, ::1] y):
-    """C = mean over all elements of (y - a)^2."""
-    cdef Py_ssize_t size = a.shape[0] * a.shape[1], blk, start, t, m
-    cdef double buf[BLOCK]
-    cdef double total = 0, d
-    check_same_2d(a.shape[0], a.shape[1], y.shape[0], y.shape[1])
-    if size == 0:
+cdef object _loss(const floating[:, ::1] a, const floating[:, ::1] y, w, long loss, double eps):
+    """The weighted mean loss of a against y (the per-row sum over k columns, divided by 2 W for QUADRATIC,
+    W k for MSE, W for BCE) as a Python float; NaN for no rows."""
+    cdef Py_ssize_t n = a.shape[0], k = a.shape[1]
+    cdef double safe, total = 0
+    check_same_2d(n, k, y.shape[0], y.shape[1])
+    cdef const floating[::1] wv = row_weights(w, n, np.float32 if floating is float else np.float64)
+    if n == 0:
         return float("nan")
-    cdef const floating* ap = &a[0, 0]
-    cdef const floating* yp = &y[0, 0]
+    cdef const floating* wp = &wv[0] if wv.shape[0] else NULL
     with nogil:
-        for blk in range((size + BLOCK - 1) // BLOCK):
-            start = blk * BLOCK
-            m = min(BLOCK, size - start)
-            for t in range(m):
-                d = <double>(ap[start + t] - yp[start + t])
-                buf[t] = d * d
-            total += fnn_sum(buf, m)
-    return total / size
+        if k:
+            total = weighted_sum(&a[0, 0], &y[0, 0], wp, n, k, loss, eps)
+        weight_total(wp, n, &safe)
+    return mean_loss(total, safe, k, loss)
 
 
-def mse_grad(const floating[:, ::1] a, const floating[:, ::1] y):
-    """dC/da = 2 (a - y) / (n k), as (a - y) * dtype(2 / size)."""
-    cdef Py_ssize_t size = a.shape[0] * a.shape[1], t
-    check_same_2d(a.shape[0], a.shape[1], y.shape[0], y.shape[1])
-    out = np.empty((a.shape[0], a.shape[1]), dtype=np.float32 if floating is float else np.float64)
-    if size == 0:
+cdef object _grad(const floating[:, ::1] a, y, labels, w, long loss, double eps):
+    """dC/da as a new array, against the targets y (n, k) or, when y is None, the labels (n,)."""
+    cdef Py_ssize_t n = a.shape[0], k = a.shape[1]
+    cdef const floating[:, ::1] yv
+    cdef const int64_t[::1] lv
+    cdef const floating* yp = NULL
+    cdef const int64_t* lp = NULL
+    if y is not None:
+        yv = y
+        check_same_2d(n, k, yv.shape[0], yv.shape[1])
+    else:
+        lv = labels
+        check_labels(lv, n, k)
+    cdef const floating[::1] wv = row_weights(w, n, np.float32 if floating is float else np.float64)
+    out = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
+    if n * k == 0:
         return out
-    cdef floating scale = <floating>(2.0 / size)
     cdef floating[:, ::1] o = out
-    cdef const floating* ap = &a[0, 0]
-    cdef const floating* yp = &y[0, 0]
-    cdef floating* op = &o[0, 0]
+    cdef const floating* wp = &wv[0] if wv.shape[0] else NULL
+    if y is not None:
+        yp = &yv[0, 0]
+    else:
+        lp = &lv[0]
     with nogil:
-        for t in range(size):
-            op[t] = (ap[t] - yp[t]) * scale
+        weighted_grad(&a[0, 0], yp, lp, wp, n, k, loss, eps, &o[0, 0])
     return out
 
 
-def bce_loss(const floating[:, ::1] a, const floating[:, ::1] y, double eps):
-    """C = -1/n sum [y ln a + (1-y) ln(1-a)], a clipped to [eps, 1-eps], all in float64."""
-    cdef Py_ssize_t n = a.shape[0], size = a.shape[0] * a.shape[1], blk, start, m
-    cdef double buf[BLOCK]
-    cdef double total = 0
-    check_same_2d(n, a.shape[1], y.shape[0], y.shape[1])
-    if size == 0:
-        return -total / n if n else float("nan")
-    cdef const floating* ap = &a[0, 0]
-    cdef const floating* yp = &y[0, 0]
-    with nogil:
-        for blk in range((size + BLOCK - 1) // BLOCK):
-            start = blk * BLOCK
-            m = min(BLOCK, size - start)
-            if floating is float:
-                fnn_bce_terms_f(ap + start, yp + start, eps, buf, m)
-            else:
-                fnn_bce_terms_d(ap + start, yp + start, eps, buf, m)
-            total += fnn_sum(buf, m)
-    return -total / n
+def quadratic_loss(const floating[:, ::1] a, const floating[:, ::1] y, w=None):
+    """C = sum_i w_i ||y_i - a_i||^2 / (2 W) (1/(2n) sum ||y - a||^2 without weights)."""
+    return _loss(a, y, w, QUADRATIC, 0)
 
 
-def bce_grad(const floating[:, ::1] a, const floating[:, ::1] y, double eps):
-    """dC/da = (c - y) / (c (1 - c)) / n with c = a clipped to [eps, 1 - eps], in the input dtype."""
-    cdef Py_ssize_t size = a.shape[0] * a.shape[1], t
-    cdef floating lo = <floating>eps, hi = <floating>(1 - eps), fn = <floating>a.shape[0], c
-    check_same_2d(a.shape[0], a.shape[1], y.shape[0], y.shape[1])
-    out = np.empty((a.shape[0], a.shape[1]), dtype=np.float32 if floating is float else np.float64)
-    if size == 0:
-        return out
-    cdef floating[:, ::1] o = out
-    cdef const floating* ap = &a[0, 0]
-    cdef const floating* yp = &y[0, 0]
-    cdef floating* op = &o[0, 0]
-    with nogil:
-        for t in range(size):
-            c = ap[t]
-            c = lo if c < lo else c
-            c = hi if c > hi else c
-            op[t] = (c - yp[t]) / (c * (<floating>1 - c)) / fn
-    return out
+def quadratic_grad(const floating[:, ::1] a, const floating[:, ::1] y, w=None):
+    """dC/da = w (a - y) / W ((a - y) / n without weights)."""
+    return _grad(a, y, None, w, QUADRATIC, 0)
+
+
+def mse_loss(const floating[:, ::1] a, const floating[:, ::1] y, w=None):
+    """C = the weighted mean over rows of the mean over columns of (y - a)^2."""
+    return _loss(a, y, w, MSE, 0)
+
+
+def mse_grad(const floating[:, ::1] a, const floating[:, ::1] y, w=None):
+    """dC/da = w (a - y) 2 / (W k), as (a - y) * w * dtype(2 / (W k))."""
+    return _grad(a, y, None, w, MSE, 0)
+
+
+def bce_loss(const floating[:, ::1] a, const floating[:, ::1] y, double eps, w=None):
+    """C = -1/W sum_i w_i sum_j [y ln a + (1-y) ln(1-a)], a clipped to [eps, 1-eps], all in float64."""
+    return _loss(a, y, w, BCE, eps)
+
+
+def bce_grad(const floating[:, ::1] a, const floating[:, ::1] y, double eps, w=None):
+    """dC/da = w (c - y) / (c (1 - c)) / W with c = a clipped to [eps, 1 - eps], in the input dtype."""
+    return _grad(a, y, None, w, BCE, eps)
 
 
 def bce_logits_loss(const floating[:, ::1] z, const floating[:, ::1] y):
@@ -194,7 +125,7 @@ def bce_logits_loss(const floating[:, ::1] z, const floating[:, ::1] y):
     cdef Py_ssize_t n = z.shape[0], size = z.shape[0] * z.shape[1], blk, start, t, m
     cdef double buf[BLOCK]
     cdef double sp[BLOCK]
-    cdef double total = 0, v
+    cdef double total = 0
     check_same_2d(n, z.shape[1], y.shape[0], y.shape[1])
     if size == 0:
         return total / n if n else float("nan")
@@ -232,30 +163,25 @@ def bce_logits_grad(const floating[:, ::1] z, const floating[:, ::1] y):
     return out
 
 
-def nll_loss(const floating[:, ::1] a, const int64_t[::1] labels, double eps):
-    """C = -1/n sum ln a[label], a clipped below at eps (a are probabilities)."""
+def nll_loss(const floating[:, ::1] a, const int64_t[::1] labels, double eps, w=None):
+    """C = -1/W sum_i w_i ln max(a[i, labels[i]], eps) (a are probabilities)."""
     cdef Py_ssize_t n = a.shape[0], i
-    cdef double total = 0, p
+    cdef double total = 0, safe
     check_labels(labels, n, a.shape[1])
+    cdef const floating[::1] wv = row_weights(w, n, np.float32 if floating is float else np.float64)
+    if n == 0:
+        return float("nan")
+    cdef const floating* wp = &wv[0] if wv.shape[0] else NULL
     with nogil:
         for i in range(n):
-            p = a[i, labels[i]]
-            total += log(eps if p < eps else p)
-    return -total / n if n else float("nan")
+            total += (<double>wp[i] if wp != NULL else 1.0) * log_prob(a[i, labels[i]], eps)
+        weight_total(wp, n, &safe)
+    return mean_loss(total, safe, 1, NLL)
 
 
-def nll_grad(const floating[:, ::1] a, const int64_t[::1] labels, double eps):
-    """Zero except -1 / (max(a[label], eps) n) at each row's label."""
-    cdef Py_ssize_t n = a.shape[0], i
-    cdef floating lo = <floating>eps, fn = <floating>n, p
-    check_labels(labels, n, a.shape[1])
-    out = np.zeros((n, a.shape[1]), dtype=np.float32 if floating is float else np.float64)
-    cdef floating[:, ::1] g = out
-    with nogil:
-        for i in range(n):
-            p = a[i, labels[i]]
-            g[i, labels[i]] = <floating>-1 / ((lo if p < lo else p) * fn)
-    return out
+def nll_grad(const floating[:, ::1] a, const int64_t[::1] labels, double eps, w=None):
+    """Zero except -w / (max(a[label], eps) W) at each row's label."""
+    return _grad(a, None, labels, w, NLL, eps)
 
 
 def softmax_nll_loss(const floating[:, ::1] z, const int64_t[::1] labels):
@@ -283,40 +209,23 @@ def softmax_nll_loss(const floating[:, ::1] z, const int64_t[::1] labels):
 
 def softmax_nll_grad(const floating[:, ::1] z, const int64_t[::1] labels):
     """dC/dz = (softmax(z) - onehot) / n, softmax in the input dtype."""
-    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef floating total, fn = <floating>n
+    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i
     check_labels(labels, n, k)
-    out = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
-    cdef floating[:, ::1] o = out
+    probabilities = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
+    if n * k == 0:
+        return probabilities
+    cdef floating[:, ::1] p = probabilities
     with nogil:
         for i in range(n):
-            exp_shifted(&z[i, 0], &o[i, 0], k)
-            total = <floating>row_sum(&o[i, 0], k)
-            for j in range(k):
-                o[i, j] = o[i, j] / total
-            o[i, labels[i]] -= <floating>1
-            for j in range(k):
-                o[i, j] = o[i, j] / fn
-    return out
+            softmax_row(&z[i, 0], &p[i, 0], k)
+    return softmax_nll_delta(probabilities, labels)
 
 
-def sigmoid_bce_delta(const floating[:, ::1] a, const floating[:, ::1] y):
-    """Gradient of bce(sigmoid(z), y) with respect to z, from a = sigmoid(z): (a - y) / n."""
-    return diff_over_n(a, y)
+def sigmoid_bce_delta(const floating[:, ::1] a, const floating[:, ::1] y, w=None):
+    """Gradient of bce(sigmoid(z), y) with respect to z, from a = sigmoid(z): w (a - y) / W."""
+    return _grad(a, y, None, w, QUADRATIC, 0)
 
 
-def softmax_nll_delta(const floating[:, ::1] a, const int64_t[::1] labels):
-    """Gradient of nll(softmax(z), labels) with respect to z, from a = softmax(z): (a - onehot) / n."""
-    cdef Py_ssize_t n = a.shape[0], k = a.shape[1], i, j
-    cdef floating fn = <floating>n
-    check_labels(labels, n, k)
-    out = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
-    cdef floating[:, ::1] o = out
-    with nogil:
-        for i in range(n):
-            for j in range(k):
-                o[i, j] = a[i, j]
-            o[i, labels[i]] -= <floating>1
-            for j in range(k):
-                o[i, j] = o[i, j] / fn
-    return out
+def softmax_nll_delta(const floating[:, ::1] a, const int64_t[::1] labels, w=None):
+    """Gradient of nll(softmax(z), labels) with respect to z, from a = softmax(z): w (a - onehot) / W."""
+    return _grad(a, None, labels, w, QUADRATIC, 0)

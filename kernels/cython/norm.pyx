@@ -2,20 +2,20 @@
 
 Training normalizes with the batch mean and biased variance and updates running_mean / running_var (k,)
 in place with momentum (unbiased variance n/(n-1)); inference uses the running statistics.
-Column sums run over rows in order, in the input dtype, as NumPy's sums along axis 0 do, so the
-statistics match the reference's to the last bit; every other operation is in the input dtype too.
+The training-mode kernels are _norm.pxi's block kernels (shared with the fused epoch) on the whole array:
+column sums run over rows in order, in the input dtype, as NumPy's sums along axis 0 do, so the statistics
+match the reference's to the last bit; every other operation is in the input dtype too.
 """
 import numpy as np
 
 include "_common.pxi"
+include "_norm.pxi"
 
 
 def batchnorm_forward_train(const floating[:, ::1] x, const floating[::1] gamma, const floating[::1] beta,
                             floating[::1] running_mean, floating[::1] running_var, double momentum, double eps):
     """Return ``(y, xhat, inv_std)``: y (n, k), xhat (n, k) normalized input, inv_std (k,)."""
-    cdef Py_ssize_t n = x.shape[0], k = x.shape[1], i, j
-    cdef floating fn = <floating>n, eps_ = <floating>eps, mom = <floating>momentum, keep = <floating>1 - mom
-    cdef floating unbias = <floating>(n / <double>max(n - 1, 1)), c, xh
+    cdef Py_ssize_t n = x.shape[0], k = x.shape[1]
     for what, got in (("gamma", gamma.shape[0]), ("beta", beta.shape[0]),
                       ("running_mean", running_mean.shape[0]), ("running_var", running_var.shape[0])):
         check_len(got, k, what)
@@ -23,32 +23,16 @@ def batchnorm_forward_train(const floating[:, ::1] x, const floating[::1] gamma,
     out_y = np.empty((n, k), dtype=dtype)
     out_xhat = np.empty((n, k), dtype=dtype)
     out_inv = np.empty(k, dtype=dtype)
-    scratch = np.zeros((2, k), dtype=dtype)
+    if k == 0:
+        return out_y, out_xhat, out_inv
+    scratch = np.empty(k, dtype=dtype)
     cdef floating[:, ::1] y = out_y
     cdef floating[:, ::1] xhat = out_xhat
     cdef floating[::1] inv_std = out_inv
-    cdef floating[::1] mean = scratch[0]
-    cdef floating[::1] var = scratch[1]
+    cdef floating[::1] mean = scratch
     with nogil:
-        for i in range(n):
-            for j in range(k):
-                mean[j] += x[i, j]
-        for j in range(k):
-            mean[j] = mean[j] / fn
-        for i in range(n):
-            for j in range(k):
-                c = x[i, j] - mean[j]
-                var[j] += c * c
-        for j in range(k):
-            var[j] = var[j] / fn
-            inv_std[j] = <floating>1 / vsqrt(var[j] + eps_)
-            running_mean[j] = running_mean[j] * keep + mom * mean[j]
-            running_var[j] = running_var[j] * keep + mom * (var[j] * unbias)
-        for i in range(n):
-            for j in range(k):
-                xh = (x[i, j] - mean[j]) * inv_std[j]
-                xhat[i, j] = xh
-                y[i, j] = gamma[j] * xh + beta[j]
+        bn_forward_block(&x[0, 0], k, &y[0, 0], k, n, 0, k, &gamma[0], &beta[0], &running_mean[0], &running_var[0],
+                         <floating>momentum, <floating>eps, &xhat[0, 0], k, &inv_std[0], &mean[0])
     return out_y, out_xhat, out_inv
 
 
@@ -77,8 +61,7 @@ def batchnorm_forward_eval(const floating[:, ::1] x, const floating[::1] gamma, 
 def batchnorm_backward(const floating[:, ::1] dy, const floating[:, ::1] xhat, const floating[::1] gamma,
                        const floating[::1] inv_std):
     """Return ``(dx, dgamma, dbeta)`` for the training-mode forward pass."""
-    cdef Py_ssize_t n = dy.shape[0], k = dy.shape[1], i, j
-    cdef floating fn = <floating>n
+    cdef Py_ssize_t n = dy.shape[0], k = dy.shape[1]
     check_same_2d(n, k, xhat.shape[0], xhat.shape[1])
     check_len(gamma.shape[0], k, "gamma")
     check_len(inv_std.shape[0], k, "inv_std")
@@ -86,19 +69,12 @@ def batchnorm_backward(const floating[:, ::1] dy, const floating[:, ::1] xhat, c
     out_dx = np.empty((n, k), dtype=dtype)
     out_dgamma = np.zeros(k, dtype=dtype)
     out_dbeta = np.zeros(k, dtype=dtype)
-    scratch = np.empty(k, dtype=dtype)
+    if k == 0:
+        return out_dx, out_dgamma, out_dbeta
     cdef floating[:, ::1] dx = out_dx
     cdef floating[::1] dgamma = out_dgamma
     cdef floating[::1] dbeta = out_dbeta
-    cdef floating[::1] coef = scratch
     with nogil:
-        for i in range(n):
-            for j in range(k):
-                dbeta[j] += dy[i, j]
-                dgamma[j] += dy[i, j] * xhat[i, j]
-        for j in range(k):
-            coef[j] = gamma[j] * inv_std[j] / fn
-        for i in range(n):
-            for j in range(k):
-                dx[i, j] = coef[j] * (fn * dy[i, j] - dbeta[j] - xhat[i, j] * dgamma[j])
+        bn_backward_block(&dy[0, 0], k, &dx[0, 0], k, n, 0, k, &xhat[0, 0], k, &gamma[0], &inv_std[0], &dgamma[0],
+                          &dbeta[0])
     return out_dx, out_dgamma, out_dbeta

@@ -9,6 +9,7 @@ float32), then rounded to float32.
 import numpy as np
 
 include "_common.pxi"
+include "_softmax.pxi"
 
 
 cdef inline int check_columns(Py_ssize_t n, Py_ssize_t k) except -1:
@@ -19,17 +20,13 @@ cdef inline int check_columns(Py_ssize_t n, Py_ssize_t k) except -1:
 
 def softmax(const floating[:, ::1] z):
     """Probabilities exp(z) / sum(exp(z)) per row, shape (n, k)."""
-    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef floating total
+    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i
     check_columns(n, k)
     out = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
     cdef floating[:, ::1] o = out
     with nogil:
         for i in range(n):
-            exp_shifted(&z[i, 0], &o[i, 0], k)
-            total = <floating>row_sum(&o[i, 0], k)
-            for j in range(k):
-                o[i, j] = o[i, j] / total
+            softmax_row(&z[i, 0], &o[i, 0], k)
     return out
 
 
@@ -84,8 +81,7 @@ def logsumexp(const floating[:, ::1] z):
 
 def softmax_backward(const floating[:, ::1] z, const floating[:, ::1] a, const floating[:, ::1] da):
     """Vector-Jacobian product of softmax: a * (da - sum(a * da)) per row."""
-    cdef Py_ssize_t n = a.shape[0], k = a.shape[1], i, j
-    cdef floating s
+    cdef Py_ssize_t n = a.shape[0], k = a.shape[1], i
     check_same_2d(n, k, da.shape[0], da.shape[1])
     out = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
     cdef floating[:, ::1] o = out
@@ -93,9 +89,7 @@ def softmax_backward(const floating[:, ::1] z, const floating[:, ::1] a, const f
         return out
     with nogil:
         for i in range(n):
-            s = <floating>row_dot(&a[i, 0], &da[i, 0], k)
-            for j in range(k):
-                o[i, j] = a[i, j] * (da[i, j] - s)
+            softmax_backward_row(&a[i, 0], &da[i, 0], &o[i, 0], k)
     return out
 
 
@@ -120,16 +114,15 @@ def log_softmax_backward(const floating[:, ::1] z, const floating[:, ::1] a, con
 def logsumexp_backward(const floating[:, ::1] z, const floating[::1] da):
     """Gradient of log-sum-exp: da[:, None] * softmax(z), shape (n, k)."""
     cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef floating total, d
+    cdef floating d
     check_columns(n, k)
     check_len(da.shape[0], n, "da")
     out = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
     cdef floating[:, ::1] o = out
     with nogil:
         for i in range(n):
-            exp_shifted(&z[i, 0], &o[i, 0], k)
-            total = <floating>row_sum(&o[i, 0], k)
+            softmax_row(&z[i, 0], &o[i, 0], k)
             d = da[i]
             for j in range(k):
-                o[i, j] = d * (o[i, j] / total)
+                o[i, j] = d * o[i, j]
     return out
