@@ -75,6 +75,50 @@ def test_deltas_compiled_match_reference(compiled, ref, dtype, rng, name, shape)
     assert_close(got, expected, RTOL[dtype], np.max(np.abs(expected)), name)
 
 
+# name -> (loss(k, d, w) or None, grad(k, d, w), first argument): the kernels that take per-row sample weights w.
+WEIGHTED = {
+    "quadratic": (lambda k, d, w: k.quadratic_loss(d["a"], d["y"], w),
+                  lambda k, d, w: k.quadratic_grad(d["a"], d["y"], w), "a"),
+    "mse": (lambda k, d, w: k.mse_loss(d["a"], d["y"], w), lambda k, d, w: k.mse_grad(d["a"], d["y"], w), "a"),
+    "bce": (lambda k, d, w: k.bce_loss(d["a"], d["y"], EPS, w), lambda k, d, w: k.bce_grad(d["a"], d["y"], EPS, w),
+            "a"),
+    "nll": (lambda k, d, w: k.nll_loss(d["p"], d["labels"], EPS, w),
+            lambda k, d, w: k.nll_grad(d["p"], d["labels"], EPS, w), "p"),
+    "sigmoid_bce_delta": (None, lambda k, d, w: k.sigmoid_bce_delta(d["a"], d["y"], w), "a"),
+    "softmax_nll_delta": (None, lambda k, d, w: k.softmax_nll_delta(d["p"], d["labels"], w), "p"),
+}
+
+
+@pytest.mark.parametrize("name", WEIGHTED)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_weighted_compiled_match_reference(compiled, ref, dtype, rng, name, shape):
+    """Sample weights (some of them 0), and a batch whose weights are all 0 (loss and gradient 0), against the
+    reference; weights of 1 give what no weights give, to the bit."""
+    loss, grad, first = WEIGHTED[name]
+    d = _data(rng, shape, dtype)
+    w = rng.uniform(0, 2, shape[0]).astype(dtype)
+    w[::3] = 0
+    for weights in (w, np.zeros_like(w)):
+        if loss is not None:
+            assert_close(loss(compiled, d, weights), loss(ref, d, weights), RTOL[dtype], what=name)
+        expected = grad(ref, d, weights)
+        assert_close(grad(compiled, d, weights), expected, RTOL[dtype], np.max(np.abs(expected)), name + " grad")
+    ones = np.ones(shape[0], dtype)
+    if loss is not None:
+        assert loss(compiled, d, ones) == loss(compiled, d, None)
+    np.testing.assert_array_equal(grad(compiled, d, ones), grad(compiled, d, None))
+
+
+@pytest.mark.parametrize("name", [key for key, (loss, _, _) in WEIGHTED.items() if loss is not None])
+def test_weighted_grad_matches_finite_differences(bk, rng, name):
+    loss, grad, first = WEIGHTED[name]
+    d = _data(rng, (5, 3), np.float64)
+    d["a"] = np.ascontiguousarray(rng.uniform(0.05, 0.95, (5, 3)))  # away from the clip
+    d["p"] = np.ascontiguousarray(rng.uniform(0.05, 0.95, (5, 3)))
+    w = rng.uniform(0, 2, 5)
+    assert_grad(grad(bk, d, w), numeric_grad(lambda: loss(bk, d, w), d[first]), name)
+
+
 @pytest.mark.parametrize("name", LOSSES)
 @pytest.mark.parametrize("shape", [(1, 1), (7, 13), (128, 784)])
 def test_compiled_float32_matches_float64_reference(compiled, ref, rng, name, shape):

@@ -249,6 +249,45 @@ cdef void write_back(const int64_t[:, ::1] mine, floating* params, const floatin
                 memcpy(&state[k, lo], &own_state[k, lo], n)
 
 
+cdef floating* output_layer(const Net* net, Py_ssize_t nb, floating* ws, floating* yb, const floating* wb, long loss,
+                           double eps, floating* routed, double* value, double* weight, long long* right,
+                           Py_ssize_t* ldd) noexcept nogil:
+    """The whole output layer (output_block) from its product's rows in the workspace, against the batch's
+    targets yb, followed in the buffer by the layer's output, its delta and dC/da (batch_size rows each).
+    Puts the mean data loss in ``value`` and the weight in ``weight``; returns the delta of the layer's
+    product (routed to the winning columns for a Maxout output), its row length in ``ldd``."""
+    cdef Py_ssize_t last = net.n_layers - 1, n_y = net.sizes[net.n_layers], k = net.pieces[last]
+    cdef Py_ssize_t rows = net.batch_size * n_y
+    cdef floating* delta = yb + 2 * rows
+    right[0] = 0
+    value[0] = output_block(ws + lay(net, LAY_Z, last), lay(net, LAY_LD, net.n_layers), yb + rows, yb, wb, nb, n_y,
+                            net.acts[last], loss, eps, <floating>net.slopes[last], delta, yb + 3 * rows, weight, right)
+    ldd[0] = n_y
+    if k == 1:
+        return delta
+    ldd[0] = lay(net, LAY_LDM, last)
+    maxout_backward_block(delta, n_y, routed, ldd[0], nb, 0, n_y, k, ws + lay(net, LAY_MAX, last), NULL)
+    return routed
+
+
+cdef enum:
+    # What each thread adds to ``partials`` (3 per thread): its weights' sum of p^2 and of |p| (the
+    # penalties' values), its gradients' sum of g^2 (the global norm that clip_norm needs).
+    P_SQUARES = 0
+    P_ABS = 1
+    P_GRAD = 2
+    N_PARTIALS = 3
+
+
+cdef inline double thread_sum(const double* partials, Py_ssize_t slot, Py_ssize_t n_threads) noexcept nogil:
+    """One of the sums across threads, added in thread order (so every thread gets the same bits)."""
+    cdef Py_ssize_t t
+    cdef double total = 0
+    for t in range(n_threads):
+        total += partials[N_PARTIALS * t + slot]
+    return total
+
+
 def _check(Py_ssize_t tid, Py_ssize_t n_threads, control, partials, shared, layout, ranges, shares, x, y, order,
            params, state, sizes, acts, long loss, long opt, Py_ssize_t batch_size, drop, seeds, norm, running, slopes,
            pieces, weights, aug, Py_ssize_t side):
@@ -275,7 +314,7 @@ def _check(Py_ssize_t tid, Py_ssize_t n_threads, control, partials, shared, layo
     if batch_size < 1 or (np.max(drop) > 0 and (len(seeds) < (m + batch_size - 1) // batch_size
                                                or np.shape(seeds)[1] != n_layers)):
         raise ValueError("batch_size must be >= 1 and seeds (number of batches, layers)")
-    if (len(control) < CONTROL_SIZE or len(partials) < 3 * n_threads or not 0 <= tid < n_threads
+    if (len(control) < CONTROL_SIZE or len(partials) < N_PARTIALS * n_threads or not 0 <= tid < n_threads
             or len(ranges) < n_threads or len(shares) < n_threads + 1):
         raise ValueError("bad thread arguments")
 
@@ -301,51 +340,43 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
            acts, loss, opt, batch_size, drop, seeds, norm, running, slopes, pieces, weights, aug, side)
     cdef Net net = Net(&layout[0, 0], layout.shape[1], &sizes[0], &acts[0], &pieces[0], &drop[0], &slopes[0],
                        &norm[0, 0], &seeds[0, 0], sizes.shape[0] - 1, batch_size, gemm_min, False)
-    cdef Py_ssize_t n_layers = net.n_layers, m = order.shape[0], n_in = sizes[0], n_y = sizes[n_layers]
-    cdef Py_ssize_t P = params.shape[0], k_out = pieces[n_layers - 1], ldm = lay(&net, LAY_LDM, n_layers - 1)
-    cdef bint augmenting = aug.shape[0] > 0, has_weights = weights.shape[0] > 0
+    cdef Py_ssize_t n_layers = net.n_layers, m = order.shape[0], n_in = sizes[0], P = params.shape[0]
+    cdef bint augmenting = aug.shape[0] > 0
     net.in_place = fnn_has_avx512() and batch_size <= SMALL_BATCH and gemm_min <= 0 and not augmenting
-    # This thread's own buffers, one allocation: its copy of the parameters (it keeps those no other thread
+    # This thread's own buffers, in one allocation: its copy of the parameters (it keeps those no other thread
     # reads there: its columns of W_0, its share of every bias, gamma, beta and PReLU slope), their gradient,
-    # batch norm's scratch, the gathered rows, targets, output, delta and dC/da of the output layer, the row
-    # weights and a Maxout output's routed delta.
+    # batch norm's scratch, the gathered rows, the output layer's targets, output, delta and dC/da, the row
+    # weights, a Maxout output's routed delta; and its copy of the optimizer state.
     cdef Py_ssize_t n_x = 0 if net.in_place or augmenting else batch_size * n_in, ld_max = np.max(layout[LAY_LD])
-    own = np.zeros(2 * P + ld_max + n_x + 4 * batch_size * n_y + batch_size
-                   + (batch_size * ldm if k_out > 1 else 0) + 1, np.float32 if floating is float else np.float64)
-    own_state = np.array(state)
-    xrows_buf = np.zeros(batch_size, np.uintp)
-    cdef floating[::1] own_view = own
-    cdef floating[:, ::1] own_s = own_state
-    cdef size_t[::1] xrows_view = xrows_buf
-    cdef const floating** xrows = <const floating**>&xrows_view[0]
-    cdef floating* pq = &own_view[0]
+    cdef Py_ssize_t n_routed = layout[LAY_LDM, n_layers - 1] if pieces[n_layers - 1] > 1 else 0
+    cdef floating[::1] own = np.zeros(2 * P + ld_max + n_x + batch_size * (4 * sizes[n_layers] + 1 + n_routed),
+                                      np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] own_state = np.array(state)
+    cdef size_t[::1] row_addresses = np.zeros(batch_size, np.uintp)
+    cdef const floating** xrows = <const floating**>&row_addresses[0]
+    cdef floating* pq = &own[0]
     cdef floating* gq = pq + P
     cdef floating* scratch = gq + P
     cdef floating* xb = scratch + ld_max
     cdef floating* yb = xb + n_x
-    cdef floating* ob = yb + batch_size * n_y
-    cdef floating* db = ob + batch_size * n_y
-    cdef floating* gb = db + batch_size * n_y
-    cdef floating* wb = gb + batch_size * n_y if has_weights else NULL
-    cdef floating* routed = gb + batch_size * (n_y + 1)
-    cdef floating* s0 = &own_s[0, 0] if state.shape[0] > 0 else NULL
-    cdef floating* s1 = &own_s[1, 0] if state.shape[0] > 1 else NULL
+    cdef floating* wb = yb + 4 * batch_size * sizes[n_layers]
+    cdef floating* routed = wb + batch_size
+    cdef floating* s0 = &own_state[0, 0] if state.shape[0] > 0 else NULL
+    cdef floating* s1 = &own_state[1, 0] if state.shape[0] > 1 else NULL
     cdef floating* ws = &shared[0] + (64 - (<size_t>&shared[0]) % 64) % 64 // sizeof(floating)
     cdef floating* pp = &params[0]
     cdef int64_t* cp = &control[0]
-    cdef const int64_t* own0 = &shares[tid, 0]
-    cdef const int64_t* own1 = &shares[tid + 1, 0]
+    cdef double* mine_sums = &partials[N_PARTIALS * tid]
     cdef const int64_t[:, ::1] mine = ranges[tid]
     cdef const floating* ain
     cdef floating* delta
     cdef floating consts[N_STEP]
     cdef double l2 = hyper[L2], l1 = hyper[L1], clip = hyper[CLIP_NORM], total = 0, value = 0, weight, factor
-    cdef double squares, absolute, grad_norm
+    cdef double grad_norm
     cdef bint penalized = l2 != 0 or l1 != 0
     cdef bint fold = opt == SGD and hyper[WEIGHT_DECAY] == 0 and not penalized and clip <= 0
-    cdef floating lr = <floating>hyper[LR]
     cdef long long correct = 0, right, updates = 0
-    cdef Py_ssize_t l, t, nb, ldd, start = 0, batch = 0
+    cdef Py_ssize_t l, nb, ldd, start = 0, batch = 0
     cdef int64_t sense = 0, status = STATUS_DONE
     cdef unsigned int fpmode
     memcpy(pq, pp, P * sizeof(floating))
@@ -355,8 +386,8 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
             fnn_set_fpmode(fpmode | FNN_FTZ_DAZ)
         while start < m:
             nb = min(batch_size, m - start)
-            gather(&x[0, 0], n_in, &y[0, 0], n_y, &weights[0] if has_weights else NULL, &order[0], m, start, nb,
-                   batch_size, net.in_place, n_x > 0, xrows, xb, yb, wb)
+            gather(&x[0, 0], n_in, &y[0, 0], sizes[n_layers], &weights[0] if weights.shape[0] else NULL, &order[0], m,
+                   start, nb, batch_size, net.in_place, n_x > 0, xrows, xb, yb, wb if weights.shape[0] else NULL)
             if augmenting:  # into one of two buffers by the batch's parity (see epoch_layout)
                 xb = ws + lay(&net, LAY_AUG, 0) + (batch % 2) * batch_size * n_in
                 augment_rows(tid, n_threads, &x[0, 0], n_in, &order[0], start, nb, &aug[0, 0], side, xb)
@@ -364,7 +395,7 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
                     break
             ain = xb
             for l in range(n_layers):
-                forward_layer(&net, l, nb, batch, own0[l + 1], own1[l + 1], ain, n_in if l == 0 else
+                forward_layer(&net, l, nb, batch, shares[tid, l + 1], shares[tid + 1, l + 1], ain,
                               lay(&net, LAY_LD, l), xrows, ws, pp, pq, &running[0], scratch)
                 ain = ws + lay(&net, LAY_Z, l)
                 if barrier(cp, n_threads, &sense):
@@ -372,56 +403,38 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
             if aborted(cp):
                 break
             # The whole output layer in every thread (a few hundred values): no barrier needed after it.
-            right = 0
-            value = output_block(ws + lay(&net, LAY_Z, n_layers - 1), lay(&net, LAY_LD, n_layers), ob, yb, wb, nb,
-                                 n_y, acts[n_layers - 1], loss, hyper[LOSS_EPS], <floating>slopes[n_layers - 1], db,
-                                 gb, &weight, &right)
+            delta = output_layer(&net, nb, ws, yb, wb if weights.shape[0] else NULL, loss, hyper[LOSS_EPS], routed,
+                                 &value, &weight, &right, &ldd)
             if not penalized and not isfinite(value):
                 status = STATUS_LOSS  # this batch is not applied; the caller reports divergence at `updates`
                 break
-            delta = db
-            ldd = n_y
-            if k_out > 1:  # a Maxout output: its delta to the winning product columns
-                maxout_backward_block(db, n_y, routed, ldm, nb, 0, n_y, k_out, ws + lay(&net, LAY_MAX, n_layers - 1),
-                                      NULL)
-                delta = routed
-                ldd = ldm
             for l in range(n_layers - 1, -1, -1):
-                delta = backward_layer(&net, l, nb, delta, &ldd, own0, own1, xb, xrows, ws, pp, pq, gq, fold, lr)
+                delta = backward_layer(&net, l, nb, delta, &ldd, &shares[tid, 0], &shares[tid + 1, 0], xb, xrows, ws,
+                                       pp, pq, gq, fold, <floating>hyper[LR])
                 if l >= 2 and barrier(cp, n_threads, &sense):  # rows of the next layer need all of its delta
                     break
             if aborted(cp):
                 break
-            if penalized:
-                squares = absolute = 0
-                penalties(mine, pp, pq, gq, l2, l1, &squares, &absolute)
-                partials[3 * tid] = squares
-                partials[3 * tid + 1] = absolute
+            if penalized:  # (the objective fit reports: the data loss plus the penalties at these weights)
+                mine_sums[P_SQUARES] = mine_sums[P_ABS] = 0
+                penalties(mine, pp, pq, gq, l2, l1, &mine_sums[P_SQUARES], &mine_sums[P_ABS])
                 if barrier(cp, n_threads, &sense):
                     break
-                squares = absolute = 0
-                for t in range(n_threads):
-                    squares += partials[3 * t]
-                    absolute += partials[3 * t + 1]
-                value += l2 / 2 * squares + l1 * absolute
+                value += l2 / 2 * thread_sum(&partials[0], P_SQUARES, n_threads) + l1 * thread_sum(
+                    &partials[0], P_ABS, n_threads)
                 if not isfinite(value):
                     status = STATUS_LOSS
                     break
             factor = 1
-            if clip > 0:
-                partials[3 * tid + 2] = grad_squares(mine, gq)
+            if clip > 0:  # torch.nn.utils.clip_grad_norm_ over every thread's gradients
+                mine_sums[P_GRAD] = grad_squares(mine, gq)
                 if barrier(cp, n_threads, &sense):
                     break
-                grad_norm = 0
-                for t in range(n_threads):
-                    grad_norm += partials[3 * t + 2]
-                grad_norm = sqrt(grad_norm)
+                grad_norm = sqrt(thread_sum(&partials[0], P_GRAD, n_threads))
                 if not isfinite(grad_norm):
-                    value = grad_norm
-                    status = STATUS_NORM
+                    value, status = grad_norm, STATUS_NORM
                     break
-                if grad_norm > clip:
-                    factor = clip / (grad_norm + FNN_CLIP_EPS)
+                factor = clip / (grad_norm + FNN_CLIP_EPS) if grad_norm > clip else 1
             step += 1
             updates += 1
             step_constants(opt, &hyper[0], step, factor, consts)
@@ -436,7 +449,7 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
                 status = STATUS_STOPPED
                 break
         fnn_set_fpmode(fpmode)
-        write_back(mine, pp, pq, state, own_s)
+        write_back(mine, pp, pq, state, own_state)
         if tid == 0:
             publish(cp, STATUS, status)
     return total, correct, updates, value
