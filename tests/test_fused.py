@@ -524,15 +524,6 @@ def test_compiled_prelu_and_maxout_equal_reference(compiled, rng, dtype, opt, pe
         assert np.count_nonzero(params[alphas[l]:alphas[l] + n] != start[alphas[l]:alphas[l] + n]) > n // 2
 
 
-def test_cython_was_built_with_the_shared_constants():
-    """The Cython extension's codes, slots and limits (its generated _constants.pxi, compiled in) are those of
-    kernels/constants.py; a build older than a change there fails this."""
-    from fastnn._kernels import constants
-    from fastnn._kernels.cython import fused as cython_fused
-
-    assert cython_fused.constants() == constants.constants()
-
-
 @pytest.mark.parametrize("backend_name", ["numpy", "numba", "cython"])
 @pytest.mark.parametrize("acts,pieces,norm,what", [
     ([F.RELU, F.PRELU], [1, 1], None, "PReLU on the output"),

@@ -116,7 +116,7 @@ def _worker_args(dtype=np.float32, n_threads=2):
             F.thread_shares(sizes, n_threads), x, y, np.arange(4, dtype=np.int64), params,
             np.zeros((0, n_params), dtype), sizes, acts, F.BCE, F.SGD, hyper, 2, 0, 0, np.zeros(2),
             np.zeros((2, 2), np.int64), np.zeros((2, 2)), np.zeros(1, dtype), np.zeros(2), np.ones(2, np.int64),
-            np.empty(0, dtype), np.empty((0, 3)), 0)
+            np.empty(0, dtype), np.empty((0, 3)), 0, np.empty(0, dtype), np.empty(0, np.int64), np.empty(0, np.int64))
 
 
 def test_aborted_epoch_leaves_at_the_first_barrier(compiled):

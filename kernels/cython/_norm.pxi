@@ -1,12 +1,12 @@
-# Training-mode batch normalization as block kernels on columns c0 .. c1 (blocks as in _act.pxi), written
-# once: norm.pyx's public kernels call them on whole arrays, fused.pyx on its share of a layer's units.
+# Batch normalization as block kernels on columns c0 .. c1 (blocks as in _act.pxi), written once: norm.pyx's
+# public kernels call them on whole arrays, fused.pyx on its share of a layer's units.
 # Column statistics are summed in the input dtype over the rows in order (NumPy's order for an axis-0 sum
 # of several columns) and every element-wise step repeats kernels/reference/norm.py's operations in its
 # order, so the public kernels give the reference's bits (for more than one column).
 
 
-cdef void column_sums(const floating* x, Py_ssize_t ld, Py_ssize_t nb, Py_ssize_t c0, Py_ssize_t c1,
-                      floating* out) noexcept nogil:
+cdef inline void column_sums(const floating* x, Py_ssize_t ld, Py_ssize_t nb, Py_ssize_t c0, Py_ssize_t c1,
+                             floating* out) noexcept nogil:
     """out[c0:c1] = the sums over rows 0 .. nb of columns c0 .. c1 of x (rows of ld), in row order."""
     cdef Py_ssize_t i, j
     cdef const floating* xi
@@ -86,3 +86,21 @@ cdef void bn_backward_block(const floating* d, Py_ssize_t ldd, floating* out, Py
         oi = out + i * ldo
         for j in range(c0, c1):
             oi[j] = (gamma[j] * inv_std[j] / tn) * ((tn * di[j] - dbeta[j]) - hi[j] * dgamma[j])
+
+
+cdef void bn_eval_block(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize_t ldd, Py_ssize_t nb,
+                        Py_ssize_t c0, Py_ssize_t c1, const floating* gamma, const floating* beta,
+                        const floating* running_mean, const floating* running_var, floating eps,
+                        floating* scale) noexcept nogil:
+    """Inference-mode batch norm of columns c0 .. c1: dst = (src - running_mean) * (gamma / sqrt(running_var +
+    eps)) + beta (dst may be src; ``scale``: scratch indexed by column)."""
+    cdef Py_ssize_t i, j
+    cdef const floating* si
+    cdef floating* di
+    for j in range(c0, c1):
+        scale[j] = gamma[j] * (<floating>1 / vsqrt(running_var[j] + eps))
+    for i in range(nb):
+        si = src + i * lds
+        di = dst + i * ldd
+        for j in range(c0, c1):
+            di[j] = (si[j] - running_mean[j]) * scale[j] + beta[j]

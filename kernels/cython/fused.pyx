@@ -18,7 +18,8 @@ optimizer state); the loop over mini-batches runs without the GIL and allocates 
 
 Products of at least ``gemm_min`` multiply-adds go, for batches up to SMALL_BATCH rows on a CPU with
 AVX-512, to the hand-written products of small_gemm.h (layer 0 reads the batch's rows in place through their
-addresses), else to BLAS; smaller ones run as loops. Plain SGD (no weight decay, penalties or clipping)
+addresses), else to BLAS; smaller ones run as loops. A sparse x (CSR arrays) goes through _sparse.pxi's
+blocks at layer 0: the batch's stored values only. Plain SGD (no weight decay, penalties or clipping)
 folds the weight update into the gradient product, W += -lr * A^T delta, saving a pass over the weights per
 step; it then differs from the reference only in the rounding of that expression. With FLUSH_DENORMALS set,
 subnormal floats are flushed to zero (x86 FTZ/DAZ) in each worker's thread for the duration of the call.
@@ -38,10 +39,11 @@ include "_output.pxi"
 include "_optim.pxi"
 include "_augment.pxi"
 include "_dense.pxi"
+include "_sparse.pxi"
 include "_sync.pxi"
 
 from libc.math cimport isfinite
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 
 cdef struct Net:
@@ -59,6 +61,11 @@ cdef struct Net:
     Py_ssize_t batch_size
     long long gemm_min
     bint in_place  # layer 0 reads the batch's rows where they are, through their addresses
+    bint sparse  # x comes as CSR arrays: layer 0 multiplies the batch's stored values only
+    const void* xdata  # (the CSR values, of the parameter dtype: a struct cannot hold a fused type)
+    const int64_t* xindices
+    const int64_t* xindptr
+    const int64_t* rows  # the batch's rows of x (into order)
 
 
 cdef inline Py_ssize_t lay(const Net* net, Py_ssize_t row, Py_ssize_t col) noexcept nogil:
@@ -70,9 +77,9 @@ cdef void gather(const floating* x, Py_ssize_t n_in, const floating* y, Py_ssize
                  const int64_t* order, Py_ssize_t m, Py_ssize_t start, Py_ssize_t nb, Py_ssize_t batch_size,
                  bint in_place, bint copy_rows, const floating** xrows, floating* xb, floating* yb,
                  floating* wb) noexcept nogil:
-    """The batch's rows of x (their addresses, or a copy, or neither when they are augmented), of y and of the
-    weights (wb NULL: none); the next batch's rows are asked for meanwhile (prefetched) when batches are small
-    (large ones would evict this one)."""
+    """The batch's rows of x (their addresses, or a copy, or neither when they are augmented or x is sparse:
+    then x is NULL), of y and of the weights (wb NULL: none); the next batch's rows are asked for meanwhile
+    (prefetched) when batches are small (large ones would evict this one)."""
     cdef Py_ssize_t i, row
     for i in range(nb):
         row = order[start + i]
@@ -85,7 +92,8 @@ cdef void gather(const floating* x, Py_ssize_t n_in, const floating* y, Py_ssize
             wb[i] = weights[row]
     if start + nb < m and batch_size <= PREFETCH_BATCH:
         i = min(batch_size, m - start - nb)
-        fnn_prefetch_rows(<const char*>x, order + start + nb, i, n_in * sizeof(floating))
+        if x != NULL:
+            fnn_prefetch_rows(<const char*>x, order + start + nb, i, n_in * sizeof(floating))
         fnn_prefetch_rows(<const char*>y, order + start + nb, i, n_y * sizeof(floating))
 
 
@@ -119,8 +127,14 @@ cdef void forward_layer(const Net* net, Py_ssize_t l, Py_ssize_t nb, Py_ssize_t 
     cdef floating slope = <floating>net.slopes[l]
     cdef floating* out = ws + lay(net, LAY_DROP, l) if net.drop[l] > 0 else z  # the activations, before dropout
     cdef floating* h
+    cdef Py_ssize_t i
     if l == 0 and net.in_place:
         rows_product(False, nb, c1 - c0, net.sizes[0], <floating>1, xrows, w, width, 0, zp + c0, ldp)
+    elif l == 0 and net.sparse:  # the batch's stored values times W_0's own columns
+        for i in range(nb):
+            memset(zp + i * ldp + c0, 0, (c1 - c0) * sizeof(floating))
+        csr_rows_forward(<const floating*>net.xdata, net.xindices, net.xindptr, net.rows, nb, w - c0, width, zp,
+                         ldp, c0, c1)
     else:
         product(False, False, nb, c1 - c0, net.sizes[l], <floating>1, ain, lda, w, width, 0, zp + c0, ldp,
                 net.gemm_min)
@@ -190,9 +204,15 @@ cdef floating* backward_layer(const Net* net, Py_ssize_t l, Py_ssize_t nb, float
     cdef floating alpha = -lr if fold else 1, beta = 1 if fold else 0
     cdef floating* w = params + w0 + r0 * width
     cdef floating* nd = ws + lay(net, LAY_D, l)
+    cdef Py_ssize_t i
     column_sums(delta, ldd[0], nb, c0, c1, gq + lay(net, LAY_B, l))
     if l == 0:
-        if net.in_place:
+        if net.sparse:  # (never folded)
+            for i in range(net.sizes[0]):
+                memset(gq + w0 + i * width + c0, 0, (c1 - c0) * sizeof(floating))
+            csr_rows_backward_params(<const floating*>net.xdata, net.xindices, net.xindptr, net.rows, nb, delta,
+                                     ldd[0], gq + w0, width, c0, c1)
+        elif net.in_place:
             rows_product(True, net.sizes[0], c1 - c0, nb, alpha, xrows, delta + c0, ldd[0], beta,
                          (pq if fold else gq) + w0 + c0, width)
         else:
@@ -205,15 +225,22 @@ cdef floating* backward_layer(const Net* net, Py_ssize_t l, Py_ssize_t nb, float
     return through(net, l - 1, nb, r0, r1, nd, ws, pq, gq, ldd)
 
 
-cdef void penalties(const int64_t[:, ::1] mine, const floating* params, const floating* pq, floating* gq,
-                    double l2, double l1, double* squares, double* absolute) noexcept nogil:
-    """The penalties' gradients on this thread's weights; their sums of p^2 and |p| to squares, absolute."""
-    cdef Py_ssize_t r
-    for r in range(mine.shape[0]):
-        if mine[r, R_WEIGHT] and mine[r, R_ROWS]:
-            penalize_block(pq if mine[r, R_PRIVATE] else params, gq, mine[r, R_LO], mine[r, R_ROWS],
-                           mine[r, R_WIDTH], mine[r, R_STRIDE], <floating>l2, <floating>l1, l2 != 0, l1 != 0,
-                           squares, absolute)
+cdef enum:
+    # What each thread adds to ``partials`` (3 per thread): its weights' sum of p^2 and of |p| (the
+    # penalties' values), its gradients' sum of g^2 (the global norm that clip_norm needs).
+    P_SQUARES = 0
+    P_ABS = 1
+    P_GRAD = 2
+    N_PARTIALS = 3
+
+
+cdef inline double thread_sum(const double* partials, Py_ssize_t slot, Py_ssize_t n_threads) noexcept nogil:
+    """One of the sums across threads, added in thread order (so every thread gets the same bits)."""
+    cdef Py_ssize_t t
+    cdef double total = 0
+    for t in range(n_threads):
+        total += partials[N_PARTIALS * t + slot]
+    return total
 
 
 cdef double grad_squares(const int64_t[:, ::1] mine, const floating* gq) noexcept nogil:
@@ -223,6 +250,36 @@ cdef double grad_squares(const int64_t[:, ::1] mine, const floating* gq) noexcep
     for r in range(mine.shape[0]):
         total += sumsq_block(gq, mine[r, R_LO], mine[r, R_ROWS], mine[r, R_WIDTH], mine[r, R_STRIDE])
     return total
+
+
+cdef bint add_penalties(const int64_t[:, ::1] mine, const floating* params, const floating* pq, floating* gq,
+                        double l2, double l1, double* partials, Py_ssize_t tid, Py_ssize_t n_threads,
+                        int64_t* control, int64_t* sense, double* value) noexcept nogil:
+    """The penalties' gradients on this thread's weights, and their value over every thread's weights (l2/2
+    sum p^2 + l1 sum |p|, after a barrier) added to ``value``. Returns True when a thread failed."""
+    cdef Py_ssize_t r
+    cdef double* sums = partials + N_PARTIALS * tid
+    sums[P_SQUARES] = sums[P_ABS] = 0
+    for r in range(mine.shape[0]):
+        if mine[r, R_WEIGHT] and mine[r, R_ROWS]:
+            penalize_block(pq if mine[r, R_PRIVATE] else params, gq, mine[r, R_LO], mine[r, R_ROWS],
+                           mine[r, R_WIDTH], mine[r, R_STRIDE], <floating>l2, <floating>l1, l2 != 0, l1 != 0,
+                           sums + P_SQUARES, sums + P_ABS)
+    if barrier(control, n_threads, sense):
+        return True
+    value[0] += l2 / 2 * thread_sum(partials, P_SQUARES, n_threads) + l1 * thread_sum(partials, P_ABS, n_threads)
+    return False
+
+
+cdef bint global_norm(const int64_t[:, ::1] mine, const floating* gq, double* partials, Py_ssize_t tid,
+                      Py_ssize_t n_threads, int64_t* control, int64_t* sense, double* norm) noexcept nogil:
+    """The global norm of every thread's gradients (torch.nn.utils.clip_grad_norm_'s), after a barrier, into
+    ``norm``. Returns True when a thread failed."""
+    partials[N_PARTIALS * tid + P_GRAD] = grad_squares(mine, gq)
+    if barrier(control, n_threads, sense):
+        return True
+    norm[0] = sqrt(thread_sum(partials, P_GRAD, n_threads))
+    return False
 
 
 cdef void update(const int64_t[:, ::1] mine, long opt, floating* params, floating* pq, const floating* gq,
@@ -270,27 +327,26 @@ cdef floating* output_layer(const Net* net, Py_ssize_t nb, floating* ws, floatin
     return routed
 
 
-cdef enum:
-    # What each thread adds to ``partials`` (3 per thread): its weights' sum of p^2 and of |p| (the
-    # penalties' values), its gradients' sum of g^2 (the global norm that clip_norm needs).
-    P_SQUARES = 0
-    P_ABS = 1
-    P_GRAD = 2
-    N_PARTIALS = 3
-
-
-cdef inline double thread_sum(const double* partials, Py_ssize_t slot, Py_ssize_t n_threads) noexcept nogil:
-    """One of the sums across threads, added in thread order (so every thread gets the same bits)."""
-    cdef Py_ssize_t t
-    cdef double total = 0
-    for t in range(n_threads):
-        total += partials[N_PARTIALS * t + slot]
-    return total
+cdef Net epoch_net(const int64_t[:, ::1] layout, const int64_t[::1] sizes, const int64_t[::1] acts,
+                   const int64_t[::1] pieces, const double[::1] drop, const double[::1] slopes,
+                   const double[:, ::1] norm, const int64_t[:, ::1] seeds, Py_ssize_t batch_size, long long gemm_min,
+                   const int64_t[::1] order, const floating[::1] xdata, const int64_t[::1] xindices,
+                   const int64_t[::1] xindptr, bint augmenting):
+    """The worker's Net, over its arrays (which outlive it)."""
+    cdef bint sparse = xindptr.shape[0] > 0
+    cdef Net net = Net(&layout[0, 0], layout.shape[1], &sizes[0], &acts[0], &pieces[0], &drop[0], &slopes[0],
+                       &norm[0, 0], &seeds[0, 0], sizes.shape[0] - 1, batch_size, gemm_min, False, sparse, NULL,
+                       NULL, NULL, &order[0])
+    net.in_place = fnn_has_avx512() and batch_size <= SMALL_BATCH and gemm_min <= 0 and not (augmenting or sparse)
+    if sparse:
+        net.xdata, net.xindices, net.xindptr = &xdata[0], &xindices[0], &xindptr[0]
+    return net
 
 
 def _check(Py_ssize_t tid, Py_ssize_t n_threads, control, partials, shared, layout, ranges, shares, x, y, order,
            params, state, sizes, acts, long loss, long opt, Py_ssize_t batch_size, drop, seeds, norm, running, slopes,
-           pieces, weights, aug, Py_ssize_t side):
+           pieces, weights, aug, Py_ssize_t side, const int64_t[::1] xindices, const int64_t[::1] xindptr,
+           Py_ssize_t n_data):
     """ValueError for arguments that do not fit together (the Python layer checks the user's before)."""
     n_layers, m = len(sizes) - 1, len(order)
     if any(len(a) != n_layers for a in (drop, slopes, norm, pieces, acts)) or np.shape(norm)[1:] != (2,):
@@ -305,12 +361,15 @@ def _check(Py_ssize_t tid, Py_ssize_t n_threads, control, partials, shared, layo
         raise ValueError("params or running do not match epoch_layout(sizes, ...)")
     if np.shape(state)[0] < FNN_STATE_ROWS[opt] or np.shape(state)[1] != len(params):
         raise ValueError(f"state must be ({FNN_STATE_ROWS[opt]}, {len(params)}) for this optimizer")
-    if np.shape(x)[1] != sizes[0] or np.shape(y) != (len(x), sizes[n_layers]) or len(weights) not in (0, len(x)):
+    cdef Py_ssize_t n = len(xindptr) - 1 if len(xindptr) else len(x), n_in = sizes[0]
+    if len(xindptr):
+        _check_csr(n_data, xindices, xindptr, n_in)
+    if np.shape(x)[1] != sizes[0] or np.shape(y) != (n, sizes[n_layers]) or len(weights) not in (0, n):
         raise ValueError("x, y or weights do not match sizes")
-    if m and not 0 <= np.min(order) <= np.max(order) < len(x):
+    if m and not 0 <= np.min(order) <= np.max(order) < n:
         raise ValueError("order holds row indices outside x")
-    if len(aug) and (len(aug) < m or layout[LAY_AUG, 0] < 0 or side * side != sizes[0]):
-        raise ValueError("the augmentation table needs a row per entry of order, and images of sizes[0] pixels")
+    if len(aug) and (len(aug) < m or layout[LAY_AUG, 0] < 0 or side * side != sizes[0] or len(xindptr)):
+        raise ValueError("the augmentation table needs a row per entry of order, and dense images of sizes[0] pixels")
     if batch_size < 1 or (np.max(drop) > 0 and (len(seeds) < (m + batch_size - 1) // batch_size
                                                or np.shape(seeds)[1] != n_layers)):
         raise ValueError("batch_size must be >= 1 and seeds (number of batches, layers)")
@@ -327,27 +386,29 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
                        Py_ssize_t batch_size, long long step, long long gemm_min, const double[::1] drop,
                        const int64_t[:, ::1] seeds, const double[:, ::1] norm, floating[::1] running,
                        const double[::1] slopes, const int64_t[::1] pieces, const floating[::1] weights,
-                       const double[:, ::1] aug, Py_ssize_t side):
+                       const double[:, ::1] aug, Py_ssize_t side, const floating[::1] xdata,
+                       const int64_t[::1] xindices, const int64_t[::1] xindptr):
     """Thread ``tid``'s part of one epoch of ``n_threads``; returns what ``train_epoch`` returns.
 
     control: int64 (CONTROL_SIZE,) (kernels/constants.py); partials: float64 (3 n_threads,), the sums each
     thread contributes; shared: the workspace (``shared_size``); layout, ranges, shares: ``epoch_layout``,
     ``epoch_ranges``, ``thread_shares`` (kernels/reference/fused.py); weights: (n,) or empty; aug: float64
-    (m, 3) or empty, side: the images' side; the rest as ``train_epoch``. Every thread must be given the
-    same arrays.
+    (m, 3) or empty, side: the images' side; xdata, xindices, xindptr: x as CSR arrays (x is then (0, n_in)),
+    or empty; the rest as ``train_epoch``. Every thread must be given the same arrays.
     """
     _check(tid, n_threads, control, partials, shared, layout, ranges, shares, x, y, order, params, state, sizes,
-           acts, loss, opt, batch_size, drop, seeds, norm, running, slopes, pieces, weights, aug, side)
-    cdef Net net = Net(&layout[0, 0], layout.shape[1], &sizes[0], &acts[0], &pieces[0], &drop[0], &slopes[0],
-                       &norm[0, 0], &seeds[0, 0], sizes.shape[0] - 1, batch_size, gemm_min, False)
+           acts, loss, opt, batch_size, drop, seeds, norm, running, slopes, pieces, weights, aug, side, xindices,
+           xindptr, len(xdata))
+    cdef Net net = epoch_net(layout, sizes, acts, pieces, drop, slopes, norm, seeds, batch_size, gemm_min, order,
+                             xdata, xindices, xindptr, aug.shape[0] > 0)
     cdef Py_ssize_t n_layers = net.n_layers, m = order.shape[0], n_in = sizes[0], P = params.shape[0]
-    cdef bint augmenting = aug.shape[0] > 0
-    net.in_place = fnn_has_avx512() and batch_size <= SMALL_BATCH and gemm_min <= 0 and not augmenting
+    cdef bint augmenting = aug.shape[0] > 0, sparse = net.sparse
     # This thread's own buffers, in one allocation: its copy of the parameters (it keeps those no other thread
     # reads there: its columns of W_0, its share of every bias, gamma, beta and PReLU slope), their gradient,
     # batch norm's scratch, the gathered rows, the output layer's targets, output, delta and dC/da, the row
     # weights, a Maxout output's routed delta; and its copy of the optimizer state.
-    cdef Py_ssize_t n_x = 0 if net.in_place or augmenting else batch_size * n_in, ld_max = np.max(layout[LAY_LD])
+    cdef Py_ssize_t n_x = 0 if net.in_place or augmenting or sparse else batch_size * n_in
+    cdef Py_ssize_t ld_max = np.max(layout[LAY_LD])
     cdef Py_ssize_t n_routed = layout[LAY_LDM, n_layers - 1] if pieces[n_layers - 1] > 1 else 0
     cdef floating[::1] own = np.zeros(2 * P + ld_max + n_x + batch_size * (4 * sizes[n_layers] + 1 + n_routed),
                                       np.float32 if floating is float else np.float64)
@@ -366,7 +427,6 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
     cdef floating* ws = &shared[0] + (64 - (<size_t>&shared[0]) % 64) % 64 // sizeof(floating)
     cdef floating* pp = &params[0]
     cdef int64_t* cp = &control[0]
-    cdef double* mine_sums = &partials[N_PARTIALS * tid]
     cdef const int64_t[:, ::1] mine = ranges[tid]
     cdef const floating* ain
     cdef floating* delta
@@ -374,7 +434,7 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
     cdef double l2 = hyper[L2], l1 = hyper[L1], clip = hyper[CLIP_NORM], total = 0, value = 0, weight, factor
     cdef double grad_norm
     cdef bint penalized = l2 != 0 or l1 != 0
-    cdef bint fold = opt == SGD and hyper[WEIGHT_DECAY] == 0 and not penalized and clip <= 0
+    cdef bint fold = opt == SGD and hyper[WEIGHT_DECAY] == 0 and not penalized and clip <= 0 and not sparse
     cdef long long correct = 0, right, updates = 0
     cdef Py_ssize_t l, nb, ldd, start = 0, batch = 0
     cdef int64_t sense = 0, status = STATUS_DONE
@@ -386,8 +446,10 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
             fnn_set_fpmode(fpmode | FNN_FTZ_DAZ)
         while start < m:
             nb = min(batch_size, m - start)
-            gather(&x[0, 0], n_in, &y[0, 0], sizes[n_layers], &weights[0] if weights.shape[0] else NULL, &order[0], m,
-                   start, nb, batch_size, net.in_place, n_x > 0, xrows, xb, yb, wb if weights.shape[0] else NULL)
+            net.rows = &order[start]
+            gather(&x[0, 0] if not sparse else NULL, n_in, &y[0, 0], sizes[n_layers],
+                   &weights[0] if weights.shape[0] else NULL, &order[0], m, start, nb, batch_size, net.in_place,
+                   n_x > 0, xrows, xb, yb, wb if weights.shape[0] else NULL)
             if augmenting:  # into one of two buffers by the batch's parity (see epoch_layout)
                 xb = ws + lay(&net, LAY_AUG, 0) + (batch % 2) * batch_size * n_in
                 augment_rows(tid, n_threads, &x[0, 0], n_in, &order[0], start, nb, &aug[0, 0], side, xb)
@@ -416,21 +478,15 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
             if aborted(cp):
                 break
             if penalized:  # (the objective fit reports: the data loss plus the penalties at these weights)
-                mine_sums[P_SQUARES] = mine_sums[P_ABS] = 0
-                penalties(mine, pp, pq, gq, l2, l1, &mine_sums[P_SQUARES], &mine_sums[P_ABS])
-                if barrier(cp, n_threads, &sense):
+                if add_penalties(mine, pp, pq, gq, l2, l1, &partials[0], tid, n_threads, cp, &sense, &value):
                     break
-                value += l2 / 2 * thread_sum(&partials[0], P_SQUARES, n_threads) + l1 * thread_sum(
-                    &partials[0], P_ABS, n_threads)
                 if not isfinite(value):
                     status = STATUS_LOSS
                     break
             factor = 1
-            if clip > 0:  # torch.nn.utils.clip_grad_norm_ over every thread's gradients
-                mine_sums[P_GRAD] = grad_squares(mine, gq)
-                if barrier(cp, n_threads, &sense):
+            if clip > 0:
+                if global_norm(mine, gq, &partials[0], tid, n_threads, cp, &sense, &grad_norm):
                     break
-                grad_norm = sqrt(thread_sum(&partials[0], P_GRAD, n_threads))
                 if not isfinite(grad_norm):
                     value, status = grad_norm, STATUS_NORM
                     break
@@ -463,7 +519,7 @@ def constants():
 
 def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min,
                 n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None, pieces=None, weights=None,
-                augment=None, control=None):
+                augment=None, control=None, sparse=None):
     """Train one epoch in place; return ``(objective_sum, n_correct, n_updates, last_objective)``.
 
     The same arguments and results as kernels/reference/fused.py's ``train_epoch``; ``n_threads`` > 1
@@ -471,4 +527,4 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
     """
     return _workers.run_epoch(train_epoch_worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
                               batch_size, step, gemm_min, n_threads, drop, seeds, norm, running, slopes, pieces,
-                              weights, augment, control)
+                              weights, augment, control, sparse)

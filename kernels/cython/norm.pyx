@@ -2,7 +2,7 @@
 
 Training normalizes with the batch mean and biased variance and updates running_mean / running_var (k,)
 in place with momentum (unbiased variance n/(n-1)); inference uses the running statistics.
-The training-mode kernels are _norm.pxi's block kernels (shared with the fused epoch) on the whole array:
+The kernels are _norm.pxi's block kernels (shared with the fused epoch) on the whole array:
 column sums run over rows in order, in the input dtype, as NumPy's sums along axis 0 do, so the statistics
 match the reference's to the last bit; every other operation is in the input dtype too.
 """
@@ -39,22 +39,20 @@ def batchnorm_forward_train(const floating[:, ::1] x, const floating[::1] gamma,
 def batchnorm_forward_eval(const floating[:, ::1] x, const floating[::1] gamma, const floating[::1] beta,
                            const floating[::1] running_mean, const floating[::1] running_var, double eps):
     """y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta, shape (n, k)."""
-    cdef Py_ssize_t n = x.shape[0], k = x.shape[1], i, j
-    cdef floating eps_ = <floating>eps
+    cdef Py_ssize_t n = x.shape[0], k = x.shape[1]
     for what, got in (("gamma", gamma.shape[0]), ("beta", beta.shape[0]),
                       ("running_mean", running_mean.shape[0]), ("running_var", running_var.shape[0])):
         check_len(got, k, what)
     dtype = np.float32 if floating is float else np.float64
     out = np.empty((n, k), dtype=dtype)
+    if k == 0:
+        return out
     scratch = np.empty(k, dtype=dtype)
     cdef floating[:, ::1] y = out
     cdef floating[::1] scale = scratch
     with nogil:
-        for j in range(k):
-            scale[j] = gamma[j] * (<floating>1 / vsqrt(running_var[j] + eps_))
-        for i in range(n):
-            for j in range(k):
-                y[i, j] = (x[i, j] - running_mean[j]) * scale[j] + beta[j]
+        bn_eval_block(&x[0, 0], k, &y[0, 0], k, n, 0, k, &gamma[0], &beta[0], &running_mean[0], &running_var[0],
+                      <floating>eps, &scale[0])
     return out
 
 
