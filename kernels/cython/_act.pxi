@@ -72,7 +72,7 @@ cdef extern from *:
     }
 
     /* Which loop runs: 0 baseline, 1 AVX2 + FMA, 2 AVX-512 + FMA. */
-    static int fnn_tanhf_path(void) {
+    FNN_UNUSED static int fnn_tanhf_path(void) {
         fnn_tanhf_loop loop = fnn_tanhf_choose();
     #ifdef FNN_HAS_CLONES
         if (loop == fnn_tanhf_avx512) return 2;
