@@ -62,7 +62,7 @@ ALIGN = 16  # elements: units are shared out, and workspace rows padded, in mult
 SMALL_BATCH = 512  # batches up to this many rows use the hand-written AVX-512 products where the CPU has them
 SMALL_NT = 8192  # a b^T products below this many multiply-adds run as loops (a BLAS call costs more)
 PREFETCH_BATCH = 32  # the next batch's rows are prefetched up to this batch size (larger ones would evict)
-SPIN_PAUSES = 4000  # pauses (~0.1 ms) a thread waits at a barrier before it starts yielding its core
+SPIN_PAUSES = 512  # pauses (~13 us on Zen 4) a thread waits at a barrier before it starts yielding its core
 INFER_CHUNK = 256  # rows the compiled forward pass takes at a time (its buffers stay in the caches)
 
 

@@ -83,6 +83,12 @@ def case(rng, dtype, loss, out_act, opt, option, n=23):
     params = (0.3 * rng.standard_normal(n_params)).astype(dtype)
     for l in np.flatnonzero(gammas >= 0):
         params[gammas[l]:gammas[l] + sizes[l + 1]] += 1
+    offsets, _ = F.param_layout(sizes, pieces)
+    for l in np.flatnonzero(pieces > 1):
+        # pieces a bias of 0.5 apart: a Maxout unit's winner is a discontinuity, and a near-tie decided one
+        # way in float32 by one implementation's rounding and the other way by another's would move the run
+        width = int(sizes[l + 1] * pieces[l])
+        params[offsets[l, 1]:offsets[l, 1] + width] += 0.5 * (np.arange(width) % pieces[l])
     state = np.full((F.STATE_ROWS[opt], n_params), 0.1 if opt == F.ADAGRAD else 0.0, dtype)
     running = np.concatenate([np.r_[np.zeros(s), np.ones(s)] for s, row in zip(sizes[1:], norm if norm is not None
                                                                                  else ()) if row[1] > 0] or
