@@ -125,7 +125,27 @@ def test_every_train_option_reaches_the_run(tmp_path, capsys, monkeypatch):
     terminal = Terminal()
     run_train(build_parser().parse_args(["train", "--data", str(data), "--epochs", "1", "--limit", "30",
                                          "--backend", "numpy", "--progress", "batch"]), out=terminal)
-    checks["--progress"] = "100% of epoch" in terminal.getvalue() and calls[0][0].fused_runner is None
+    # (the progress counter of the compiled epoch: fit stays compiled)
+    checks["--progress"] = "100% of epoch" in terminal.getvalue() and calls[0][0].fused_runner is not None
+    # a table: a headerless ';'-separated CSV whose numeric target is column 0, a regression
+    rng = np.random.default_rng(3)
+    table = np.column_stack([rng.normal(size=40), rng.normal(50, 10, size=(40, 3))])
+    csv = tmp_path / "table.csv"
+    csv.write_text("\n".join(";".join(f"{v:.6f}" for v in row) for row in table) + "\n")
+    calls.clear()
+    plot = tmp_path / "curves.png"
+    assert main(["train", "--data", str(csv), "--target", "0", "--delimiter", ";", "--no-header", "--task",
+                 "regression", "--test-size", "0.25", "--standardize", "--epochs", "2", "--backend", "numpy",
+                 "--plot", str(plot), "--quiet", "--json", paths["summary"]]) == 0
+    (model, X, kw), = calls
+    summary = json.loads(open(paths["summary"]).read())
+    checks["--target"] = summary["target"] == "column 1" and X.shape[1] == 3  # (columns numbered from 1)
+    checks["--delimiter"] = X.shape[1] == 3  # three features split off each line
+    checks["--no-header"] = summary["n_train"] + summary["n_test"] == 40  # no line taken as a header
+    checks["--test-size"] = summary["n_test"] == 10
+    checks["--task"] = kw["loss"] == "mse" and isinstance(model.layers[-1], L.Identity)
+    checks["--standardize"] = summary["standardized"] and abs(float(np.mean(X[:, 0]))) < 1e-6  # (features ~50)
+    checks["--plot"] = plot.exists() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(checks) == train_options(), "options without a check here: " + str(train_options() - set(checks))
     assert [option for option, ok in checks.items() if not ok] == []
 

@@ -14,6 +14,8 @@ largest: m / sqrt(v) turns a 1-ulp difference in a small gradient into a larger 
 PARAMS_RTOL's float64 <= 1.4e-14 (71x), float32 <= 3.1e-6 (65x). The backends differ from the reference
 only in rounding: BLAS or loop summation order, their own exp/tanh.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -312,13 +314,14 @@ def test_runner_equals_fit(backend_name, case, rng):
                             l1=l1, l2=l2, verbose=0)
     loss = losses.get(loss_name)
     targets, _ = loss.prepare(labels, 3, np.float64)
-    runner = fused.plan(model, loss, opt, l1, l2)
-    assert runner is not None
-    order_rng = np.random.default_rng(7)
+    runner, reason = fused.plan(model, loss, opt, l1, l2)
+    assert runner is not None and reason is None
+    order_rng = np.random.default_rng(7)  # fit's generator: a permutation per epoch (no dropout draws)
     with model._scope():
         for epoch in range(3):
-            total, correct, updates = runner.run_epoch(x, targets, order_rng.permutation(23), 4)
-            assert updates == 6
+            total, correct, updates, status, _ = runner.run_epoch(x, targets, order_rng.permutation(23), 4,
+                                                                  (None, np.zeros((6, 0), np.int64)))
+            assert updates == 6 and status == F.STATUS_DONE
             assert total / 23 == pytest.approx(history.loss[epoch], rel=1e-10)
             assert correct / 23 == history.accuracy[epoch]
     for got, expected in zip(model.get_weights(), ref_model.get_weights()):
@@ -333,44 +336,58 @@ def test_runner_shares_memory_and_repacks(rng):
     """Layers and optimizer hold views of the flat buffers; arrays replaced between epochs are adopted."""
     model = Sequential([L.Dense(4, 3), L.Tanh(), L.Dense(3, 2), L.Sigmoid()], dtype="float32", seed=0)
     opt = optim.SGD(lr=0.1, momentum=0.5)
-    runner = fused.plan(model, losses.get("cross_entropy"), opt)
+    runner, _ = fused.plan(model, losses.get("cross_entropy"), opt)
     assert all(np.shares_memory(p, runner.params) for p in model.params())
     x = rng.standard_normal((8, 4)).astype(np.float32)
     y = (rng.random((8, 2)) > 0.5).astype(np.float32)
-    runner.run_epoch(x, y, None, 3)
+    no_draws = (None, np.zeros((3, 0), np.int64))
+    runner.run_epoch(x, y, None, 3, no_draws)
     assert all(np.shares_memory(s["momentum_buffer"], runner.state) for s in opt.state)
     np.testing.assert_array_equal(model.layers[0].W.reshape(-1), runner.params[:12])
     new_w = np.ones((4, 3), dtype=np.float32)
     model.layers[0].params[0] = new_w  # replaced, not written in place
     opt.reset()
-    runner.run_epoch(x, y, None, 8)
+    runner.run_epoch(x, y, None, 8, (None, np.zeros((1, 0), np.int64)))
     assert model.layers[0].params[0] is not new_w and np.shares_memory(model.layers[0].W, runner.params)
     assert opt.iterations == 1 and not np.array_equal(model.layers[0].W, new_w)
 
 
 @pytest.mark.parametrize("model_layers,loss_name,opt", [
-    ([L.Dense(4, 3), L.Softmax()], "cross_entropy", optim.SGD(lr=0.1)),       # BCE needs a sigmoid output
-    ([L.Dense(4, 3), L.Sigmoid()], "mse", optim.SGD(lr=0.1)),                  # mse is not fused
-    ([L.Dense(4, 3), L.Sigmoid()], "cross_entropy", optim.AdamW()),            # AdamW is not Adam
+    ([L.Dense(4, 3), L.Softmax()], "cross_entropy", optim.SGD(lr=0.1)),       # BCE through softmax's Jacobian
+    ([L.Dense(4, 3), L.Sigmoid()], "mse", optim.SGD(lr=0.1)),
+    ([L.Dense(4, 3), L.Sigmoid()], "cross_entropy", optim.AdamW()),
     ([L.Dense(4, 3), L.Sigmoid()], "cross_entropy", optim.RMSprop()),
-    ([L.Dense(4, 3), L.Dropout(0.5), L.Sigmoid()], "cross_entropy", optim.SGD(lr=0.1)),
-    ([L.Sigmoid(), L.Dense(4, 3)], "quadratic", optim.SGD(lr=0.1)),           # activation before any Dense
-    ([L.Dense(4, 3), L.Sigmoid(), L.Tanh()], "quadratic", optim.SGD(lr=0.1)),  # two activations in a row
-    ([L.Dense(4, 3), L.Softmax(), L.Dense(3, 2)], "quadratic", optim.SGD(lr=0.1)),
-], ids=["bce-softmax", "mse", "adamw", "rmsprop", "dropout", "act-first", "two-acts", "inner-softmax"])
-def test_plan_declines_what_it_cannot_fuse(model_layers, loss_name, opt):
+], ids=["bce-softmax", "mse", "adamw", "rmsprop"])
+def test_plan_takes_every_loss_and_optimizer(model_layers, loss_name, opt):
     model = Sequential(model_layers, dtype="float64")
-    assert fused.plan(model, losses.get(loss_name), opt) is None
+    runner, reason = fused.plan(model, losses.get(loss_name), opt)
+    assert runner is not None and reason is None
 
 
-def test_plan_declines_clipping_augmentation_and_when_turned_off(monkeypatch):
+@pytest.mark.parametrize("model_layers,reason", [
+    ([L.Dense(4, 3), L.Dropout(0.5), L.Sigmoid()], r"layer 2 \(Sigmoid\) follows a drop layer"),
+    ([L.Sigmoid(), L.Dense(4, 3)], r"layer 0 \(Sigmoid\) comes before any Dense layer"),
+    ([L.Dense(4, 3), L.Sigmoid(), L.Tanh()], r"layer 2 \(Tanh\) follows a act layer"),
+    ([L.Dense(4, 3), L.Softmax(), L.Dense(3, 2)], "Softmax before the output layer"),
+], ids=["dropout-before-activation", "act-first", "two-acts", "inner-softmax"])
+def test_plan_names_what_it_cannot_compile(model_layers, reason):
+    model = Sequential(model_layers, dtype="float64")
+    runner, why = fused.plan(model, losses.get("quadratic"), optim.SGD(lr=0.1))
+    assert runner is None and re.search(reason, why)
+
+
+def test_plan_takes_clipping_and_augment_but_no_callable_and_not_when_turned_off(monkeypatch):
+    from fastnn.augment import Augment
+
     model = Sequential([L.Dense(4, 3), L.Sigmoid()], dtype="float64")
     args = (model, losses.get("cross_entropy"), optim.SGD(lr=0.1))
-    assert fused.plan(*args) is not None
-    assert fused.plan(*args, clip_norm=1.0) is None
-    assert fused.plan(*args, augment=lambda xb, rng: xb) is None
+    assert fused.plan(*args)[0] is not None
+    assert fused.plan(*args, clip_norm=1.0)[0] is not None
+    assert fused.plan(*args, augment=Augment(side=2))[0] is not None
+    assert fused.plan(*args, augment=lambda xb, rng: xb) == (None, "augment is a Python callable, not a "
+                                                                  "fastnn.augment.Augment")
     monkeypatch.setenv("FASTNN_FUSED", "0")
-    assert fused.plan(*args) is None
+    assert fused.plan(*args) == (None, "the environment variable FASTNN_FUSED is 0")
 
 
 @pytest.mark.parametrize("backend_name", ["numba", "cython"])

@@ -80,6 +80,7 @@ def test_one_sgd_step_equals_finite_difference_gradient_of_evaluate(layers, loss
 
     probe = Sequential(layers(), dtype="float64")
     probe.set_weights(w0)
+    probe.predict(X)  # the compiled forward pass makes the layers' arrays views of its buffer: perturb those
     n = X.shape[0]
     weights = [probe.layers[0].params[0], probe.layers[2].params[0]]
 
@@ -187,12 +188,14 @@ def test_per_model_backend_overrides_the_global_one(monkeypatch):
     real = backend.kernels
 
     def spy(name=None):
-        seen.append(backend.get_backend() if name is None else name)
-        return real("numpy")
+        if name is None:  # (use_backend loads the backend it is given by name: not a kernel lookup)
+            seen.append(backend.get_backend())
+        return real("numpy" if name is None else name)
 
     import fastnn.layers as L
 
-    monkeypatch.setattr(L, "kernels", spy)
+    monkeypatch.setattr(L, "kernels", spy)  # the layers' kernels (layer by layer) ...
+    monkeypatch.setattr(backend, "kernels", spy)  # ... and the compiled forward pass's
     model = Sequential([Dense(3, 2), Sigmoid()], backend="numpy")
     with backend.use_backend("cython"):
         model.predict(np.ones((2, 3)))

@@ -118,6 +118,10 @@ def _calls(dtype):
         "train_epoch": lambda K: K.train_epoch(x, onehot, order, params, state, sizes,
                                                np.array([F.TANH, F.SOFTMAX], dtype=np.int64), F.NLL, F.ADAM,
                                                hyper, 2, 0, 1 << 62),
+        "predict_rows": lambda K: K.predict_rows(x, params, np.zeros(1, dtype), F.epoch_layout(sizes, 1),
+                                                 sizes, np.array([F.TANH, F.SOFTMAX], dtype=np.int64),
+                                                 np.ones(2, np.int64), np.zeros((2, 2)), np.zeros(2),
+                                                 np.empty((n, 3), dtype)),
     }
 
 
