@@ -130,8 +130,9 @@ def _parse(model, inference=False):
             st.drop[-1] = layer.p
             stage = "drop"
         elif kind in _ACTS or kind in (_layers.BatchNorm, _layers.Dropout):
-            return None, f"{_name(i, layer)} follows a {stage} layer: the compiled epoch takes Dense, then at most " \
-                         "one BatchNorm, one activation and one Dropout, in that order"
+            after = {"dense": "a Dense layer", "norm": "a BatchNorm", "act": "an activation", "drop": "a Dropout"}
+            return None, (f"{_name(i, layer)} follows {after[stage]}: the compiled epoch takes Dense, then at most "
+                          "one BatchNorm, one activation and one Dropout, in that order")
         else:
             return None, f"{_name(i, layer)} is not a fastnn layer the compiled epoch knows"
     if not st.dense:

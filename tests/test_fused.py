@@ -365,9 +365,9 @@ def test_plan_takes_every_loss_and_optimizer(model_layers, loss_name, opt):
 
 
 @pytest.mark.parametrize("model_layers,reason", [
-    ([L.Dense(4, 3), L.Dropout(0.5), L.Sigmoid()], r"layer 2 \(Sigmoid\) follows a drop layer"),
+    ([L.Dense(4, 3), L.Dropout(0.5), L.Sigmoid()], r"layer 2 \(Sigmoid\) follows a Dropout"),
     ([L.Sigmoid(), L.Dense(4, 3)], r"layer 0 \(Sigmoid\) comes before any Dense layer"),
-    ([L.Dense(4, 3), L.Sigmoid(), L.Tanh()], r"layer 2 \(Tanh\) follows a act layer"),
+    ([L.Dense(4, 3), L.Sigmoid(), L.Tanh()], r"layer 2 \(Tanh\) follows an activation"),
     ([L.Dense(4, 3), L.Softmax(), L.Dense(3, 2)], "Softmax before the output layer"),
 ], ids=["dropout-before-activation", "act-first", "two-acts", "inner-softmax"])
 def test_plan_names_what_it_cannot_compile(model_layers, reason):
