@@ -164,11 +164,11 @@ def check_array(
     # np.asarray(order="C") keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-D).
     with np.errstate(over="ignore"):  # values too large for float32 become inf, reported just below
         arr = np.asarray(arr, dtype=dtype, order="C")
-    _check_finite(arr, name, allow_neg_inf=allow_neg_inf, allow_inf=allow_inf)
+    check_finite(arr, name, allow_neg_inf=allow_neg_inf, allow_inf=allow_inf)
     return arr
 
 
-def _check_finite(arr, name, allow_neg_inf=False, allow_inf=False):
+def check_finite(arr, name, allow_neg_inf=False, allow_inf=False):
     # Fast path (scikit-learn's _assert_all_finite): a finite sum proves every element finite, in one
     # pass with O(1) memory, where np.isfinite(arr).all() writes a bool array the size of arr. The sum
     # stays in arr's dtype (a float64 accumulator is ~2.5x slower on float32); a NaN, an inf or an

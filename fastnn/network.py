@@ -29,7 +29,6 @@ raise ``ValueError`` rather than return a non-finite output; ``fit`` raises ``Tr
 """
 import contextlib
 import math
-import os
 import time
 import warnings
 
@@ -42,7 +41,8 @@ from . import backend as _backend
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optim as _optim
-from ._checks import FLOAT_DTYPES, check_array, check_consistent_length, check_scalar, check_sparse, is_sparse
+from ._checks import (FLOAT_DTYPES, check_array, check_consistent_length, check_finite, check_scalar, check_sparse,
+                      is_sparse)
 from ._kernels import constants as _constants
 from ._kernels.reference import fused as _fused_spec
 from .init import get_rng
@@ -53,18 +53,6 @@ from .training import (History, ProgressLogger, TrainingDiverged, TrainingInterr
 
 __all__ = ["Sequential"]
 
-
-def _check_checkpoint_path(path):
-    """fit's ``checkpoint`` argument as a str; its directory must exist (checked before training starts)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"checkpoint must be a file path (str or os.PathLike), got {type(path).__name__}")
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ValueError(f"checkpoint={path!r}: directory {directory} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"checkpoint={path!r} is a directory, expected a file name")
-    return path
 
 def _sample_weights(sample_weight, class_weight, labels, n_classes, n, dtype):
     """fit's per-row weights of the model dtype from ``sample_weight`` times ``class_weight`` (the one place
@@ -241,6 +229,10 @@ class Sequential:
     # -- passes ----------------------------------------------------------------------------------------
 
     def _check_X(self, X, name="X"):
+        if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and X.flags.c_contiguous
+                and X.shape[0] > 0 and X.shape[1] == self.n_in):
+            check_finite(X, name)  # already what the kernels take: the one O(n) check left
+            return X
         # scipy.sparse input stays sparse (CSR of the model dtype): the first Dense layer multiplies it
         # with the sparse kernels, so 10^5 features cost what their stored values cost.
         if is_sparse(X):
@@ -291,18 +283,22 @@ class Sequential:
 
     def _predict(self, X, batch_size, name):
         step = PREDICT_BATCH if batch_size is None else check_scalar(batch_size, "batch_size", int, min_val=1)
-        # Overflow is reported below, once, as an error naming the row (not as RuntimeWarnings on the way).
-        with self._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            compiled = None if is_sparse(X) else _predict.predictor(self)
-            if compiled is not None:
-                out, row = compiled(X)
-            elif X.shape[0] <= step:
-                out = self._forward(X, False)
-            else:
-                out = np.concatenate([self._forward(X[i:i + step], False) for i in range(0, X.shape[0], step)])
-        if compiled is None:
-            bad = ~np.isfinite(out).all(axis=1)
-            row = int(np.argmax(bad)) if bad.any() else -1
+        compiled = None if is_sparse(X) else _predict.predictor(self)
+        backend = self._backend or _backend.get_backend()
+        if compiled is not None and backend != "numpy":  # (compiled kernels raise no NumPy warnings)
+            out, row = compiled(X, _backend.kernels(backend))
+        else:
+            # Overflow is reported below, once, as an error naming the row (not as RuntimeWarnings on the way).
+            with self._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                if compiled is not None:
+                    out, row = compiled(X, _backend.kernels(backend))
+                elif X.shape[0] <= step:
+                    out = self._forward(X, False)
+                else:
+                    out = np.concatenate([self._forward(X[i:i + step], False) for i in range(0, X.shape[0], step)])
+            if compiled is None:
+                bad = ~np.isfinite(out).all(axis=1)
+                row = int(np.argmax(bad)) if bad.any() else -1
         if row >= 0:
             value = out[row][~np.isfinite(out[row])][0]
             raise ValueError(
@@ -500,7 +496,7 @@ class Sequential:
         norms = [(1.0, 1.0)] if any(isinstance(layer, BatchNorm) for layer in self.layers) else None
         _fused_spec.check_batches(n, batch_size, norms)
         if checkpoint is not None:
-            checkpoint = _check_checkpoint_path(checkpoint)
+            checkpoint = _io.check_output_path(checkpoint, "checkpoint")
         checkpoint_every = check_scalar(checkpoint_every, "checkpoint_every", int, min_val=1)
         callbacks = list(callbacks)
         # Callbacks whose progress a checkpoint records (learning-rate schedules), in order.

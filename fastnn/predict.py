@@ -12,7 +12,6 @@ import threading
 
 import numpy as np
 
-from . import backend as _backend
 from . import flat as _flat
 from . import fused as _fused
 from . import threads as _threads
@@ -33,18 +32,19 @@ class Predictor:
         self.n_out = int(stack.sizes[-1])
         self.flat = _flat.flat_params(model, stack)
 
-    def __call__(self, X):
-        """The output for X (n, n_in), C-contiguous of the model dtype; returns ``(out, bad_row)``, bad_row the
-        first row whose output is not finite, or -1."""
+    def __call__(self, X, kernels):
+        """The output for X (n, n_in), C-contiguous of the model dtype, by the backend ``kernels`` (a
+        namespace of :func:`fastnn.backend.kernels`); returns ``(out, bad_row)``, bad_row the first row whose
+        output is not finite, or -1."""
         st = self.stack
         flat = self.flat = self.flat if self.flat.key == getattr(self.model, "_flat", None).key else \
             _flat.flat_params(self.model, st)
         flat.check()
         out = np.empty((X.shape[0], self.n_out), dtype=X.dtype)
-        kernel = _backend.kernels().predict_rows
+        kernel = kernels.predict_rows
         args = (flat.params, flat.running, self.layout, st.sizes, st.acts, st.pieces, st.norm, st.slopes)
         n_threads = 1
-        if X.shape[0] >= 2 * PARALLEL_ROWS and _backend.get_backend() != "numpy":  # (counting threads costs ~10 us)
+        if X.shape[0] >= 2 * PARALLEL_ROWS and kernels.name != "numpy":  # (counting threads costs ~10 us)
             n_threads = min(_threads.fused_threads(), X.shape[0] // PARALLEL_ROWS)
         if n_threads <= 1:
             return out, kernel(X, *args, out)

@@ -8,7 +8,7 @@ import pytest
 from fastnn import Sequential, backend, optim
 from fastnn.augment import Augment
 from fastnn.layers import (
-    BatchNorm, Dense, Dropout, Identity, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh,
+    BatchNorm, Dense, Dropout, Identity, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh,
 )
 from kernel_helpers import numeric_grad
 
@@ -183,27 +183,38 @@ def test_constructor_checks():
         Sequential([d, d])
 
 
+class _Twice(Layer):
+    """A layer fastnn does not know: its model runs layer by layer."""
+
+    def forward(self, x, training=False):
+        return 2 * x
+
+
 def test_per_model_backend_overrides_the_global_one(monkeypatch):
+    import fastnn.layers as L
+
     seen = []
     real = backend.kernels
 
     def spy(name=None):
-        if name is None:  # (use_backend loads the backend it is given by name: not a kernel lookup)
-            seen.append(backend.get_backend())
-        return real("numpy" if name is None else name)
+        seen.append(backend.get_backend())
+        return real("numpy")
 
-    import fastnn.layers as L
-
-    monkeypatch.setattr(L, "kernels", spy)  # the layers' kernels (layer by layer) ...
-    monkeypatch.setattr(backend, "kernels", spy)  # ... and the compiled forward pass's
-    model = Sequential([Dense(3, 2), Sigmoid()], backend="numpy")
-    with backend.use_backend("cython"):
-        model.predict(np.ones((2, 3)))
-        assert seen and set(seen) == {"numpy"}
-        model.backend = None  # follow the global (here: the enclosing use_backend) again
-        seen.clear()
-        model.predict(np.ones((2, 3)))
-        assert seen and set(seen) == {"cython"}
+    for name in ("numpy", "cython"):  # the compiled forward pass's kernel of each backend
+        namespace = backend.kernels(name)
+        monkeypatch.setattr(namespace, "predict_rows", lambda *a, _n=name, _r=namespace.predict_rows:
+                            (seen.append(_n), _r(*a))[1])
+    monkeypatch.setattr(L, "kernels", spy)  # the layers' kernels (layer by layer)
+    for layers in ([Dense(3, 2), Sigmoid()], [Dense(3, 2), _Twice(), Sigmoid()]):
+        model = Sequential(layers, backend="numpy")
+        with backend.use_backend("cython"):
+            seen.clear()
+            model.predict(np.ones((2, 3)))
+            assert seen and set(seen) == {"numpy"}
+            model.backend = None  # follow the global (here: the enclosing use_backend) again
+            seen.clear()
+            model.predict(np.ones((2, 3)))
+            assert seen and set(seen) == {"cython"}
 
 
 # -- the same trajectory on every backend ----------------------------------------------------------------
