@@ -60,6 +60,10 @@ N_RANGE = 6
 # -- limits ------------------------------------------------------------------------------------------------
 ALIGN = 16  # elements: units are shared out, and workspace rows padded, in multiples of 16 (64-byte lines)
 SMALL_BATCH = 512  # batches up to this many rows use the hand-written AVX-512 products where the CPU has them
+# ... when the weight block a product reads or writes (one thread's share) fits in this many bytes; BLAS,
+# which packs them, is faster on larger ones. Measured (BENCHMARKS.md): hand-written 15% faster on 784x100
+# float64 (627 KB) at batch 128, BLAS 10% faster on 784x256 float32 (800 KB) and 1.6-1.9x on 512x512 float64.
+SMALL_PANEL_BYTES = 640 << 10
 SMALL_NT = 8192  # a b^T products below this many multiply-adds run as loops (a BLAS call costs more)
 PREFETCH_BATCH = 32  # the next batch's rows are prefetched up to this batch size (larger ones would evict)
 SPIN_PAUSES = 512  # pauses (~13 us on Zen 4) a thread waits at a barrier before it starts yielding its core

@@ -48,9 +48,9 @@ MUTATIONS = [
              "    m = np.max(z, axis=1, keepdims=True)\n    dead = m == -np.inf",
              "    m = np.zeros_like(np.max(z, axis=1, keepdims=True))\n    dead = m == -np.inf",
              ("tests/test_softmax.py", "tests/test_losses.py", "tests/test_reference_training.py")),
-    Mutation("l2-scale", "fastnn/network.py",
-             "layer.params[i].reshape(-1), l2 / n)",
-             "layer.params[i].reshape(-1), l2)",
+    Mutation("l2-scale", "fastnn/losses.py",
+             "    return l1 / n, l2 / n",
+             "    return l1 / n, l2",
              ("tests/test_reference_training.py", "tests/test_fit_fused.py", "tests/test_training.py",
               "tests/test_network.py")),
 ]

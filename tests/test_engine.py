@@ -494,3 +494,26 @@ def test_sparse_input_in_the_compiled_epoch(backend_name, dtype):
     for run in runs[1:]:
         for a, b in zip(run, runs[0]):
             assert_close(a, b, rtol, scale=np.abs(b).max(), what="weights")
+
+
+@pytest.mark.parametrize("backend_name", ["numba", "cython"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weights_past_the_hand_written_products_limit(backend_name, dtype, threads):
+    """W_0 of 700 x 240 is over SMALL_PANEL_BYTES on one thread (BLAS, rows copied), float32 under it on two
+    (hand-written, rows read in place): the compiled epoch equals the step-by-step one either way."""
+    assert 700 * 240 * 4 > C.SMALL_PANEL_BYTES >= 700 * 120 * 4
+    rng = np.random.default_rng(5)
+    X = rng.random((96, 700)).astype(dtype)
+    y = rng.integers(0, 10, 96)
+    runs = []
+    for use_fused in (True, False):
+        model = Sequential([L.Dense(700, 240), L.ReLU(), L.Dense(240, 10), L.Softmax()], dtype=dtype,
+                           backend=backend_name, seed=2)
+        with fastnn.use_num_threads(threads):
+            history = model.fit(X, y, loss="log_likelihood", optimizer=optim.SGD(0.05, momentum=0.9), epochs=2,
+                                batch_size=32, seed=1, verbose=0, use_fused=use_fused)
+        assert history.engine == ("compiled" if use_fused else "step")
+        runs.append(model.get_weights())
+    for got, expected in zip(*runs):
+        assert_close(got, expected, RTOL[np.dtype(dtype)], scale=np.abs(expected).max(), what="weights")

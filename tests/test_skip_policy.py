@@ -57,3 +57,14 @@ def test_a_skip_outside_the_list_fails_the_run(tmp_path):
     assert "FAILED test_demo.py::test_import - SKIPPED outside the allow-list: could not import" in out
     assert "ERROR test_module.py - SKIPPED outside the allow-list: could not import" in out
     assert " skipped" not in out.splitlines()[-1], out.splitlines()[-1]
+
+
+def test_the_mutation_checks_lines_are_still_in_the_code():
+    """tests/mutation_check.py flips lines by their text; a refactor that moves one must update it."""
+    import mutation_check
+
+    for mutation in mutation_check.MUTATIONS:
+        with open(os.path.join(mutation_check.ROOT, mutation.path)) as f:
+            assert f.read().count(mutation.old) == 1, f"{mutation.name}: {mutation.old!r} not once in {mutation.path}"
+        for test in mutation.tests:
+            assert os.path.exists(os.path.join(mutation_check.ROOT, test.split("::")[0])), test

@@ -59,20 +59,26 @@ cdef inline void rows_product(bint ta, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             fnn_small_rows_nn_d(m, n, k, alpha, rows, b, ldb, beta, c, ldc)
 
 
+cdef inline bint hand_written(Py_ssize_t rows, Py_ssize_t panel, Py_ssize_t itemsize) noexcept nogil:
+    """Whether a product over a batch of ``rows`` rows whose weight block has ``panel`` elements goes to the
+    hand-written AVX-512 products: they beat BLAS's call and packing on weights that stay in the caches."""
+    return rows <= SMALL_BATCH and panel * itemsize <= SMALL_PANEL_BYTES and fnn_has_avx512()
+
+
 cdef void product(bint ta, bint tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha, const floating* a,
                   Py_ssize_t lda, const floating* b, Py_ssize_t ldb, floating beta, floating* c, Py_ssize_t ldc,
                   long long gemm_min) noexcept nogil:
     """Row-major c (m, n) = alpha op(a) op(b) + beta c on blocks of row-major arrays (ld* = row lengths; not
     both transposed; beta 0, which overwrites c even where it held NaN, or 1). Products of at least
-    ``gemm_min`` multiply-adds go to the hand-written kernels (batches up to SMALL_BATCH rows, where the CPU
-    has AVX-512; not a b^T) or to BLAS (a b^T only from SMALL_NT multiply-adds); the rest are loops that sum
+    ``gemm_min`` multiply-adds go to the hand-written kernels (``hand_written``: small batches and weight
+    blocks, where the CPU has AVX-512; not a b^T) or to BLAS (a b^T only from SMALL_NT multiply-adds); the rest are loops that sum
     over k in order."""
     cdef Py_ssize_t i, j, p
     cdef floating s, av, bv
     if m <= 0 or n <= 0:
         return
     if m * n * k >= gemm_min and k > 0:
-        if not tb and (k if ta else m) <= SMALL_BATCH and fnn_has_avx512():
+        if not tb and hand_written(k if ta else m, (m if ta else k) * n, sizeof(floating)):
             small_product(m, n, k, alpha, a, 1 if ta else lda, lda if ta else 1, b, ldb, beta, c, ldc)
             return
         if not tb or m * n * k >= SMALL_NT:

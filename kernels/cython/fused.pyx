@@ -16,8 +16,8 @@ then each thread's update of what it owns (``epoch_ranges``). Each worker alloca
 top (targets, weights, the output layer's values and delta, its copies of the parameters, gradient and
 optimizer state); the loop over mini-batches runs without the GIL and allocates nothing.
 
-Products of at least ``gemm_min`` multiply-adds go, for batches up to SMALL_BATCH rows on a CPU with
-AVX-512, to the hand-written products of small_gemm.h (layer 0 reads the batch's rows in place through their
+Products of at least ``gemm_min`` multiply-adds go, for batches up to SMALL_BATCH rows and weight blocks
+up to SMALL_PANEL_BYTES on a CPU with AVX-512, to the hand-written products of small_gemm.h (layer 0 reads the batch's rows in place through their
 addresses), else to BLAS; smaller ones run as loops. A sparse x (CSR arrays) goes through _sparse.pxi's
 blocks at layer 0: the batch's stored values only. Plain SGD (no weight decay, penalties or clipping)
 folds the weight update into the gradient product, W += -lr * A^T delta, saving a pass over the weights per
@@ -331,13 +331,15 @@ cdef Net epoch_net(const int64_t[:, ::1] layout, const int64_t[::1] sizes, const
                    const int64_t[::1] pieces, const double[::1] drop, const double[::1] slopes,
                    const double[:, ::1] norm, const int64_t[:, ::1] seeds, Py_ssize_t batch_size, long long gemm_min,
                    const int64_t[::1] order, const floating[::1] xdata, const int64_t[::1] xindices,
-                   const int64_t[::1] xindptr, bint augmenting):
-    """The worker's Net, over its arrays (which outlive it)."""
+                   const int64_t[::1] xindptr, bint augmenting, Py_ssize_t panel0):
+    """The worker's Net, over its arrays (which outlive it); panel0: the elements of W_0 the thread owns."""
     cdef bint sparse = xindptr.shape[0] > 0
     cdef Net net = Net(&layout[0, 0], layout.shape[1], &sizes[0], &acts[0], &pieces[0], &drop[0], &slopes[0],
                        &norm[0, 0], &seeds[0, 0], sizes.shape[0] - 1, batch_size, gemm_min, False, sparse, NULL,
                        NULL, NULL, &order[0])
-    net.in_place = fnn_has_avx512() and batch_size <= SMALL_BATCH and gemm_min <= 0 and not (augmenting or sparse)
+    # Layer 0 reads the batch's rows where they are (through their addresses) when its products are hand-written.
+    net.in_place = (hand_written(batch_size, panel0, sizeof(floating)) and gemm_min <= 0
+                    and not (augmenting or sparse))
     if sparse:
         net.xdata, net.xindices, net.xindptr = &xdata[0], &xindices[0], &xindptr[0]
     return net
@@ -400,7 +402,8 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
            acts, loss, opt, batch_size, drop, seeds, norm, running, slopes, pieces, weights, aug, side, xindices,
            xindptr, len(xdata))
     cdef Net net = epoch_net(layout, sizes, acts, pieces, drop, slopes, norm, seeds, batch_size, gemm_min, order,
-                             xdata, xindices, xindptr, aug.shape[0] > 0)
+                             xdata, xindices, xindptr, aug.shape[0] > 0,
+                             sizes[0] * pieces[0] * (shares[tid + 1, 1] - shares[tid, 1]))
     cdef Py_ssize_t n_layers = net.n_layers, m = order.shape[0], n_in = sizes[0], P = params.shape[0]
     cdef bint augmenting = aug.shape[0] > 0, sparse = net.sparse
     # This thread's own buffers, in one allocation: its copy of the parameters (it keeps those no other thread

@@ -19,7 +19,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
 
-from ..constants import SMALL_BATCH, SMALL_NT
+from ..constants import SMALL_BATCH, SMALL_NT, SMALL_PANEL_BYTES
 from ._math import column_sum
 from ._small_gemm import has_avx512, small
 
@@ -210,6 +210,13 @@ def _loops_nt(m, n, k, a, lda, b, ldb, c, ldc):
 
 
 @njit(cache=True, error_model="numpy")
+def hand_written(rows, panel, itemsize):
+    """Whether a product over a batch of ``rows`` rows whose weight block has ``panel`` elements goes to the
+    hand-written AVX-512 products: they beat BLAS's call and packing on weights that stay in the caches."""
+    return rows <= SMALL_BATCH and panel * itemsize <= SMALL_PANEL_BYTES and has_avx512()
+
+
+@njit(cache=True, error_model="numpy")
 def product(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, gemm_min):
     """Row-major c (m, n) = op(a) op(b) on blocks (not both transposed); nothing when m or n is 0.
 
@@ -218,7 +225,7 @@ def product(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, gemm_min):
     """
     if m <= 0 or n <= 0:
         return
-    if m * n * k >= gemm_min and not trans_b and (k if trans_a else m) <= SMALL_BATCH and has_avx512():
+    if m * n * k >= gemm_min and not trans_b and hand_written(k if trans_a else m, (m if trans_a else k) * n, c.itemsize):
         small(trans_a, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
     elif m * n * k >= gemm_min and (not trans_b or m * n * k >= SMALL_NT):
         _gemm(trans_a, trans_b, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
@@ -240,7 +247,7 @@ def sgd_product(m, n, k, a, lda, d, ldd, w, ldw, scratch, lr, gemm_min):
     if m <= 0 or n <= 0:
         return
     if m * n * k >= gemm_min:
-        if k <= SMALL_BATCH and has_avx512():
+        if hand_written(k, m * n, w.itemsize):
             small(True, m, n, k, -lr, a, lda, d, ldd, 1, w, ldw)
         else:
             _gemm(True, False, m, n, k, -lr, a, lda, d, ldd, 1, w, ldw)

@@ -15,8 +15,8 @@ threads, then each thread's update of what it owns (``epoch_ranges``). Each work
 buffers at its top (targets, weights, the output layer's values and delta, its copies of the parameters,
 gradient and optimizer state); the loop over mini-batches allocates nothing.
 
-Products of at least ``gemm_min`` multiply-adds go, for batches up to SMALL_BATCH rows on a CPU with
-AVX-512, to the hand-written products (layer 0 reads the batch's rows in place through their addresses),
+Products of at least ``gemm_min`` multiply-adds go, for batches up to SMALL_BATCH rows and weight blocks
+up to SMALL_PANEL_BYTES on a CPU with AVX-512, to the hand-written products (layer 0 reads the batch's rows in place through their addresses),
 else to BLAS; smaller ones run as loops. Plain SGD (no weight decay, penalties or clipping) folds the
 weight update into the gradient product, W += -lr * A^T delta, saving a pass over the weights per step; it
 then differs from the reference only in BLAS's rounding of that expression. With FLUSH_DENORMALS set,
@@ -32,14 +32,14 @@ from ..constants import (ALIGN, CLIP_EPS, CLIP_NORM, DONE, FLUSH_DENORMALS, IDEN
                          LAY_AUG, LAY_B, LAY_D, LAY_DROP, LAY_GAMMA, LAY_LD, LAY_LDM, LAY_MAX, LAY_NORM, LAY_PRELU,
                          LAY_RUNNING, LAY_TOTAL, LAY_W, LAY_WIDTH, LAY_Z, LOSS_EPS, LR, N_LAYOUT, N_RANGE,
                          PREFETCH_BATCH, PRELU, R_LO, R_PRIVATE, R_ROWS, R_STRIDE, R_WEIGHT, R_WIDTH, SGD,
-                         SMALL_BATCH, STATUS, STATUS_DONE, STATUS_LOSS, STATUS_NORM, STATUS_STOPPED,
+                         STATUS, STATUS_DONE, STATUS_LOSS, STATUS_NORM, STATUS_STOPPED,
                          TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED, WEIGHT_DECAY)
-from ._small_gemm import has_avx512, set_row_pointers, small_rows
+from ._small_gemm import set_row_pointers, small_rows
 from ._sync import aborted, barrier, get_mxcsr, prefetch, publish, set_mxcsr, stop_decided
 from .activations import act_backward_block, act_block, maxout_backward_block, maxout_block, prelu_backward_block
 from .activations import prelu_block
 from .augment import augment_image
-from .dense import product, sgd_product
+from .dense import hand_written, product, sgd_product
 from .dropout import dropout_block, mask_block
 from .losses import output_block
 from .norm import bn_backward_block, bn_forward_block, column_sums
@@ -293,7 +293,9 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
     ws = shared[np.int64((np.uint64(64) - misalign) % np.uint64(64)) // shared.itemsize:]
     own0, own1, mine = shares[tid], shares[tid + 1], ranges[tid]
     augmenting, sparse = aug.shape[0] > 0, xindptr.shape[0] > 0
-    in_place = has_avx512() and batch_size <= SMALL_BATCH and gemm_min <= 0 and not augmenting and not sparse
+    # Layer 0 reads the batch's rows where they are (through their addresses) when its products are hand-written.
+    panel0 = sizes[0] * pieces[0] * (own1[1] - own0[1])
+    in_place = hand_written(batch_size, panel0, params.itemsize) and gemm_min <= 0 and not augmenting and not sparse
     dtype = params.dtype
     xbuf = ws[layout[LAY_AUG, 0]:] if augmenting else np.empty(0 if in_place else batch_size * sizes[0], dtype)
     xrows = np.zeros(batch_size, np.int64)
