@@ -1,0 +1,75 @@
+"""One version of fastnn against another: bench/e2e.py's fastnn trainers (configurations a-d, float32, full
+Fashion-MNIST, cython and numba) in two built checkouts, round by round in turn so both see the same load.
+
+    git worktree add /tmp/base <commit> && (cd /tmp/base && make build)
+    .venv/bin/python bench/compare_commits.py --compare /tmp/base . --rounds 2 --threads 1,2
+
+prints a markdown table of the best epoch per cell and new/base. Each checkout runs in a child process of
+its own ``.venv/bin/python`` (``compare_commits.py --child ROOT THREADS`` prints one JSON line).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+BACKENDS, CONFIGS = ("cython", "numba"), "abcd"
+
+
+def time_checkout(root, threads):
+    """{"backend/config": best epoch seconds} of the checkout ``root`` (run in its own interpreter)."""
+    sys.path.insert(0, os.path.join(root, "bench"))
+    import e2e
+
+    (X, y), _, _ = e2e.load_data("float32")
+    e2e.set_threads(threads)
+    best = {}
+    for backend in BACKENDS:
+        for key in CONFIGS:
+            config = e2e.CONFIGS[key]
+            e2e.warm_up(backend, config, "float32")
+            trainer = e2e.make_trainer(backend, config, X, y)
+            _, epochs = e2e.time_epochs(trainer, 2 if key == "d" else 3)
+            best[f"{backend}/{key}"] = min(epochs)
+    return best
+
+
+def run_child(root, threads):
+    python = os.path.join(root, ".venv", "bin", "python")
+    out = subprocess.run([python, os.path.abspath(__file__), "--child", root, str(threads)], cwd=root,
+                         env=dict(os.environ, PYTHONPATH=""), capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{root}: {out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", nargs=2, metavar=("BASE", "NEW"), help="two built checkouts")
+    parser.add_argument("--child", nargs=2, metavar=("ROOT", "THREADS"), help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", default="1,2")
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(time_checkout(os.path.abspath(args.child[0]), int(args.child[1]))))
+        return
+    if not args.compare:
+        parser.error("--compare BASE NEW is needed")
+    trees = [os.path.abspath(tree) for tree in args.compare]
+    threads = [int(t) for t in args.threads.split(",")]
+    best = {}
+    for _ in range(args.rounds):
+        for t in threads:
+            for tree in trees:
+                for cell, seconds in run_child(tree, t).items():
+                    best[tree, t, cell] = min(best.get((tree, t, cell), float("inf")), seconds)
+    base, new = trees
+    print("| threads | cell | base s | new s | new/base |\n|---|---|---|---|---|")
+    for t in threads:
+        for cell in [f"{b}/{k}" for b in BACKENDS for k in CONFIGS]:
+            b, n = best[base, t, cell], best[new, t, cell]
+            print(f"| {t} | {cell} | {b:.4f} | {n:.4f} | {n / b:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
