@@ -146,7 +146,7 @@ def _forward_layer(l, nb, batch, batch_size, ws, layout, u0, u1, ain, lda, xrows
     else:
         act_block(zp, ldp, zp, ldp, nb, c0, c1, IDENTITY, slope, bias, True)
         if k > 1:
-            maxout_block(zp, ldp, z, ld, nb, u0, u1, k, layout[0], False)
+            maxout_block(zp, ldp, z, ld, nb, u0, u1, k, pieces[:0], False)
         if last:
             return
         g0, r0 = layout[LAY_GAMMA, l], layout[LAY_RUNNING, l]
@@ -188,7 +188,7 @@ def _through(j, nb, r0, r1, nd, batch_size, ws, layout, pq, gq, acts, drop, slop
                           gq[g0:g0 + units], gq[g0 + units:g0 + 2 * units], False)
     if pieces[j] > 1:  # to the winning product columns, over the kept product
         pre = ws[layout[LAY_MAX, j]:]
-        maxout_backward_block(nd, ld, pre, layout[LAY_LDM, j], nb, r0, r1, pieces[j], pre, layout[0])
+        maxout_backward_block(nd, ld, pre, layout[LAY_LDM, j], nb, r0, r1, pieces[j], pre, pieces[:0])
         return pre, layout[LAY_LDM, j]
     return nd, ld
 
@@ -349,7 +349,7 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
         if k_out > 1:  # a Maxout output: its delta to the winning product columns
             ldm = layout[LAY_LDM, n_layers - 1]
             maxout_backward_block(dbuf, n_y, routed, ldm, nb, 0, n_y, k_out, ws[layout[LAY_MAX, n_layers - 1]:],
-                                  layout[0])
+                                  pieces[:0])
             delta, ldd = routed, ldm
         for l in range(n_layers - 1, -1, -1):
             delta, ldd = _backward_layer(l, nb, batch_size, delta, ldd, ws, layout, own0, own1, xbuf, sizes[0], xrows,

@@ -35,7 +35,7 @@ def _layer(l, nb, a, lda, buf, other, params, running, layout, sizes, acts, piec
         return
     act_block(zp, ldp, zp, ldp, nb, 0, width, IDENTITY, slope, bias, True)
     if k > 1:
-        maxout_block(zp, ldp, buf, ld, nb, 0, units, k, layout[0], False)
+        maxout_block(zp, ldp, buf, ld, nb, 0, units, k, pieces[:0], False)
     if g0 >= 0:
         bn_eval_block(buf, ld, buf, ld, nb, 0, units, params[g0:g0 + units], params[g0 + units:g0 + 2 * units],
                       running[r0:r0 + units], running[r0 + units:r0 + 2 * units], t(norm[l, 1]), scratch)
