@@ -37,8 +37,9 @@ class Predictor:
         namespace of :func:`fastnn.backend.kernels`); returns ``(out, bad_row)``, bad_row the first row whose
         output is not finite, or -1."""
         st = self.stack
-        flat = self.flat = self.flat if self.flat.key == getattr(self.model, "_flat", None).key else \
-            _flat.flat_params(self.model, st)
+        if self.model._flat is not self.flat:  # the compiled epoch packed another layout since
+            self.flat = _flat.flat_params(self.model, st)
+        flat = self.flat
         flat.check()
         out = np.empty((X.shape[0], self.n_out), dtype=X.dtype)
         kernel = kernels.predict_rows
