@@ -9,6 +9,7 @@ and the output's allocation; batches of many rows are split across ``fastnn.thre
 threads (each runs the kernel on its rows, releasing the GIL).
 """
 import threading
+import warnings
 
 import numpy as np
 
@@ -73,7 +74,10 @@ def predictor(model):
     cached = getattr(model, "_predictor", None)
     if cached is not None and cached[0] == [id(layer) for layer in model.layers]:
         return cached[1]
-    stack, _ = _fused._parse(model, inference=True)
+    stack, reason = _fused._parse(model, inference=True)
     made = Predictor(model, stack) if stack is not None else None
+    if made is None:  # said once per model (and layer list): the result is the same, only slower
+        warnings.warn(f"predict runs layer by layer, not in the compiled forward pass: {reason}", UserWarning,
+                      stacklevel=4)
     model._predictor = ([id(layer) for layer in model.layers], made)
     return made

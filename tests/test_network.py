@@ -217,6 +217,18 @@ def test_per_model_backend_overrides_the_global_one(monkeypatch):
             assert seen and set(seen) == {"cython"}
 
 
+
+def test_predict_says_once_why_it_runs_layer_by_layer():
+    import warnings
+
+    slow = Sequential([Dense(3, 2), _Twice(), Sigmoid()], dtype="float64")
+    with pytest.warns(UserWarning, match=r"predict runs layer by layer.*_Twice"):
+        first = slow.predict(np.ones((2, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(slow.predict(np.ones((2, 3))), first)  # said once
+        Sequential([Dense(3, 2), Sigmoid()], dtype="float64").predict(np.ones((2, 3)))  # compiled: silent
+
 # -- the same trajectory on every backend ----------------------------------------------------------------
 
 # Bounds on max |w_backend - w_numpy| / max |w_numpy| per weight array after one epoch, each ~50-90x the
