@@ -79,7 +79,7 @@ cdef void gather(const floating* x, Py_ssize_t n_in, const floating* y, Py_ssize
                  floating* wb) noexcept nogil:
     """The batch's rows of x (their addresses, or a copy, or neither when they are augmented or x is sparse:
     then x is NULL), of y and of the weights (wb NULL: none); the next batch's rows are asked for meanwhile
-    (prefetched) when batches are small (large ones would evict this one)."""
+    (prefetched) when they fit in PREFETCH_BYTES."""
     cdef Py_ssize_t i, row
     for i in range(nb):
         row = order[start + i]
@@ -90,11 +90,11 @@ cdef void gather(const floating* x, Py_ssize_t n_in, const floating* y, Py_ssize
         memcpy(yb + i * n_y, y + row * n_y, n_y * sizeof(floating))
         if wb != NULL:
             wb[i] = weights[row]
-    if start + nb < m and batch_size <= PREFETCH_BATCH:
+    if start + nb < m and batch_size * (n_in + n_y) * sizeof(floating) <= PREFETCH_BYTES:
         i = min(batch_size, m - start - nb)
         if x != NULL:
-            fnn_prefetch_rows(<const char*>x, order + start + nb, i, n_in * sizeof(floating))
-        fnn_prefetch_rows(<const char*>y, order + start + nb, i, n_y * sizeof(floating))
+            prefetch_rows(<const char*>x, order + start + nb, i, n_in * sizeof(floating))
+        prefetch_rows(<const char*>y, order + start + nb, i, n_y * sizeof(floating))
 
 
 cdef void augment_rows(Py_ssize_t tid, Py_ssize_t n_threads, const floating* x, Py_ssize_t n_in,

@@ -1,7 +1,9 @@
 /* Hand-written products for mini-batches, C = alpha op(A) B + beta C on row-major blocks, with
    op(A)(i, p) = A[i * rs + p * cs] (rs = lda, cs = 1: A as is; rs = 1, cs = lda: A transposed): up to 6
    rows of C at a time and 32 (float) or 16 (double) columns in two AVX-512 registers per row, the ragged
-   last columns by a mask, no packing. beta is 0 or 1. fnn_cpu_has_avx512() says whether they can run on
+   last columns by a mask. From FNN_PACK_ROWS rows of C, B is copied panel by panel (FNN_KC of its rows,
+   16 KiB: it stays in L1 even on a 32 KiB one) into an aligned buffer on the stack, which every block of
+   rows then reads. beta is 0 or 1. fnn_cpu_has_avx512() says whether they can run on
    this CPU, fnn_has_avx512() whether callers should use them (not under FASTNN_PORTABLE=1, which sends
    every product to BLAS; cpu_dispatch.h).
    The _rows_ variants read A through an array of row pointers (NN: R[i] is row i of A; TN: R[p] is row p
@@ -17,6 +19,9 @@
 #include "cpu_dispatch.h"
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
+
+#define FNN_KC 128        /* rows of B per packed panel */
+#define FNN_PACK_ROWS 24  /* fewer rows of C than this read B where it is: the copy would not pay */
 
 FNN_UNUSED static int fnn_cpu_has_avx512(void) {
     static int known = -1;
@@ -34,6 +39,8 @@ FNN_UNUSED static int fnn_cpu_has_avx512(void) {
 #define FNN_SET1 _mm512_set1_ps
 #define FNN_ZERO _mm512_setzero_ps
 #define FNN_LOAD _mm512_maskz_loadu_ps
+#define FNN_LOADU _mm512_loadu_ps
+#define FNN_STOREA _mm512_store_ps
 #define FNN_STORE _mm512_mask_storeu_ps
 #define FNN_FMA _mm512_fmadd_ps
 #define FNN_MUL _mm512_mul_ps
@@ -60,6 +67,8 @@ FNN_UNUSED static int fnn_cpu_has_avx512(void) {
 #undef FNN_SET1
 #undef FNN_ZERO
 #undef FNN_LOAD
+#undef FNN_LOADU
+#undef FNN_STOREA
 #undef FNN_STORE
 #undef FNN_FMA
 #undef FNN_MUL
@@ -72,6 +81,8 @@ FNN_UNUSED static int fnn_cpu_has_avx512(void) {
 #define FNN_SET1 _mm512_set1_pd
 #define FNN_ZERO _mm512_setzero_pd
 #define FNN_LOAD _mm512_maskz_loadu_pd
+#define FNN_LOADU _mm512_loadu_pd
+#define FNN_STOREA _mm512_store_pd
 #define FNN_STORE _mm512_mask_storeu_pd
 #define FNN_FMA _mm512_fmadd_pd
 #define FNN_MUL _mm512_mul_pd

@@ -11,7 +11,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..constants import ABORT, COUNT, DECIDED, SENSE, SPIN_PAUSES, STOP
+from ..constants import ABORT, COUNT, DECIDED, PREFETCH_LOCALITY, SENSE, SPIN_PAUSES, STOP
 
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -42,15 +42,15 @@ if X86_64:
 
     @intrinsic
     def prefetch(typingctx, arr, index):
-        """Ask for the cache line of arr[index] to be brought into this core's caches (llvm.prefetch)."""
+        """Ask for the cache line of arr[index] to be brought into this core's L2 (llvm.prefetch)."""
         def codegen(context, builder, signature, args):
             i8p = ir.IntType(8).as_pointer()
             i32 = ir.IntType(32)
             fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
                                                 "llvm.prefetch.p0")
             ptr = builder.bitcast(_element_pointer(context, builder, signature, args), i8p)
-            # read, keep in all cache levels (as __builtin_prefetch(p, 0, 3)), data cache
-            builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            # read, into L2 (PREFETCH_LOCALITY, as the Cython backend's __builtin_prefetch), data cache
+            builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, PREFETCH_LOCALITY), ir.Constant(i32, 1)])
             return context.get_dummy_value()
         return types.void(arr, index), codegen
 
