@@ -65,11 +65,11 @@ SMALL_BATCH = 512  # batches up to this many rows use the hand-written AVX-512 p
 # float64 (627 KB) at batch 128, BLAS 10% faster on 784x256 float32 (800 KB) and 1.6-1.9x on 512x512 float64.
 SMALL_PANEL_BYTES = 640 << 10
 SMALL_NT = 8192  # a b^T products below this many multiply-adds run as loops (a BLAS call costs more)
-# The next batch's rows (and targets) are prefetched into L2 (locality 2: prefetcht1) while this one computes
-# when they take at most PREFETCH_BYTES: every thread reads every row of a batch, and the first layer's
-# product otherwise waits on memory for them (BENCHMARKS.md, "Packed products").
+# The next batch's rows (and targets) are prefetched while this one computes when they take at most
+# PREFETCH_BYTES (every thread reads every row of a batch; the first layer's product otherwise waits on
+# memory for them: BENCHMARKS.md, "Packed products"): into L1 up to PREFETCH_L1_BYTES, else into L2.
 PREFETCH_BYTES = 512 << 10
-PREFETCH_LOCALITY = 2
+PREFETCH_L1_BYTES = 32 << 10
 SPIN_PAUSES = 512  # pauses (~13 us on Zen 4) a thread waits at a barrier before it starts yielding its core
 INFER_CHUNK = 256  # rows the compiled forward pass takes at a time (its buffers stay in the caches)
 

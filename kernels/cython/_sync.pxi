@@ -43,16 +43,19 @@ cdef extern from *:
     unsigned int FNN_FTZ_DAZ
 
 
-cdef inline void prefetch_rows(const char* base, const int64_t* rows, Py_ssize_t count,
-                               Py_ssize_t row_bytes) noexcept nogil:
-    """Ask for rows (given by index) to be brought into this core's L2 (PREFETCH_LOCALITY): the next batch's
-    shuffled rows are then on their way while this batch computes."""
+cdef inline void prefetch_rows(const char* base, const int64_t* rows, Py_ssize_t count, Py_ssize_t row_bytes,
+                               bint into_l1) noexcept nogil:
+    """Ask for rows (given by index) to be brought into this core's L1 or L2 (locality 3 or 2): the next
+    batch's shuffled rows are then on their way while this batch computes."""
     cdef Py_ssize_t i, b
     cdef const char* r
     for i in range(count):
         r = base + rows[i] * row_bytes
         for b in range(0, row_bytes, 64):
-            __builtin_prefetch(r + b, 0, PREFETCH_LOCALITY)
+            if into_l1:
+                __builtin_prefetch(r + b, 0, 3)
+            else:
+                __builtin_prefetch(r + b, 0, 2)
 
 
 cdef bint barrier(int64_t* control, Py_ssize_t n_threads, int64_t* sense) noexcept nogil:

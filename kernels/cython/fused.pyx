@@ -90,11 +90,13 @@ cdef void gather(const floating* x, Py_ssize_t n_in, const floating* y, Py_ssize
         memcpy(yb + i * n_y, y + row * n_y, n_y * sizeof(floating))
         if wb != NULL:
             wb[i] = weights[row]
-    if start + nb < m and batch_size * (n_in + n_y) * sizeof(floating) <= PREFETCH_BYTES:
+    cdef Py_ssize_t batch_bytes = batch_size * (n_in + n_y) * sizeof(floating)
+    if start + nb < m and batch_bytes <= PREFETCH_BYTES:
         i = min(batch_size, m - start - nb)
         if x != NULL:
-            prefetch_rows(<const char*>x, order + start + nb, i, n_in * sizeof(floating))
-        prefetch_rows(<const char*>y, order + start + nb, i, n_y * sizeof(floating))
+            prefetch_rows(<const char*>x, order + start + nb, i, n_in * sizeof(floating),
+                          batch_bytes <= PREFETCH_L1_BYTES)
+        prefetch_rows(<const char*>y, order + start + nb, i, n_y * sizeof(floating), batch_bytes <= PREFETCH_L1_BYTES)
 
 
 cdef void augment_rows(Py_ssize_t tid, Py_ssize_t n_threads, const floating* x, Py_ssize_t n_in,

@@ -1,9 +1,11 @@
 /* Hand-written products for mini-batches, C = alpha op(A) B + beta C on row-major blocks, with
    op(A)(i, p) = A[i * rs + p * cs] (rs = lda, cs = 1: A as is; rs = 1, cs = lda: A transposed): up to 6
    rows of C at a time and 32 (float) or 16 (double) columns in two AVX-512 registers per row, the ragged
-   last columns by a mask. From FNN_PACK_ROWS rows of C, B is copied panel by panel (FNN_KC of its rows,
-   16 KiB: it stays in L1 even on a 32 KiB one) into an aligned buffer on the stack, which every block of
-   rows then reads. beta is 0 or 1. fnn_cpu_has_avx512() says whether they can run on
+   last columns by a mask. From FNN_PACK_ROWS rows of C on, B is copied panel by panel (16 KiB: it stays
+   in L1 even on a 32 KiB one) into an aligned buffer on the stack, which every block of rows then reads;
+   the last 33-48 columns (float) go in one pass of three registers by 4 rows (a third pass of one register
+   would have only 6 independent sums, too few to keep both FMA units busy), and a last register of at most
+   a quarter full goes to small_gemm_tail.h's products. beta is 0 or 1. fnn_cpu_has_avx512() says whether they can run on
    this CPU, fnn_has_avx512() whether callers should use them (not under FASTNN_PORTABLE=1, which sends
    every product to BLAS; cpu_dispatch.h).
    The _rows_ variants read A through an array of row pointers (NN: R[i] is row i of A; TN: R[p] is row p
@@ -20,7 +22,7 @@
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define FNN_KC 128        /* rows of B per packed panel */
+#define FNN_KC 128        /* rows of B per packed panel of two registers' columns */
 #define FNN_PACK_ROWS 24  /* fewer rows of C than this read B where it is: the copy would not pay */
 
 FNN_UNUSED static int fnn_cpu_has_avx512(void) {
@@ -45,6 +47,10 @@ FNN_UNUSED static int fnn_cpu_has_avx512(void) {
 #define FNN_FMA _mm512_fmadd_ps
 #define FNN_MUL _mm512_mul_ps
 #define FNN_ADD _mm512_add_ps
+#define FNN_REDUCE _mm512_reduce_add_ps
+#define FNN_TAIL_DOT fnn_tail_dot_f
+#define FNN_TAIL_AXPY fnn_tail_axpy_f
+#include "small_gemm_tail.h"
 #define FNN_MODE 0
 #define FNN_NAME fnn_small_f
 #include "small_gemm_impl.h"
@@ -73,6 +79,10 @@ FNN_UNUSED static int fnn_cpu_has_avx512(void) {
 #undef FNN_FMA
 #undef FNN_MUL
 #undef FNN_ADD
+#undef FNN_REDUCE
+#undef FNN_TAIL_DOT
+#undef FNN_TAIL_AXPY
+#undef FNN_TAIL_KC
 
 #define FNN_T double
 #define FNN_V __m512d
@@ -87,6 +97,10 @@ FNN_UNUSED static int fnn_cpu_has_avx512(void) {
 #define FNN_FMA _mm512_fmadd_pd
 #define FNN_MUL _mm512_mul_pd
 #define FNN_ADD _mm512_add_pd
+#define FNN_REDUCE _mm512_reduce_add_pd
+#define FNN_TAIL_DOT fnn_tail_dot_d
+#define FNN_TAIL_AXPY fnn_tail_axpy_d
+#include "small_gemm_tail.h"
 #define FNN_MODE 0
 #define FNN_NAME fnn_small_d
 #include "small_gemm_impl.h"

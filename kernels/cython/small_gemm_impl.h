@@ -20,36 +20,63 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
                      const FNN_T *const *R,
 #endif
                      const FNN_T *B, Py_ssize_t ldb, FNN_T beta, FNN_T *C, Py_ssize_t ldc) {
-    /* With enough rows to share it, each panel of B (up to FNN_KC rows of two registers' columns) is first
-       copied into `panel`: contiguous, aligned and zero past n, it stays in L1 while every block of rows
-       reads it. Strided rows of B cost 1.5-2x (split loads, cache-set conflicts). */
+    /* From FNN_PACK_ROWS rows of C on (fewer would not repay the copies), a narrow last register's columns
+       go to the tail products, and each panel of B (its columns of this pass, FNN_KC * 2 / nr rows of them:
+       16 KiB) is first copied into `panel`: contiguous, aligned and zero past n, it stays in L1 while every
+       block of rows reads it (strided rows of B cost 1.2-1.6x: split loads, cache-set conflicts). */
     FNN_T panel[FNN_KC * 2 * FNN_W] __attribute__((aligned(64)));
     const int packed = m >= FNN_PACK_ROWS;
-    const Py_ssize_t chunks = packed ? (k + FNN_KC - 1) / FNN_KC : 1;
     const FNN_V va = FNN_SET1(alpha);
-    for (Py_ssize_t j0 = 0; j0 < n; j0 += 2 * FNN_W) {  /* two registers of columns at a time */
-        Py_ssize_t n1 = n - j0 < FNN_W ? n - j0 : FNN_W;
-        Py_ssize_t n2 = n - j0 - n1 < FNN_W ? n - j0 - n1 : FNN_W;
+    const Py_ssize_t t = n % FNN_W;  /* a narrow last register's columns go to the tail products */
+    if (packed && t > 0 && t <= FNN_W / 4 && n > t) {
+#if FNN_MODE == 0
+        if (cs == 1 || rs == 1) {
+            if (cs == 1) FNN_TAIL_DOT(m, t, k, alpha, NULL, A, rs, B + n - t, ldb, beta, C + n - t, ldc);
+            else FNN_TAIL_AXPY(m, t, k, alpha, NULL, A, cs, B + n - t, ldb, beta, C + n - t, ldc);
+            n -= t;
+        }
+#elif FNN_MODE == 1
+        FNN_TAIL_DOT(m, t, k, alpha, R, NULL, 0, B + n - t, ldb, beta, C + n - t, ldc);
+        n -= t;
+#else
+        FNN_TAIL_AXPY(m, t, k, alpha, R, NULL, 0, B + n - t, ldb, beta, C + n - t, ldc);
+        n -= t;
+#endif
+    }
+    Py_ssize_t nr;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += nr * FNN_W) {
+        /* Registers of columns in this pass, and rows per block: 2 x 6 (12 sums), or 1 x 6 for the last few,
+           or (packed) 3 x 4 for the last 33-48 columns (float; 17-24 double). */
+        const Py_ssize_t left = n - j0;
+        nr = packed && left > 2 * FNN_W && left <= 3 * FNN_W ? 3 : left > FNN_W ? 2 : 1;
+        const Py_ssize_t mr = nr == 3 ? 4 : 6;
+        const Py_ssize_t n1 = left < FNN_W ? left : FNN_W;
+        const Py_ssize_t n2 = nr > 1 ? (left - n1 < FNN_W ? left - n1 : FNN_W) : 0;
+        const Py_ssize_t n3 = nr > 2 ? left - n1 - n2 : 0;
         const FNN_MASK m1 = (FNN_MASK)((1u << n1) - 1u), m2 = (FNN_MASK)((1u << n2) - 1u);
-        const int full = packed || n2 == FNN_W || (n2 == 0 && n1 == FNN_W);
+        const FNN_MASK m3 = (FNN_MASK)((1u << n3) - 1u);
+        const int full = packed || left >= nr * FNN_W;
+        const Py_ssize_t kc = FNN_KC * 2 / nr;
+        const Py_ssize_t chunks = packed ? (k + kc - 1) / kc : 1;
+        const Py_ssize_t w = nr * FNN_W;  /* the packed panel's row length */
         Py_ssize_t k0 = 0;
         for (Py_ssize_t chunk = 0; chunk < chunks; chunk++) {
             const Py_ssize_t kk = (k - k0) / (chunks - chunk);  /* near-equal chunks: 784 = 4 x 196 */
             const FNN_T *b = B + k0 * ldb + j0;
             Py_ssize_t bs = ldb;  /* the row stride of what the loops read */
             if (packed) {
-                const Py_ssize_t w = n2 > 0 ? 2 * FNN_W : FNN_W;
                 for (Py_ssize_t p = 0; p < kk; p++) {
                     FNN_STOREA(panel + p * w, FNN_LOAD(m1, b + p * ldb));
-                    if (n2 > 0) FNN_STOREA(panel + p * w + FNN_W, FNN_LOAD(m2, b + p * ldb + FNN_W));
+                    if (nr > 1) FNN_STOREA(panel + p * w + FNN_W, FNN_LOAD(m2, b + p * ldb + FNN_W));
+                    if (nr > 2) FNN_STOREA(panel + p * w + 2 * FNN_W, FNN_LOAD(m3, b + p * ldb + 2 * FNN_W));
                 }
                 b = panel;
                 bs = w;
             }
             const FNN_T *const bk = b - k0 * bs;  /* so that row p (k0 <= p < k0 + kk) is bk + p * bs */
-            Py_ssize_t blocks = (m + 5) / 6, i0 = 0;
+            Py_ssize_t blocks = (m + mr - 1) / mr, i0 = 0;
             for (Py_ssize_t blk = 0; blk < blocks; blk++) {
-                Py_ssize_t r = (m - i0) / (blocks - blk);  /* near-equal blocks of <= 6 rows: 10 = 5 + 5 */
+                Py_ssize_t r = (m - i0) / (blocks - blk);  /* near-equal blocks of <= mr rows: 10 = 5 + 5 */
 #if FNN_MODE == 0
                 const FNN_T *a = A + i0 * rs;
 #elif FNN_MODE == 1  /* row pointers of this block (repeating its last row past r: those are not stored) */
@@ -58,20 +85,26 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
 #endif
                 FNN_V c0 = FNN_ZERO(), c1 = FNN_ZERO(), c2 = FNN_ZERO(), c3 = FNN_ZERO(), c4 = FNN_ZERO();
                 FNN_V c5 = FNN_ZERO(), d0 = FNN_ZERO(), d1 = FNN_ZERO(), d2 = FNN_ZERO(), d3 = FNN_ZERO();
-                FNN_V d4 = FNN_ZERO(), d5 = FNN_ZERO();
+                FNN_V d4 = FNN_ZERO(), d5 = FNN_ZERO(), e0 = FNN_ZERO(), e1 = FNN_ZERO(), e2 = FNN_ZERO();
+                FNN_V e3 = FNN_ZERO();
 #define FNN_ONE(q) c##q = FNN_FMA(FNN_SET1(FNN_A(q)), bv, c##q);
 #define FNN_TWO(q) { FNN_V s = FNN_SET1(FNN_A(q)); c##q = FNN_FMA(s, bv, c##q); d##q = FNN_FMA(s, bw, d##q); }
+#define FNN_THREE(q) { FNN_V s = FNN_SET1(FNN_A(q)); c##q = FNN_FMA(s, bv, c##q); d##q = FNN_FMA(s, bw, d##q); \
+                       e##q = FNN_FMA(s, bx, e##q); }
 /* Full registers of B load unmasked: masked loads in the loop made GCC reload the masks every step. */
-#define FNN_LOOP1(ROWS) if (full) { for (Py_ssize_t p = k0; p < k0 + kk; p++) { \
-                    FNN_PREP FNN_V bv = FNN_LOADU(bk + p * bs); ROWS } } \
-                else { for (Py_ssize_t p = k0; p < k0 + kk; p++) { \
-                    FNN_PREP FNN_V bv = FNN_LOAD(m1, bk + p * bs); ROWS } } break;
-#define FNN_LOOP2(ROWS) if (full) { for (Py_ssize_t p = k0; p < k0 + kk; p++) { \
-                    FNN_PREP FNN_V bv = FNN_LOADU(bk + p * bs); FNN_V bw = FNN_LOADU(bk + p * bs + FNN_W); ROWS } } \
-                else { for (Py_ssize_t p = k0; p < k0 + kk; p++) { \
-                    FNN_PREP FNN_V bv = FNN_LOAD(m1, bk + p * bs); FNN_V bw = FNN_LOAD(m2, bk + p * bs + FNN_W); \
-                    ROWS } } break;
-/* The 1..6-row loops: r rows each reading one row of op(A); LOOP a register pair or one, ROW its FMAs. */
+#define FNN_LOOP(LOADS, ROWS) for (Py_ssize_t p = k0; p < k0 + kk; p++) { FNN_PREP LOADS ROWS }
+#define FNN_LOOP1(ROWS) if (full) { FNN_LOOP(FNN_V bv = FNN_LOADU(bk + p * bs);, ROWS) } \
+                else { FNN_LOOP(FNN_V bv = FNN_LOAD(m1, bk + p * bs);, ROWS) } break;
+#define FNN_LOOP2(ROWS) if (full) { FNN_LOOP(FNN_V bv = FNN_LOADU(bk + p * bs); \
+                                             FNN_V bw = FNN_LOADU(bk + p * bs + FNN_W);, ROWS) } \
+                else { FNN_LOOP(FNN_V bv = FNN_LOAD(m1, bk + p * bs); FNN_V bw = FNN_LOAD(m2, bk + p * bs + FNN_W);, \
+                                ROWS) } break;
+#define FNN_LOOP3(ROWS) if (full) { FNN_LOOP(FNN_V bv = FNN_LOADU(bk + p * bs); \
+                                             FNN_V bw = FNN_LOADU(bk + p * bs + FNN_W); \
+                                             FNN_V bx = FNN_LOADU(bk + p * bs + 2 * FNN_W);, ROWS) } \
+                else { FNN_LOOP(FNN_V bv = FNN_LOAD(m1, bk + p * bs); FNN_V bw = FNN_LOAD(m2, bk + p * bs + FNN_W); \
+                                FNN_V bx = FNN_LOAD(m3, bk + p * bs + 2 * FNN_W);, ROWS) } break;
+/* The 1..6-row (1..4 for three registers) loops: r rows each reading one row of op(A); LOOP the registers' loads, ROW a row's FMAs. */
 #define FNN_ROWS(LOOP, ROW) switch (r) { \
                     case 6: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)) \
                     case 5: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4)) \
@@ -79,27 +112,44 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
                     case 3: LOOP(ROW(0) ROW(1) ROW(2)) \
                     case 2: LOOP(ROW(0) ROW(1)) \
                     default: LOOP(ROW(0)) }
-                if (n2 > 0) {
+#define FNN_ROWS4(LOOP, ROW) switch (r) { \
+                    case 4: LOOP(ROW(0) ROW(1) ROW(2) ROW(3)) \
+                    case 3: LOOP(ROW(0) ROW(1) ROW(2)) \
+                    case 2: LOOP(ROW(0) ROW(1)) \
+                    default: LOOP(ROW(0)) }
+                if (nr == 3) {
+                    FNN_ROWS4(FNN_LOOP3, FNN_THREE)
+                } else if (nr == 2) {
                     FNN_ROWS(FNN_LOOP2, FNN_TWO)
                 } else {
                     FNN_ROWS(FNN_LOOP1, FNN_ONE)
                 }
 #undef FNN_ROWS
+#undef FNN_ROWS4
 #undef FNN_ONE
 #undef FNN_TWO
+#undef FNN_THREE
+#undef FNN_LOOP
 #undef FNN_LOOP1
 #undef FNN_LOOP2
+#undef FNN_LOOP3
                 FNN_V cs_[6] = {c0, c1, c2, c3, c4, c5}, ds_[6] = {d0, d1, d2, d3, d4, d5};
+                FNN_V es_[6] = {e0, e1, e2, e3, e3, e3};
                 const int add = beta != 0 || k0 > 0;  /* later chunks add to the earlier ones' sums */
                 for (Py_ssize_t q = 0; q < r; q++) {
                     FNN_T *cq = C + (i0 + q) * ldc + j0;
                     FNN_V v = FNN_MUL(va, cs_[q]);
                     if (add) v = FNN_ADD(FNN_LOAD(m1, cq), v);
                     FNN_STORE(cq, m1, v);
-                    if (n2 > 0) {
+                    if (nr > 1) {
                         v = FNN_MUL(va, ds_[q]);
                         if (add) v = FNN_ADD(FNN_LOAD(m2, cq + FNN_W), v);
                         FNN_STORE(cq + FNN_W, m2, v);
+                    }
+                    if (nr > 2) {
+                        v = FNN_MUL(va, es_[q]);
+                        if (add) v = FNN_ADD(FNN_LOAD(m3, cq + 2 * FNN_W), v);
+                        FNN_STORE(cq + 2 * FNN_W, m3, v);
                     }
                 }
                 i0 += r;

@@ -11,7 +11,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..constants import ABORT, COUNT, DECIDED, PREFETCH_LOCALITY, SENSE, SPIN_PAUSES, STOP
+from ..constants import ABORT, COUNT, DECIDED, SENSE, SPIN_PAUSES, STOP
 
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -41,18 +41,23 @@ if X86_64:
         return types.void(types.uint32), codegen
 
     @intrinsic
-    def prefetch(typingctx, arr, index):
-        """Ask for the cache line of arr[index] to be brought into this core's L2 (llvm.prefetch)."""
+    def prefetch(typingctx, arr, index, into_l1):
+        """Ask for the cache line of arr[index] to be brought into this core's L1 (``into_l1``) or L2
+        (llvm.prefetch, locality 3 or 2, as the Cython backend's __builtin_prefetch)."""
         def codegen(context, builder, signature, args):
             i8p = ir.IntType(8).as_pointer()
             i32 = ir.IntType(32)
             fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
                                                 "llvm.prefetch.p0")
             ptr = builder.bitcast(_element_pointer(context, builder, signature, args), i8p)
-            # read, into L2 (PREFETCH_LOCALITY, as the Cython backend's __builtin_prefetch), data cache
-            builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, PREFETCH_LOCALITY), ir.Constant(i32, 1)])
+            l1 = context.cast(builder, args[2], signature.args[2], types.boolean)
+            with builder.if_else(l1) as (then, otherwise):  # (the locality must be a constant)
+                with then:
+                    builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+                with otherwise:
+                    builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
             return context.get_dummy_value()
-        return types.void(arr, index), codegen
+        return types.void(arr, index, into_l1), codegen
 
     @intrinsic
     def _pause(typingctx):
@@ -73,7 +78,7 @@ else:  # no MXCSR: flushing is a no-op; no pause instruction either
         pass
 
     @njit(cache=True, error_model="numpy")
-    def prefetch(arr, index):
+    def prefetch(arr, index, into_l1):
         pass
 
     @njit(cache=True, error_model="numpy")

@@ -31,7 +31,7 @@ from .. import workers as _workers
 from ..constants import (ALIGN, CLIP_EPS, CLIP_NORM, DONE, FLUSH_DENORMALS, IDENTITY, L1, L2, LAY_ALPHA,
                          LAY_AUG, LAY_B, LAY_D, LAY_DROP, LAY_GAMMA, LAY_LD, LAY_LDM, LAY_MAX, LAY_NORM, LAY_PRELU,
                          LAY_RUNNING, LAY_TOTAL, LAY_W, LAY_WIDTH, LAY_Z, LOSS_EPS, LR, N_LAYOUT, N_RANGE,
-                         PREFETCH_BYTES, PRELU, R_LO, R_PRIVATE, R_ROWS, R_STRIDE, R_WEIGHT, R_WIDTH, SGD,
+                         PREFETCH_BYTES, PREFETCH_L1_BYTES, PRELU, R_LO, R_PRIVATE, R_ROWS, R_STRIDE, R_WEIGHT, R_WIDTH, SGD,
                          STATUS, STATUS_DONE, STATUS_LOSS, STATUS_NORM, STATUS_STOPPED,
                          TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED, WEIGHT_DECAY)
 from ._small_gemm import set_row_pointers, small_rows
@@ -100,12 +100,14 @@ def _gather(x, y, weights, order, start, nb, batch_size, in_place, copy_rows, xr
             yd[j] = ys[j]
         if wbuf.shape[0]:
             wbuf[i] = weights[row]
-    if start + nb < m and batch_size * (n_in + n_y) * x.itemsize <= PREFETCH_BYTES:
+    batch_bytes = batch_size * (n_in + n_y) * x.itemsize
+    if start + nb < m and batch_bytes <= PREFETCH_BYTES:
+        into_l1 = batch_bytes <= PREFETCH_L1_BYTES
         for i in range(start + nb, min(start + nb + batch_size, m)):
             for j in range(0, n_in, 64 // x.itemsize):
-                prefetch(x[order[i]], j)
+                prefetch(x[order[i]], j, into_l1)
             for j in range(0, n_y, 64 // y.itemsize):
-                prefetch(y[order[i]], j)
+                prefetch(y[order[i]], j, into_l1)
 
 
 @njit(cache=True, error_model="numpy")
