@@ -49,7 +49,8 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
            or (packed) 3 x 4 for the last 33-48 columns (float; 17-24 double). */
         const Py_ssize_t left = n - j0;
         nr = packed && left > 2 * FNN_W && left <= 3 * FNN_W ? 3 : left > FNN_W ? 2 : 1;
-        const Py_ssize_t mr = nr == 3 ? 4 : 6;
+        /* rows per block: 4 (three registers), else 6, or all of a batch of 7-12 rows (B is read once) */
+        const Py_ssize_t mr = nr == 3 ? 4 : !packed && m <= 12 ? 12 : 6;
         const Py_ssize_t n1 = left < FNN_W ? left : FNN_W;
         const Py_ssize_t n2 = nr > 1 ? (left - n1 < FNN_W ? left - n1 : FNN_W) : 0;
         const Py_ssize_t n3 = nr > 2 ? left - n1 - n2 : 0;
@@ -82,11 +83,15 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
 #elif FNN_MODE == 1  /* row pointers of this block (repeating its last row past r: those are not stored) */
                 const FNN_T *r0 = R[i0], *r1 = R[i0 + (r > 1)], *r2 = R[i0 + (r > 2) * 2];
                 const FNN_T *r3 = R[i0 + (r > 3) * 3], *r4 = R[i0 + (r > 4) * 4], *r5 = R[i0 + (r > 5) * 5];
+                const FNN_T *r6 = R[i0 + (r > 6) * 6], *r7 = R[i0 + (r > 7) * 7], *r8 = R[i0 + (r > 8) * 8];
+                const FNN_T *r9 = R[i0 + (r > 9) * 9], *r10 = R[i0 + (r > 10) * 10], *r11 = R[i0 + (r > 11) * 11];
 #endif
                 FNN_V c0 = FNN_ZERO(), c1 = FNN_ZERO(), c2 = FNN_ZERO(), c3 = FNN_ZERO(), c4 = FNN_ZERO();
                 FNN_V c5 = FNN_ZERO(), d0 = FNN_ZERO(), d1 = FNN_ZERO(), d2 = FNN_ZERO(), d3 = FNN_ZERO();
                 FNN_V d4 = FNN_ZERO(), d5 = FNN_ZERO(), e0 = FNN_ZERO(), e1 = FNN_ZERO(), e2 = FNN_ZERO();
-                FNN_V e3 = FNN_ZERO();
+                FNN_V e3 = FNN_ZERO(), c6 = FNN_ZERO(), c7 = FNN_ZERO(), c8 = FNN_ZERO(), c9 = FNN_ZERO();
+                FNN_V c10 = FNN_ZERO(), c11 = FNN_ZERO(), d6 = FNN_ZERO(), d7 = FNN_ZERO(), d8 = FNN_ZERO();
+                FNN_V d9 = FNN_ZERO(), d10 = FNN_ZERO(), d11 = FNN_ZERO();
 #define FNN_ONE(q) c##q = FNN_FMA(FNN_SET1(FNN_A(q)), bv, c##q);
 #define FNN_TWO(q) { FNN_V s = FNN_SET1(FNN_A(q)); c##q = FNN_FMA(s, bv, c##q); d##q = FNN_FMA(s, bw, d##q); }
 #define FNN_THREE(q) { FNN_V s = FNN_SET1(FNN_A(q)); c##q = FNN_FMA(s, bv, c##q); d##q = FNN_FMA(s, bw, d##q); \
@@ -94,38 +99,58 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
 /* Full registers of B load unmasked: masked loads in the loop made GCC reload the masks every step. */
 #define FNN_LOOP(LOADS, ROWS) for (Py_ssize_t p = k0; p < k0 + kk; p++) { FNN_PREP LOADS ROWS }
 #define FNN_LOOP1(ROWS) if (full) { FNN_LOOP(FNN_V bv = FNN_LOADU(bk + p * bs);, ROWS) } \
-                else { FNN_LOOP(FNN_V bv = FNN_LOAD(m1, bk + p * bs);, ROWS) } break;
+                else { FNN_LOOP(FNN_V bv = FNN_LOAD(m1, bk + p * bs);, ROWS) }
 #define FNN_LOOP2(ROWS) if (full) { FNN_LOOP(FNN_V bv = FNN_LOADU(bk + p * bs); \
                                              FNN_V bw = FNN_LOADU(bk + p * bs + FNN_W);, ROWS) } \
                 else { FNN_LOOP(FNN_V bv = FNN_LOAD(m1, bk + p * bs); FNN_V bw = FNN_LOAD(m2, bk + p * bs + FNN_W);, \
-                                ROWS) } break;
+                                ROWS) }
 #define FNN_LOOP3(ROWS) if (full) { FNN_LOOP(FNN_V bv = FNN_LOADU(bk + p * bs); \
                                              FNN_V bw = FNN_LOADU(bk + p * bs + FNN_W); \
                                              FNN_V bx = FNN_LOADU(bk + p * bs + 2 * FNN_W);, ROWS) } \
                 else { FNN_LOOP(FNN_V bv = FNN_LOAD(m1, bk + p * bs); FNN_V bw = FNN_LOAD(m2, bk + p * bs + FNN_W); \
-                                FNN_V bx = FNN_LOAD(m3, bk + p * bs + 2 * FNN_W);, ROWS) } break;
-/* The 1..6-row (1..4 for three registers) loops: r rows each reading one row of op(A); LOOP the registers' loads, ROW a row's FMAs. */
-#define FNN_ROWS(LOOP, ROW) switch (r) { \
-                    case 6: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)) \
-                    case 5: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4)) \
-                    case 4: LOOP(ROW(0) ROW(1) ROW(2) ROW(3)) \
-                    case 3: LOOP(ROW(0) ROW(1) ROW(2)) \
-                    case 2: LOOP(ROW(0) ROW(1)) \
-                    default: LOOP(ROW(0)) }
-#define FNN_ROWS4(LOOP, ROW) switch (r) { \
-                    case 4: LOOP(ROW(0) ROW(1) ROW(2) ROW(3)) \
-                    case 3: LOOP(ROW(0) ROW(1) ROW(2)) \
-                    case 2: LOOP(ROW(0) ROW(1)) \
-                    default: LOOP(ROW(0)) }
+                                FNN_V bx = FNN_LOAD(m3, bk + p * bs + 2 * FNN_W);, ROWS) }
+/* Row q of the block into C, after its loop (straight-line, so the sums stay in registers). */
+#define FNN_PUT1(q, ACC, OFF, MASK) { FNN_T *cq = C + (i0 + q) * ldc + j0 + OFF; FNN_V v = FNN_MUL(va, ACC); \
+                    if (add) { v = FNN_ADD(FNN_LOAD(MASK, cq), v); } FNN_STORE(cq, MASK, v); }
+#define FNN_PUTONE(q) FNN_PUT1(q, c##q, 0, m1)
+#define FNN_PUTTWO(q) FNN_PUT1(q, c##q, 0, m1) FNN_PUT1(q, d##q, FNN_W, m2)
+#define FNN_PUTTHREE(q) FNN_PUT1(q, c##q, 0, m1) FNN_PUT1(q, d##q, FNN_W, m2) FNN_PUT1(q, e##q, 2 * FNN_W, m3)
+/* Blocks of 1..12 rows (1..4 for three registers): LOOP the registers' loads, ROW a row's FMAs, PUT its store. */
+#define FNN_ROWS6(LOOP, ROW, PUT) switch (r) { \
+                    case 6: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) break; \
+                    case 5: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) break; \
+                    case 4: LOOP(ROW(0) ROW(1) ROW(2) ROW(3)) PUT(0) PUT(1) PUT(2) PUT(3) break; \
+                    case 3: LOOP(ROW(0) ROW(1) ROW(2)) PUT(0) PUT(1) PUT(2) break; \
+                    case 2: LOOP(ROW(0) ROW(1)) PUT(0) PUT(1) break; \
+                    default: LOOP(ROW(0)) PUT(0) }
+#define FNN_ROWS(LOOP, ROW, PUT) switch (r) { \
+                    case 12: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) PUT(8) PUT(9) PUT(10) PUT(11) break; \
+                    case 11: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) PUT(8) PUT(9) PUT(10) break; \
+                    case 10: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) PUT(8) PUT(9) break; \
+                    case 9: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) PUT(8) break; \
+                    case 8: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) break; \
+                    case 7: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) break; \
+                    default: FNN_ROWS6(LOOP, ROW, PUT) }
+#define FNN_ROWS4(LOOP, ROW, PUT) switch (r) { \
+                    case 4: LOOP(ROW(0) ROW(1) ROW(2) ROW(3)) PUT(0) PUT(1) PUT(2) PUT(3) break; \
+                    case 3: LOOP(ROW(0) ROW(1) ROW(2)) PUT(0) PUT(1) PUT(2) break; \
+                    case 2: LOOP(ROW(0) ROW(1)) PUT(0) PUT(1) break; \
+                    default: LOOP(ROW(0)) PUT(0) }
+                const int add = beta != 0 || k0 > 0;  /* later chunks add to the earlier ones' sums */
                 if (nr == 3) {
-                    FNN_ROWS4(FNN_LOOP3, FNN_THREE)
+                    FNN_ROWS4(FNN_LOOP3, FNN_THREE, FNN_PUTTHREE)
+                } else if (mr == 6 && nr == 2) {
+                    FNN_ROWS6(FNN_LOOP2, FNN_TWO, FNN_PUTTWO)
+                } else if (mr == 6) {
+                    FNN_ROWS6(FNN_LOOP1, FNN_ONE, FNN_PUTONE)
                 } else if (nr == 2) {
-                    FNN_ROWS(FNN_LOOP2, FNN_TWO)
+                    FNN_ROWS(FNN_LOOP2, FNN_TWO, FNN_PUTTWO)
                 } else {
-                    FNN_ROWS(FNN_LOOP1, FNN_ONE)
+                    FNN_ROWS(FNN_LOOP1, FNN_ONE, FNN_PUTONE)
                 }
 #undef FNN_ROWS
 #undef FNN_ROWS4
+#undef FNN_ROWS6
 #undef FNN_ONE
 #undef FNN_TWO
 #undef FNN_THREE
@@ -133,25 +158,10 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
 #undef FNN_LOOP1
 #undef FNN_LOOP2
 #undef FNN_LOOP3
-                FNN_V cs_[6] = {c0, c1, c2, c3, c4, c5}, ds_[6] = {d0, d1, d2, d3, d4, d5};
-                FNN_V es_[6] = {e0, e1, e2, e3, e3, e3};
-                const int add = beta != 0 || k0 > 0;  /* later chunks add to the earlier ones' sums */
-                for (Py_ssize_t q = 0; q < r; q++) {
-                    FNN_T *cq = C + (i0 + q) * ldc + j0;
-                    FNN_V v = FNN_MUL(va, cs_[q]);
-                    if (add) v = FNN_ADD(FNN_LOAD(m1, cq), v);
-                    FNN_STORE(cq, m1, v);
-                    if (nr > 1) {
-                        v = FNN_MUL(va, ds_[q]);
-                        if (add) v = FNN_ADD(FNN_LOAD(m2, cq + FNN_W), v);
-                        FNN_STORE(cq + FNN_W, m2, v);
-                    }
-                    if (nr > 2) {
-                        v = FNN_MUL(va, es_[q]);
-                        if (add) v = FNN_ADD(FNN_LOAD(m3, cq + 2 * FNN_W), v);
-                        FNN_STORE(cq + 2 * FNN_W, m3, v);
-                    }
-                }
+#undef FNN_PUT1
+#undef FNN_PUTONE
+#undef FNN_PUTTWO
+#undef FNN_PUTTHREE
                 i0 += r;
             }
             k0 += kk;
