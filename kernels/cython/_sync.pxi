@@ -51,10 +51,11 @@ cdef inline void prefetch_rows(const char* base, const int64_t* rows, Py_ssize_t
     cdef const char* r
     for i in range(count):
         r = base + rows[i] * row_bytes
-        for b in range(0, row_bytes, 64):
-            if into_l1:
+        if into_l1:  # (the locality must be a constant)
+            for b in range(0, row_bytes, 64):
                 __builtin_prefetch(r + b, 0, 3)
-            else:
+        else:
+            for b in range(0, row_bytes, 64):
                 __builtin_prefetch(r + b, 0, 2)
 
 

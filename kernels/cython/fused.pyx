@@ -91,12 +91,12 @@ cdef void gather(const floating* x, Py_ssize_t n_in, const floating* y, Py_ssize
         if wb != NULL:
             wb[i] = weights[row]
     cdef Py_ssize_t batch_bytes = batch_size * (n_in + n_y) * sizeof(floating)
+    cdef bint into_l1 = batch_bytes <= PREFETCH_L1_BYTES
     if start + nb < m and batch_bytes <= PREFETCH_BYTES:
         i = min(batch_size, m - start - nb)
         if x != NULL:
-            prefetch_rows(<const char*>x, order + start + nb, i, n_in * sizeof(floating),
-                          batch_bytes <= PREFETCH_L1_BYTES)
-        prefetch_rows(<const char*>y, order + start + nb, i, n_y * sizeof(floating), batch_bytes <= PREFETCH_L1_BYTES)
+            prefetch_rows(<const char*>x, order + start + nb, i, n_in * sizeof(floating), into_l1)
+        prefetch_rows(<const char*>y, order + start + nb, i, n_y * sizeof(floating), into_l1)
 
 
 cdef void augment_rows(Py_ssize_t tid, Py_ssize_t n_threads, const floating* x, Py_ssize_t n_in,

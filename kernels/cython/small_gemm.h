@@ -83,7 +83,6 @@ FNN_UNUSED static int fnn_cpu_has_avx512(void) {
 #undef FNN_REDUCE
 #undef FNN_TAIL_DOT
 #undef FNN_TAIL_AXPY
-#undef FNN_TAIL_KC
 
 #define FNN_T double
 #define FNN_V __m512d

@@ -23,7 +23,7 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
     /* From FNN_PACK_ROWS rows of C on (fewer would not repay the copies), a narrow last register's columns
        go to the tail products, and each panel of B (its columns of this pass, FNN_KC * 2 / nr rows of them:
        16 KiB) is first copied into `panel`: contiguous, aligned and zero past n, it stays in L1 while every
-       block of rows reads it (strided rows of B cost 1.2-1.6x: split loads, cache-set conflicts). */
+       block of rows reads it (strided rows of B cost split loads and cache-set conflicts). */
     FNN_T panel[FNN_KC * 2 * FNN_W] __attribute__((aligned(64)));
     const int packed = m >= FNN_PACK_ROWS;
     const FNN_V va = FNN_SET1(alpha);
@@ -139,10 +139,6 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
                 const int add = beta != 0 || k0 > 0;  /* later chunks add to the earlier ones' sums */
                 if (nr == 3) {
                     FNN_ROWS4(FNN_LOOP3, FNN_THREE, FNN_PUTTHREE)
-                } else if (mr == 6 && nr == 2) {
-                    FNN_ROWS6(FNN_LOOP2, FNN_TWO, FNN_PUTTWO)
-                } else if (mr == 6) {
-                    FNN_ROWS6(FNN_LOOP1, FNN_ONE, FNN_PUTONE)
                 } else if (nr == 2) {
                     FNN_ROWS(FNN_LOOP2, FNN_TWO, FNN_PUTTWO)
                 } else {

@@ -78,3 +78,4 @@ static void FNN_TAIL_AXPY(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha,
         }
     }
 }
+#undef FNN_TAIL_KC
