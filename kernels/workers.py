@@ -3,13 +3,16 @@
 The compiled backends split each mini-batch's work across threads (see kernels/reference/fused.py,
 "Threads"): every thread runs the same worker, ``worker(tid, n_threads, control, *args)``, over the whole
 epoch, and the threads meet at barriers inside it. Workers release the GIL (Cython ``nogil``, Numba
-``nogil=True``), so Python threads run them in parallel; thread 0 is the caller's own.
+``nogil=True``), so Python threads run them in parallel; thread 0 is the caller's own. For the call each thread keeps to its
+own part of the cores the process may use (``own_cores``), so that no two of them share one.
 
 ``control`` is the int64 array of kernels/constants.py (COUNT, SENSE, ABORT, STOP, DECIDED, DONE,
 STATUS, each on its own cache line): the barrier's state, and the channel between the epoch and its
 caller. ``control[ABORT]`` != 0 makes every waiting thread return from its barrier and leave its epoch:
 set when a worker raised, so that the others do not wait for it forever.
 """
+import contextlib
+import os
 import threading
 
 import numpy as np
@@ -18,12 +21,42 @@ from .constants import (ABORT, ALIGN, CONTROL_SIZE, COUNT, DECIDED, DONE, LAY_TO
                         TOTAL_RUNNING, TOTAL_SHARED)
 from .reference import fused as _ref
 
-__all__ = ["run", "run_epoch", "new_control"]
+__all__ = ["run", "run_epoch", "new_control", "core_parts", "own_cores"]
 
 
 def new_control():
     """A zeroed control array for one epoch (the caller may set STOP in it while the epoch runs)."""
     return np.zeros(CONTROL_SIZE, dtype=np.int64)
+
+
+def core_parts(n_threads):
+    """The cores the calling thread may run on, dealt out to ``n_threads`` threads (thread t gets every
+    n_threads-th of them, from the t-th), or None where that cannot be done: fewer cores than threads, or no
+    CPU affinity on this platform."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if len(cores) < n_threads:
+        return None
+    return [set(cores[t::n_threads]) for t in range(n_threads)]
+
+
+@contextlib.contextmanager
+def own_cores(parts, tid):
+    """Keep the calling thread on its part of the cores (``core_parts``) inside the block, its own mask
+    after it. Threads of one epoch meet at a barrier every few microseconds, and Linux often starts two new
+    threads on one core (a woken thread goes to its waker's core): until its balancer moved one, each would
+    wait for the other at every barrier, which can double a short epoch (BENCHMARKS.md)."""
+    if parts is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, parts[tid])
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def run(worker, n_threads, control, args):
@@ -37,10 +70,12 @@ def run(worker, n_threads, control, args):
         return worker(0, 1, control, *args)
     results = [None] * n_threads
     errors = []
+    parts = core_parts(n_threads)
 
     def body(tid):
         try:
-            results[tid] = worker(tid, n_threads, control, *args)
+            with own_cores(parts, tid):
+                results[tid] = worker(tid, n_threads, control, *args)
         except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
             errors.append(exc)
             control[ABORT] = 1

@@ -153,3 +153,33 @@ def test_worker_refuses_a_small_workspace(compiled):
     args[1] = args[1][:-1]
     with pytest.raises(ValueError, match="shared workspace"):
         _worker(compiled)(0, 1, workers.new_control(), *args)
+
+
+def test_core_parts_deal_the_cores_out(monkeypatch):
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: {5, 0, 2, 1, 4, 3})
+    assert workers.core_parts(2) == [{0, 2, 4}, {1, 3, 5}]
+    assert workers.core_parts(4) == [{0, 4}, {1, 5}, {2}, {3}]
+    assert workers.core_parts(7) is None  # more threads than cores: no part for some
+    monkeypatch.delattr(workers.os, "sched_getaffinity")
+    assert workers.core_parts(2) is None  # a platform without CPU affinity
+
+
+def test_run_keeps_each_thread_on_its_own_cores():
+    """Each thread of an epoch runs on its own part of the caller's cores; the caller's mask is restored."""
+    import os
+
+    before = os.sched_getaffinity(0)
+    seen = {}
+
+    def worker(tid, n_threads, control):
+        seen[tid] = os.sched_getaffinity(0)
+        if tid == 1:
+            raise RuntimeError("thread 1 failed")  # the masks are restored on the way out too
+        return tid
+
+    with pytest.raises(RuntimeError, match="thread 1 failed"):
+        workers.run(worker, 2, workers.new_control(), ())
+    expected = workers.core_parts(2) or [before, before]
+    assert seen == {0: expected[0], 1: expected[1]}
+    assert len(before) < 2 or seen[0].isdisjoint(seen[1])
+    assert os.sched_getaffinity(0) == before

@@ -130,8 +130,8 @@ cdef void penalize_block(const floating* p, floating* g, Py_ssize_t lo, Py_ssize
                          Py_ssize_t stride, floating l2, floating l1, bint l2_on, bint l1_on, double* squares,
                          double* absolute) noexcept nogil:
     """g += l2 * p (with l2_on), then g += l1 * sign(p) (with l1_on; np.sign: 0 at 0, NaN at NaN) on the
-    block (add_l2_grad, add_l1_grad); adds sum p^2 and sum |p| over the block, in float64, to ``squares``
-    and ``absolute`` (the penalty values)."""
+    block (add_l2_grad, add_l1_grad); adds sum p^2 and sum |p| over the block, in float64 (row_dot's and
+    row_abs_sum's order, row by row), to ``squares`` and ``absolute`` (the penalty values)."""
     cdef Py_ssize_t i, j, q
     cdef floating v
     cdef double sq = 0, ab = 0
@@ -143,14 +143,13 @@ cdef void penalize_block(const floating* p, floating* g, Py_ssize_t lo, Py_ssize
     for i in range(rows):
         q = lo + i * stride
         if l2_on:
+            sq += row_dot(p + q, p + q, width)
             for j in range(q, q + width):
-                v = p[j]
-                sq += <double>v * <double>v
-                g[j] = g[j] + l2 * v
+                g[j] = g[j] + l2 * p[j]
         if l1_on:
+            ab += row_abs_sum(p + q, width)
             for j in range(q, q + width):
                 v = p[j]
-                ab += fabs(<double>v)
                 g[j] = g[j] + l1 * vsel(v > 0, <floating>1, vsel(v < 0, <floating>-1, vsel(v == 0, <floating>0, v)))
     squares[0] += sq
     absolute[0] += ab

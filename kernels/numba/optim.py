@@ -124,37 +124,31 @@ def step_block(opt, p, g, s0, s1, lo, n_rows, width, stride, c):
 def penalize_block(p, g, lo, n_rows, width, stride, l2, l1, l2_on, l1_on):
     """g += l2 * p (with ``l2_on``), then g += l1 * sign(p) (with ``l1_on``; np.sign: 0 -> 0, NaN -> NaN) on
     the block (add_l2_grad, add_l1_grad; l2, l1 scalars of the dtype). Returns (sum p^2, sum |p|) in float64
-    over the block, row by row (0 for a penalty that is off): the penalty values."""
+    over the block (``sumsq_block``, ``abssum_block``; 0 for a penalty that is off): the penalty values."""
     one, zero = p.dtype.type(1), p.dtype.type(0)
-    squares = 0.0
-    absolute = 0.0
+    squares = sumsq_block(p, lo, n_rows, width, stride) if l2_on else 0.0
+    absolute = abssum_block(p, lo, n_rows, width, stride) if l1_on else 0.0
     if width == stride:
         width *= n_rows
         n_rows = 1
     for i in range(n_rows):
         base = np.uint64(lo + i * stride)
-        sq = 0.0
-        ab = 0.0
         if l2_on:
             for j in range(width):
                 q = base + np.uint64(j)
-                v = p[q]
-                sq += np.float64(v) * np.float64(v)
-                g[q] = g[q] + l2 * v
+                g[q] = g[q] + l2 * p[q]
         if l1_on:
             for j in range(width):
                 q = base + np.uint64(j)
                 v = p[q]
-                ab += abs(np.float64(v))
                 g[q] = g[q] + l1 * (one if v > zero else (-one if v < zero else v))
-        squares += sq
-        absolute += ab
     return squares, absolute
 
 
 @numba.njit(cache=True, error_model="numpy")
-def sumsq_block(x, lo, n_rows, width, stride):
-    """sum(x^2) over the block in float64: four running sums per row, combined (x0 + x1) + (x2 + x3)."""
+def _block_sum(x, lo, n_rows, width, stride, squares):
+    """sum(x^2) (``squares``) or sum(|x|) over the block in float64: four running sums per row (one chain of
+    float64 adds would take 4 cycles an element), combined (x0 + x1) + (x2 + x3)."""
     total = 0.0
     if width == stride:
         width *= n_rows
@@ -167,15 +161,33 @@ def sumsq_block(x, lo, n_rows, width, stride):
             q = np.uint64(base + j)
             v0, v1 = np.float64(x[q]), np.float64(x[q + np.uint64(1)])
             v2, v3 = np.float64(x[q + np.uint64(2)]), np.float64(x[q + np.uint64(3)])
-            s0 += v0 * v0
-            s1 += v1 * v1
-            s2 += v2 * v2
-            s3 += v3 * v3
+            if squares:
+                s0 += v0 * v0
+                s1 += v1 * v1
+                s2 += v2 * v2
+                s3 += v3 * v3
+            else:
+                s0 += abs(v0)
+                s1 += abs(v1)
+                s2 += abs(v2)
+                s3 += abs(v3)
         for j in range(end, width):
             v = np.float64(x[np.uint64(base + j)])
-            s0 += v * v
+            s0 += v * v if squares else abs(v)
         total += (s0 + s1) + (s2 + s3)
     return total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def sumsq_block(x, lo, n_rows, width, stride):
+    """sum(x^2) over the block in float64 (``_block_sum``'s order)."""
+    return _block_sum(x, lo, n_rows, width, stride, True)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def abssum_block(x, lo, n_rows, width, stride):
+    """sum(|x|) over the block in float64 (``_block_sum``'s order)."""
+    return _block_sum(x, lo, n_rows, width, stride, False)
 
 
 # -- the public kernels: the blocks on whole arrays --------------------------------------------------------
