@@ -4,20 +4,26 @@ Fashion-MNIST, cython and numba) in two built checkouts, round by round in turn 
     git worktree add /tmp/base <commit> && (cd /tmp/base && make build)
     .venv/bin/python bench/compare_commits.py --compare /tmp/base . --rounds 2 --threads 1,2
 
-prints a markdown table of the best epoch per cell and new/base. Each checkout runs in a child process of
-its own ``.venv/bin/python`` (``compare_commits.py --child ROOT THREADS`` prints one JSON line).
+prints a markdown table of the best epoch per cell and new/base. ``--estimator`` adds two cells of
+``fastnn.MLPClassifier`` fits (whole ``fit`` calls, best of the rounds): ``estimator/fit-60k``, 784-100-10
+Adam batch 200 for 10 epochs on the 60,000 rows (bench/test_bench_sklearn.py's fit), and
+``estimator/8-fits-5k``, eight fits of 5 epochs on 5,000 rows, 64 and 100 hidden units in turn (the fits
+of its grid search). Each checkout runs in a child process of its own ``.venv/bin/python``
+(``compare_commits.py --child ROOT THREADS [--estimator]`` prints one JSON line).
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
+import time
 
 BACKENDS, CONFIGS = ("cython", "numba"), "abcd"
 
 
-def time_checkout(root, threads):
-    """{"backend/config": best epoch seconds} of the checkout ``root`` (run in its own interpreter)."""
+def time_checkout(root, threads, estimator=False):
+    """{"backend/config": best epoch seconds} of the checkout ``root`` (run in its own interpreter), and with
+    ``estimator`` the seconds of the estimator cells."""
     sys.path.insert(0, os.path.join(root, "bench"))
     import e2e
 
@@ -31,12 +37,35 @@ def time_checkout(root, threads):
             trainer = e2e.make_trainer(backend, config, X, y)
             _, epochs = e2e.time_epochs(trainer, 2 if key == "d" else 3)
             best[f"{backend}/{key}"] = min(epochs)
+    if estimator:
+        best.update(time_estimator(X, y))
     return best
 
 
-def run_child(root, threads):
+def time_estimator(X, y):
+    """Seconds of the estimator cells (see the module docstring)."""
+    import warnings
+
+    import fastnn
+
+    def fit(rows, epochs, hidden, batch_size="auto"):
+        model = fastnn.MLPClassifier(hidden_layer_sizes=(hidden,), batch_size=batch_size, max_iter=epochs, tol=0.0,
+                                     n_iter_no_change=1000, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (ConvergenceWarning: max_iter reached)
+            start = time.perf_counter()
+            model.fit(X[:rows], y[:rows])
+            return time.perf_counter() - start
+
+    fit(2000, 1, 100)  # compiled kernels loaded
+    return {"estimator/fit-60k": fit(len(X), 10, 100, 200),
+            "estimator/8-fits-5k": sum(fit(5000, 5, hidden) for hidden in (64, 100) * 4)}
+
+
+def run_child(root, threads, estimator=False):
     python = os.path.join(root, ".venv", "bin", "python")
-    out = subprocess.run([python, os.path.abspath(__file__), "--child", root, str(threads)], cwd=root,
+    out = subprocess.run([python, os.path.abspath(__file__), "--child", root, str(threads)]
+                         + (["--estimator"] if estimator else []), cwd=root,
                          env=dict(os.environ, PYTHONPATH=""), capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{root}: {out.stderr[-3000:]}")
@@ -49,9 +78,10 @@ def main(argv=None):
     parser.add_argument("--child", nargs=2, metavar=("ROOT", "THREADS"), help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--estimator", action="store_true", help="add the MLPClassifier fit cells")
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(time_checkout(os.path.abspath(args.child[0]), int(args.child[1]))))
+        print(json.dumps(time_checkout(os.path.abspath(args.child[0]), int(args.child[1]), args.estimator)))
         return
     if not args.compare:
         parser.error("--compare BASE NEW is needed")
@@ -61,12 +91,14 @@ def main(argv=None):
     for _ in range(args.rounds):
         for t in threads:
             for tree in trees:
-                for cell, seconds in run_child(tree, t).items():
+                for cell, seconds in run_child(tree, t, args.estimator).items():
                     best[tree, t, cell] = min(best.get((tree, t, cell), float("inf")), seconds)
     base, new = trees
     print("| threads | cell | base s | new s | new/base |\n|---|---|---|---|---|")
+    cells = [f"{b}/{k}" for b in BACKENDS for k in CONFIGS]
+    cells += ["estimator/fit-60k", "estimator/8-fits-5k"] if args.estimator else []
     for t in threads:
-        for cell in [f"{b}/{k}" for b in BACKENDS for k in CONFIGS]:
+        for cell in cells:
             b, n = best[base, t, cell], best[new, t, cell]
             print(f"| {t} | {cell} | {b:.4f} | {n:.4f} | {n / b:.3f} |")
 
