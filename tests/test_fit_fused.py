@@ -238,3 +238,25 @@ def test_fused_fit_with_maxout_and_prelu_equals_layer_by_layer(backend, dtype, s
         for a, b in zip(weights + state, arrays0):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
         np.testing.assert_allclose(history.loss, history0.loss, rtol=LOSS_RTOL[dtype])
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_batches_past_the_prefetch_limit_equal_layer_by_layer(backend):
+    """A batch of rows too large to prefetch a batch ahead (PREFETCH_BYTES) has its own rows asked for as it
+    starts (first layer reading them in place): the same training, on 1 and 2 threads."""
+    from fastnn._kernels.constants import PREFETCH_BYTES
+
+    rng = np.random.default_rng(0)
+    n_in, batch = 1200, 90
+    assert batch * (n_in + 3) * 8 > PREFETCH_BYTES
+    X = rng.standard_normal((250, n_in))
+    y = rng.integers(0, 3, size=250)
+    runs = _fit_three_ways(lambda: Sequential([Dense(n_in, 20), ReLU(), Dense(20, 3), Softmax()], dtype="float64",
+                                              seed=3),
+                           backend, X, y, lambda: optim.Adam(1e-3), loss="log_likelihood", epochs=2,
+                           batch_size=batch, seed=1)
+    (weights0, _, history0) = runs[0]
+    for weights, _, history in runs[1:]:
+        for a, b in zip(weights, weights0):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(history.loss, history0.loss, rtol=1e-10)
