@@ -69,7 +69,7 @@ SMALL_NT = 8192  # a b^T products below this many multiply-adds run as loops (a 
 # PREFETCH_BYTES (every thread reads every row of a batch; the first layer's product otherwise waits on
 # memory for them: BENCHMARKS.md, "Packed products"): into L1 up to PREFETCH_L1_BYTES, else into L2.
 # Larger batches' rows, when the first layer reads them in place, are asked for all at once as the batch
-# starts (into L1: BENCHMARKS.md, "Thread placement and the first reads of a batch").
+# starts (into L1: BENCHMARKS.md, "Threads on cores of their own, ... the first reads of a large batch").
 PREFETCH_BYTES = 512 << 10
 PREFETCH_L1_BYTES = 32 << 10
 SPIN_PAUSES = 512  # pauses (~13 us on Zen 4) a thread waits at a barrier before it starts yielding its core
