@@ -47,16 +47,21 @@ def own_cores(parts, tid):
     """Keep the calling thread on its part of the cores (``core_parts``) inside the block, its own mask
     after it. Threads of one epoch meet at a barrier every few microseconds, and Linux often starts two new
     threads on one core (a woken thread goes to its waker's core): until its balancer moved one, each would
-    wait for the other at every barrier, which can double a short epoch (BENCHMARKS.md)."""
-    if parts is None:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, parts[tid])
+    wait for the other at every barrier, which can double a short epoch (BENCHMARKS.md). Where the mask
+    cannot be set (the cores allowed changed meanwhile), the thread runs where the OS puts it."""
+    before = None
+    if parts is not None:
+        try:
+            before = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, parts[tid])
+        except OSError:
+            before = None
     try:
         yield
     finally:
-        os.sched_setaffinity(0, before)
+        if before is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, before)
 
 
 def run(worker, n_threads, control, args):

@@ -183,3 +183,13 @@ def test_run_keeps_each_thread_on_its_own_cores():
     assert seen == {0: expected[0], 1: expected[1]}
     assert len(before) < 2 or seen[0].isdisjoint(seen[1])
     assert os.sched_getaffinity(0) == before
+
+
+def test_run_goes_on_where_the_cores_cannot_be_set(monkeypatch):
+    """A mask the OS refuses (the allowed cores changed after they were read) leaves the threads unpinned."""
+    def refuse(pid, mask):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(workers.os, "sched_setaffinity", refuse)
+    assert workers.run(lambda tid, n_threads, control: tid + 10, 2, workers.new_control(), ()) == 10
