@@ -1,8 +1,9 @@
 """The hand-written AVX-512 products called from Numba (kernels/numba/_small_gemm.py) against NumPy.
 
 Every product c (m, n) = alpha op(a) b + beta c, strided (NN, TN) and through row pointers (NN, TN), in
-float32 and float64, ragged sizes (m 1..7, 10 and 12 (one block of rows), and larger, on both sides of the 24 rows from which B is packed;
-n 1..100 across the 16/32/48-column passes and their masks, with and without a narrow last register for
+float32 and float64, ragged sizes (m 1..7, 10 and 12 (one block of rows), and larger, on both sides of the 24 rows from which B is packed,
+in blocks of 6 to 8 rows in the three-register passes (25, 30, 64); n 1..100 across the 16/32/48-column passes
+(80: 48 + 32, 100: 48 + 48 + a tail) and their masks, with and without a narrow last register for
 small_gemm_tail.h; k 1..50 and past a packed panel's rows and the tail products' 512, in two and three),
 blocks inside larger arrays (ld > row width, not at the array's start), alpha = -0.5, beta 0 (over a c of
 NaN) and 1. Tolerance (kernel_helpers.py): |c - ref| <= rtol * (|alpha| |op(a)| |b| + |beta c|), rtol 1e-5
@@ -32,8 +33,8 @@ if __name__ == "__main__" and "--block" in sys.argv:
 from fastnn._kernels.numba import _small_gemm as S  # noqa: E402
 
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}  # as kernel_helpers.RTOL
-MS = list(range(1, 8)) + [10, 12, 13, 23, 24, 64]
-NS = [1, 3, 8, 15, 16, 17, 31, 32, 33, 40, 48, 52, 100]
+MS = list(range(1, 8)) + [10, 12, 13, 23, 24, 25, 30, 64]
+NS = [1, 3, 8, 15, 16, 17, 31, 32, 33, 40, 48, 52, 80, 100]
 KS = [1, 2, 7, 16, 33, 50, 128, 129, 300, 600]
 PAD = 3  # rows and columns around each block inside its array (ld = width + 2 PAD)
 

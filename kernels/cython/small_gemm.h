@@ -3,10 +3,10 @@
    rows of C at a time (all of 7-12 rows: the B panel is then read once) and 32 (float) or 16 (double)
    columns in two AVX-512 registers per row, the ragged last columns by a mask. From FNN_PACK_ROWS rows of
    C on, B is copied panel by panel (16 KiB: it stays in L1 even on a 32 KiB one) into an aligned buffer
-   on the stack, which every block of rows then reads; the last 33-48 columns (float) go in one pass of
-   three registers by 4 rows (a third pass of one register would have only 6 independent sums, too few to
-   keep both FMA units busy), and a last register of at most a quarter full goes to small_gemm_tail.h's
-   products. beta is 0 or 1. fnn_cpu_has_avx512() says whether they can run on
+   on the stack, which every block of rows then reads; there, passes of three registers by 8 rows (24
+   independent sums keep both FMA units busier than 12: BENCHMARKS.md) take the last 33-48 columns (float;
+   a third pass of one register would have only 6 sums) and every 48 while 80 or more are left, and a last
+   register of at most a quarter full goes to small_gemm_tail.h's products. beta is 0 or 1. fnn_cpu_has_avx512() says whether they can run on
    this CPU, fnn_has_avx512() whether callers should use them (not under FASTNN_PORTABLE=1, which sends
    every product to BLAS; cpu_dispatch.h).
    The _rows_ variants read A through an array of row pointers (NN: R[i] is row i of A; TN: R[p] is row p

@@ -46,14 +46,15 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
     Py_ssize_t nr;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += nr * FNN_W) {
         /* Registers of columns in this pass, and rows per block: 2 x 6 (12 sums), or 1 x 6 for the last few,
-           or (packed) 3 x 4 for the last 33-48 columns (float; 17-24 double). */
+           or (packed) 3 x 8 for the last 33-48 columns (float; 17-24 double) and while 5 registers' or more
+           are left (64 stays 32 + 32: 48 + 16 would end in a one-register pass). */
         const Py_ssize_t left = n - j0;
-        nr = packed && left > 2 * FNN_W && left <= 3 * FNN_W ? 3 : left > FNN_W ? 2 : 1;
-        /* rows per block: 4 (three registers), else 6, or all of a batch of 7-12 rows (B is read once) */
-        const Py_ssize_t mr = nr == 3 ? 4 : !packed && m <= 12 ? 12 : 6;
+        nr = packed && ((left > 2 * FNN_W && left <= 3 * FNN_W) || left >= 5 * FNN_W) ? 3 : left > FNN_W ? 2 : 1;
+        /* rows per block: 8 (three registers), else 6, or all of a batch of 7-12 rows (B is read once) */
+        const Py_ssize_t mr = nr == 3 ? 8 : !packed && m <= 12 ? 12 : 6;
         const Py_ssize_t n1 = left < FNN_W ? left : FNN_W;
         const Py_ssize_t n2 = nr > 1 ? (left - n1 < FNN_W ? left - n1 : FNN_W) : 0;
-        const Py_ssize_t n3 = nr > 2 ? left - n1 - n2 : 0;
+        const Py_ssize_t n3 = nr > 2 ? (left - n1 - n2 < FNN_W ? left - n1 - n2 : FNN_W) : 0;
         const FNN_MASK m1 = (FNN_MASK)((1u << n1) - 1u), m2 = (FNN_MASK)((1u << n2) - 1u);
         const FNN_MASK m3 = (FNN_MASK)((1u << n3) - 1u);
         const int full = packed || left >= nr * FNN_W;
@@ -91,7 +92,8 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
                 FNN_V d4 = FNN_ZERO(), d5 = FNN_ZERO(), e0 = FNN_ZERO(), e1 = FNN_ZERO(), e2 = FNN_ZERO();
                 FNN_V e3 = FNN_ZERO(), c6 = FNN_ZERO(), c7 = FNN_ZERO(), c8 = FNN_ZERO(), c9 = FNN_ZERO();
                 FNN_V c10 = FNN_ZERO(), c11 = FNN_ZERO(), d6 = FNN_ZERO(), d7 = FNN_ZERO(), d8 = FNN_ZERO();
-                FNN_V d9 = FNN_ZERO(), d10 = FNN_ZERO(), d11 = FNN_ZERO();
+                FNN_V d9 = FNN_ZERO(), d10 = FNN_ZERO(), d11 = FNN_ZERO(), e4 = FNN_ZERO(), e5 = FNN_ZERO();
+                FNN_V e6 = FNN_ZERO(), e7 = FNN_ZERO();
 #define FNN_ONE(q) c##q = FNN_FMA(FNN_SET1(FNN_A(q)), bv, c##q);
 #define FNN_TWO(q) { FNN_V s = FNN_SET1(FNN_A(q)); c##q = FNN_FMA(s, bv, c##q); d##q = FNN_FMA(s, bw, d##q); }
 #define FNN_THREE(q) { FNN_V s = FNN_SET1(FNN_A(q)); c##q = FNN_FMA(s, bv, c##q); d##q = FNN_FMA(s, bw, d##q); \
@@ -115,7 +117,7 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
 #define FNN_PUTONE(q) FNN_PUT1(q, c##q, 0, m1)
 #define FNN_PUTTWO(q) FNN_PUT1(q, c##q, 0, m1) FNN_PUT1(q, d##q, FNN_W, m2)
 #define FNN_PUTTHREE(q) FNN_PUT1(q, c##q, 0, m1) FNN_PUT1(q, d##q, FNN_W, m2) FNN_PUT1(q, e##q, 2 * FNN_W, m3)
-/* Blocks of 1..12 rows (1..4 for three registers): LOOP the registers' loads, ROW a row's FMAs, PUT its store. */
+/* Blocks of 1..12 rows (1..8 for three registers): LOOP the registers' loads, ROW a row's FMAs, PUT its store. */
 #define FNN_ROWS6(LOOP, ROW, PUT) switch (r) { \
                     case 6: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) break; \
                     case 5: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) break; \
@@ -131,21 +133,20 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
                     case 8: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) break; \
                     case 7: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) break; \
                     default: FNN_ROWS6(LOOP, ROW, PUT) }
-#define FNN_ROWS4(LOOP, ROW, PUT) switch (r) { \
-                    case 4: LOOP(ROW(0) ROW(1) ROW(2) ROW(3)) PUT(0) PUT(1) PUT(2) PUT(3) break; \
-                    case 3: LOOP(ROW(0) ROW(1) ROW(2)) PUT(0) PUT(1) PUT(2) break; \
-                    case 2: LOOP(ROW(0) ROW(1)) PUT(0) PUT(1) break; \
-                    default: LOOP(ROW(0)) PUT(0) }
+#define FNN_ROWS8(LOOP, ROW, PUT) switch (r) { \
+                    case 8: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) break; \
+                    case 7: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) break; \
+                    default: FNN_ROWS6(LOOP, ROW, PUT) }
                 const int add = beta != 0 || k0 > 0;  /* later chunks add to the earlier ones' sums */
                 if (nr == 3) {
-                    FNN_ROWS4(FNN_LOOP3, FNN_THREE, FNN_PUTTHREE)
+                    FNN_ROWS8(FNN_LOOP3, FNN_THREE, FNN_PUTTHREE)
                 } else if (nr == 2) {
                     FNN_ROWS(FNN_LOOP2, FNN_TWO, FNN_PUTTWO)
                 } else {
                     FNN_ROWS(FNN_LOOP1, FNN_ONE, FNN_PUTONE)
                 }
 #undef FNN_ROWS
-#undef FNN_ROWS4
+#undef FNN_ROWS8
 #undef FNN_ROWS6
 #undef FNN_ONE
 #undef FNN_TWO
