@@ -3,8 +3,8 @@
 The compiled backends split each mini-batch's work across threads (see kernels/reference/fused.py,
 "Threads"): every thread runs the same worker, ``worker(tid, n_threads, control, *args)``, over the whole
 epoch, and the threads meet at barriers inside it. Workers release the GIL (Cython ``nogil``, Numba
-``nogil=True``), so Python threads run them in parallel; thread 0 is the caller's own. For the call each thread keeps to its
-own part of the cores the process may use (``own_cores``), so that no two of them share one.
+``nogil=True``), so Python threads run them in parallel; thread 0 is the caller's own. For the call each
+thread keeps to its own part of the cores the process may use (``own_cores``), so that no two share one.
 
 ``control`` is the int64 array of kernels/constants.py (COUNT, SENSE, ABORT, STOP, DECIDED, DONE,
 STATUS, each on its own cache line): the barrier's state, and the channel between the epoch and its
@@ -52,10 +52,11 @@ def own_cores(parts, tid):
     before = None
     if parts is not None:
         try:
-            before = os.sched_getaffinity(0)
+            mask = os.sched_getaffinity(0)
             os.sched_setaffinity(0, parts[tid])
+            before = mask
         except OSError:
-            before = None
+            pass
     try:
         yield
     finally:

@@ -1,9 +1,10 @@
 """The hand-written AVX-512 products called from Numba (kernels/numba/_small_gemm.py) against NumPy.
 
 Every product c (m, n) = alpha op(a) b + beta c, strided (NN, TN) and through row pointers (NN, TN), in
-float32 and float64, ragged sizes (m 1..7, 10 and 12 (one block of rows), and larger, on both sides of the 24 rows from which B is packed,
-in blocks of 6 to 8 rows in the three-register passes (25, 30, 64); n 1..100 across the 16/32/48-column passes
-(80: 48 + 32, 100: 48 + 48 + a tail) and their masks, with and without a narrow last register for
+float32 and float64, ragged sizes (m 1..7, 10 and 12 (one block of rows), and larger, on both sides of the
+24 rows from which B is packed, in blocks of 6 to 8 rows in the three-register passes (25, 30, 64); n 1..100
+across the 16/32/48-column passes (80: 48 + 32, 100: 48 + 48 + a tail) and their masks, with and without a
+narrow last register for
 small_gemm_tail.h; k 1..50 and past a packed panel's rows and the tail products' 512, in two and three),
 blocks inside larger arrays (ld > row width, not at the array's start), alpha = -0.5, beta 0 (over a c of
 NaN) and 1. Tolerance (kernel_helpers.py): |c - ref| <= rtol * (|alpha| |op(a)| |b| + |beta c|), rtol 1e-5

@@ -200,74 +200,28 @@ cdef extern from *:
     FNN_ARRAY_KERNELS(float, f, fnn_expf, fnn_sigmoidf, fnn_tanhf, fnn_log1p_unitf, fabsf)
     FNN_ARRAY_KERNELS(double, d, fnn_exp, fnn_sigmoid, fnn_tanh, fnn_log1p_unit, fabs)
 
-    /* Row reductions over a contiguous row of k >= 0 (max: k >= 1) elements. */
-    static inline double fnn_sumf(const float *p, Py_ssize_t k) {
-        double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-        Py_ssize_t j = 0;
-        for (; j + 8 <= k; j += 8) {
-            a0 += p[j]; a1 += p[j + 1]; a2 += p[j + 2]; a3 += p[j + 3];
-            a4 += p[j + 4]; a5 += p[j + 5]; a6 += p[j + 6]; a7 += p[j + 7];
-        }
-        double s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
-        for (; j < k; j++) s += p[j];
-        return s;
-    }
-
-    static inline double fnn_sum(const double *p, Py_ssize_t k) {
-        double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-        Py_ssize_t j = 0;
-        for (; j + 8 <= k; j += 8) {
-            a0 += p[j]; a1 += p[j + 1]; a2 += p[j + 2]; a3 += p[j + 3];
-            a4 += p[j + 4]; a5 += p[j + 5]; a6 += p[j + 6]; a7 += p[j + 7];
-        }
-        double s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
-        for (; j < k; j++) s += p[j];
-        return s;
-    }
-
-    /* sum of a[j] * b[j]; float32 products are exact in double. */
-    static inline double fnn_dotf(const float *a, const float *b, Py_ssize_t k) {
-        double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-        Py_ssize_t j = 0;
-        for (; j + 8 <= k; j += 8) {
-            a0 += (double)a[j] * b[j]; a1 += (double)a[j + 1] * b[j + 1];
-            a2 += (double)a[j + 2] * b[j + 2]; a3 += (double)a[j + 3] * b[j + 3];
-            a4 += (double)a[j + 4] * b[j + 4]; a5 += (double)a[j + 5] * b[j + 5];
-            a6 += (double)a[j + 6] * b[j + 6]; a7 += (double)a[j + 7] * b[j + 7];
-        }
-        double s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
-        for (; j < k; j++) s += (double)a[j] * b[j];
-        return s;
-    }
-
-    static inline double fnn_dot(const double *a, const double *b, Py_ssize_t k) {
-        double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-        Py_ssize_t j = 0;
-        for (; j + 8 <= k; j += 8) {
-            a0 += a[j] * b[j]; a1 += a[j + 1] * b[j + 1]; a2 += a[j + 2] * b[j + 2]; a3 += a[j + 3] * b[j + 3];
-            a4 += a[j + 4] * b[j + 4]; a5 += a[j + 5] * b[j + 5]; a6 += a[j + 6] * b[j + 6]; a7 += a[j + 7] * b[j + 7];
-        }
-        double s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
-        for (; j < k; j++) s += a[j] * b[j];
-        return s;
-    }
-
-    /* sum of |p[j]|, eight running sums as above (one chain of float64 adds would take 4 cycles an element). */
-    #define FNN_ABS_SUM(T, name) \
-    static inline double name(const T *p, Py_ssize_t k) { \
+    /* Row reductions over a contiguous row of k >= 0 (max: k >= 1) elements. The sums are in float64, of
+       TERM(j) in eight running sums combined ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)), then the last k % 8
+       (one chain of float64 adds would take 4 cycles a term); float32 products are exact in double. */
+    #define FNN_ROW_SUM(TERM) \
         double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0; \
         Py_ssize_t j = 0; \
         for (; j + 8 <= k; j += 8) { \
-            a0 += fabs((double)p[j]); a1 += fabs((double)p[j + 1]); a2 += fabs((double)p[j + 2]); \
-            a3 += fabs((double)p[j + 3]); a4 += fabs((double)p[j + 4]); a5 += fabs((double)p[j + 5]); \
-            a6 += fabs((double)p[j + 6]); a7 += fabs((double)p[j + 7]); \
+            a0 += TERM(j); a1 += TERM(j + 1); a2 += TERM(j + 2); a3 += TERM(j + 3); \
+            a4 += TERM(j + 4); a5 += TERM(j + 5); a6 += TERM(j + 6); a7 += TERM(j + 7); \
         } \
         double s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)); \
-        for (; j < k; j++) s += fabs((double)p[j]); \
-        return s; \
-    }
-    FNN_ABS_SUM(float, fnn_abs_sumf)
-    FNN_ABS_SUM(double, fnn_abs_sum)
+        for (; j < k; j++) s += TERM(j); \
+        return s;
+    #define FNN_VALUE(j) ((double)p[j])
+    #define FNN_ABS_VALUE(j) fabs((double)p[j])
+    #define FNN_PRODUCT(j) ((double)a[j] * b[j])
+    static inline double fnn_sumf(const float *p, Py_ssize_t k) { FNN_ROW_SUM(FNN_VALUE) }
+    static inline double fnn_sum(const double *p, Py_ssize_t k) { FNN_ROW_SUM(FNN_VALUE) }
+    static inline double fnn_abs_sumf(const float *p, Py_ssize_t k) { FNN_ROW_SUM(FNN_ABS_VALUE) }
+    static inline double fnn_abs_sum(const double *p, Py_ssize_t k) { FNN_ROW_SUM(FNN_ABS_VALUE) }
+    static inline double fnn_dotf(const float *a, const float *b, Py_ssize_t k) { FNN_ROW_SUM(FNN_PRODUCT) }
+    static inline double fnn_dot(const double *a, const double *b, Py_ssize_t k) { FNN_ROW_SUM(FNN_PRODUCT) }
 
     static inline float fnn_maxf(const float *p, Py_ssize_t k) {
         float m[8];

@@ -6,9 +6,9 @@
    on the stack, which every block of rows then reads; there, passes of three registers by 8 rows (24
    independent sums keep both FMA units busier than 12: BENCHMARKS.md) take the last 33-48 columns (float;
    a third pass of one register would have only 6 sums) and every 48 while 80 or more are left, and a last
-   register of at most a quarter full goes to small_gemm_tail.h's products. beta is 0 or 1. fnn_cpu_has_avx512() says whether they can run on
-   this CPU, fnn_has_avx512() whether callers should use them (not under FASTNN_PORTABLE=1, which sends
-   every product to BLAS; cpu_dispatch.h).
+   register of at most a quarter full goes to small_gemm_tail.h's products. beta is 0 or 1.
+   fnn_cpu_has_avx512() says whether they can run on this CPU, fnn_has_avx512() whether callers should use
+   them (not under FASTNN_PORTABLE=1, which sends every product to BLAS; cpu_dispatch.h).
    The _rows_ variants read A through an array of row pointers (NN: R[i] is row i of A; TN: R[p] is row p
    of A, i.e. column p of op(A)), so a batch's shuffled rows need not be copied together first.
 

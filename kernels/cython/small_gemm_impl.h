@@ -117,7 +117,8 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
 #define FNN_PUTONE(q) FNN_PUT1(q, c##q, 0, m1)
 #define FNN_PUTTWO(q) FNN_PUT1(q, c##q, 0, m1) FNN_PUT1(q, d##q, FNN_W, m2)
 #define FNN_PUTTHREE(q) FNN_PUT1(q, c##q, 0, m1) FNN_PUT1(q, d##q, FNN_W, m2) FNN_PUT1(q, e##q, 2 * FNN_W, m3)
-/* Blocks of 1..12 rows (1..8 for three registers): LOOP the registers' loads, ROW a row's FMAs, PUT its store. */
+/* Blocks of 1..12 rows (1..8 for three registers), each switch falling to the smaller one: LOOP the
+   registers' loads, ROW a row's FMAs, PUT its store. */
 #define FNN_ROWS6(LOOP, ROW, PUT) switch (r) { \
                     case 6: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) break; \
                     case 5: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) break; \
@@ -125,18 +126,16 @@ static void FNN_NAME(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, FNN_T alpha,
                     case 3: LOOP(ROW(0) ROW(1) ROW(2)) PUT(0) PUT(1) PUT(2) break; \
                     case 2: LOOP(ROW(0) ROW(1)) PUT(0) PUT(1) break; \
                     default: LOOP(ROW(0)) PUT(0) }
+#define FNN_ROWS8(LOOP, ROW, PUT) switch (r) { \
+                    case 8: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) break; \
+                    case 7: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) break; \
+                    default: FNN_ROWS6(LOOP, ROW, PUT) }
 #define FNN_ROWS(LOOP, ROW, PUT) switch (r) { \
                     case 12: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) PUT(8) PUT(9) PUT(10) PUT(11) break; \
                     case 11: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) PUT(8) PUT(9) PUT(10) break; \
                     case 10: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) PUT(8) PUT(9) break; \
                     case 9: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) PUT(8) break; \
-                    case 8: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) break; \
-                    case 7: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) break; \
-                    default: FNN_ROWS6(LOOP, ROW, PUT) }
-#define FNN_ROWS8(LOOP, ROW, PUT) switch (r) { \
-                    case 8: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) PUT(7) break; \
-                    case 7: LOOP(ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6)) PUT(0) PUT(1) PUT(2) PUT(3) PUT(4) PUT(5) PUT(6) break; \
-                    default: FNN_ROWS6(LOOP, ROW, PUT) }
+                    default: FNN_ROWS8(LOOP, ROW, PUT) }
                 const int add = beta != 0 || k0 > 0;  /* later chunks add to the earlier ones' sums */
                 if (nr == 3) {
                     FNN_ROWS8(FNN_LOOP3, FNN_THREE, FNN_PUTTHREE)
