@@ -10,7 +10,10 @@ and, past the first layer, the gradient of its input. Each is timed three ways o
 hand-written AVX-512 product (kernels/cython/small_gemm.h, called from a Numba loop, so no call overhead
 from Python) on operands that stay in the caches (``hot``); the first layer's forward product also on new
 rows every batch, taken from the whole 60,000-row training set in shuffled order as an epoch takes them
-(``fresh rows``: what it costs when they were not prefetched); and NumPy's BLAS (one thread; a b^T, the
+(``fresh rows``: what it costs when they were not prefetched), and so again with each batch's rows first
+asked for all at once, as the epoch's ``gather`` does in a batch over ``PREFETCH_BYTES`` (``fresh rows asked
+for first``, the requests included: its excess over ``hot`` is what bringing the rows in costs the
+thread); and NumPy's BLAS (one thread; a b^T, the
 input gradients, only there: the epoch gives those to BLAS). Rates are GFLOP/s and their share of the same run's one-thread FMA peak
 (bench/peak.py). The last column of the summary is the configuration's whole epoch at the products' rates
 (the sum of its products' best times, both threads working): no epoch can beat it.
@@ -28,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402
 import peak  # noqa: E402
 from fastnn._kernels.numba import _small_gemm as S  # noqa: E402
+from fastnn._kernels.numba._sync import prefetch  # noqa: E402
 from fastnn._kernels.reference.fused import thread_shares  # noqa: E402
 
 
@@ -43,6 +47,18 @@ def _repeat_fresh(trans_a, m, n, k, all_rows, batches, b, ldb, c, ldc):
     for i in range(batches):
         rows = all_rows[i * (k if trans_a else m):(i + 1) * (k if trans_a else m)]
         S.small_rows(trans_a, m, n, k, 1.0, rows, b, ldb, 0.0, c, ldc)
+
+
+@njit(cache=True)
+def _repeat_fresh_burst(m, n, k, X, order, all_rows, batches, b, ldb, c, ldc):
+    """As _repeat_fresh (rows in place, not transposed), each batch's rows first asked for all at once (into
+    L1), as the epoch's gather does for a batch over PREFETCH_BYTES."""
+    step = 64 // X.itemsize
+    for i in range(batches):
+        for r in order[i * m:(i + 1) * m]:
+            for j in range(0, X.shape[1], step):
+                prefetch(X[r], j, True)
+        S.small_rows(False, m, n, k, 1.0, all_rows[i * m:(i + 1) * m], b, ldb, 0.0, c, ldc)
 
 
 @njit(cache=True)
@@ -85,12 +101,12 @@ def _timed(fn, reps):
 
 
 def time_product(m, n, k, kind, dtype, X, rng):
-    """{"hand": s, "fresh": s, "blas": s} for one product (None where it does not apply); the hand-written
-    product's result is checked against NumPy's, so what was timed computed the product."""
+    """{"hand": s, "fresh": s, "burst": s, "blas": s} for one product (None where it does not apply); the
+    hand-written product's result is checked against NumPy's, so what was timed computed the product."""
     ld = n + 7  # a thread's block inside a wider array, as in the epoch
     b = rng.standard_normal((k, ld)).astype(dtype)
     c = np.full((m, ld), np.nan, dtype)
-    result = {"hand": None, "fresh": None}
+    result = {"hand": None, "fresh": None, "burst": None}
     hand = S.AVAILABLE and S.cpu_has_avx512()  # else only BLAS (the portable path's products)
     if kind in ("rows", "rows_t") and hand:
         count = k if kind == "rows_t" else m
@@ -107,6 +123,13 @@ def time_product(m, n, k, kind, dtype, X, rng):
             start = time.perf_counter()
             _repeat_fresh(t, m, n, k, all_rows, batches, b.ravel(), ld, c.ravel(), ld)
             result["fresh"] = (time.perf_counter() - start) / batches
+            order = rng.permutation(len(X))[:batches * count]  # (a new epoch's order)
+            all_rows = np.array([X[i].ctypes.data for i in order], np.int64)
+            args = (m, n, k, X, order, all_rows)
+            _repeat_fresh_burst(*args, 1, b.ravel(), ld, c.ravel(), ld)
+            start = time.perf_counter()
+            _repeat_fresh_burst(*args, batches, b.ravel(), ld, c.ravel(), ld)
+            result["burst"] = (time.perf_counter() - start) / batches
     elif kind in ("rows", "rows_t"):
         a = X[rng.permutation(len(X))[:m if kind == "rows" else k]]
         a = a.T if kind == "rows_t" else a
@@ -147,8 +170,9 @@ def main(argv=None):
     X = np.ascontiguousarray(X)
     rng = np.random.default_rng(0)
     print(f"one-thread FMA peak {peak1 / 1e9:.1f} GFLOP/s ({args.dtype}); shares of {args.threads} thread(s)\n")
-    print("| config | product | m x n x k | hand-written, hot | hand-written, fresh rows | BLAS (1 thread) |")
-    print("|---|---|---|---|---|---|")
+    print("| config | product | m x n x k | hand-written, hot | hand-written, fresh rows | hand-written, fresh rows "
+          "asked for first | BLAS (1 thread) |")
+    print("|---|---|---|---|---|---|---|")
     summary = []
     with threadpool_limits(1):
         for key in args.configs:
@@ -161,7 +185,7 @@ def main(argv=None):
                 def cell(s):
                     return "–" if s is None else f"{s * 1e6:.1f} µs, {flops / s / peak1:.0%}"
                 print(f"| {key} | {name} | {m} x {n} x {k} | {cell(times['hand'])} | {cell(times['fresh'])} | "
-                      f"{cell(times['blas'])} |")
+                      f"{cell(times['burst'])} | {cell(times['blas'])} |")
                 total += min(s for s in (times["hand"], times["blas"]) if s is not None)
             batches = -(-e2e.N_TRAIN // config.batch)
             summary.append((key, total * batches, config.flops_per_epoch() / args.threads / total / batches / peak1))

@@ -31,3 +31,4 @@ def test_each_kind_is_timed_and_checked(kind):
     hand = S.AVAILABLE and S.cpu_has_avx512() and kind != "nt"
     assert (times["hand"] is not None) == hand
     assert (times["fresh"] is not None) == (hand and kind == "rows")
+    assert (times["burst"] is not None) == (hand and kind == "rows")

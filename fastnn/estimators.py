@@ -176,7 +176,7 @@ class _BaseMLP(BaseEstimator):
             optimizer = self._make_optimizer() if self.model_.optimizer is None else self.model_.optimizer
             self.model_.fit(X, targets, loss=self._loss, optimizer=optimizer,
                             epochs=1 if incremental else self.max_iter, batch_size=batch_size, shuffle=self.shuffle,
-                            seed=self._rng, l2=l2, callbacks=[monitor], verbose=0, **extra)
+                            seed=self._rng, l2=l2, callbacks=[monitor], verbose=0, check_input=False, **extra)
         if self.early_stopping and monitor.best_weights is not None:
             self.model_.set_weights(monitor.best_weights)
         if not incremental and not monitor.stopped and self.n_iter_ == self.max_iter:
@@ -261,7 +261,7 @@ class _BaseMLP(BaseEstimator):
     def _network_output(self, X):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return self.model_.predict(X)
+        return self.model_.predict(X, check_input=False)  # (validate_data has checked X for NaN)
 
     # -- pickling: the network as fastnn's model format (arrays and a JSON header), no runner state ---------
 

@@ -228,10 +228,11 @@ class Sequential:
 
     # -- passes ----------------------------------------------------------------------------------------
 
-    def _check_X(self, X, name="X"):
+    def _check_X(self, X, name="X", finite=True):
         if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and X.flags.c_contiguous
                 and X.shape[0] > 0 and X.shape[1] == self.n_in):
-            check_finite(X, name)  # already what the kernels take: the one O(n) check left
+            if finite:
+                check_finite(X, name)  # already what the kernels take: the one O(n) check left
             return X
         # scipy.sparse input stays sparse (CSR of the model dtype): the first Dense layer multiplies it
         # with the sparse kernels, so 10^5 features cost what their stored values cost.
@@ -268,7 +269,7 @@ class Sequential:
             else:
                 grad = layer.backward(grad)
 
-    def predict(self, X, batch_size=None):
+    def predict(self, X, batch_size=None, check_input=True):
         """The last layer's output for X (n, n_in), in inference mode: array (n, n_out) of the model dtype.
 
         X is converted to the model dtype (any real numeric dtype, any memory order; no copy when it
@@ -276,9 +277,12 @@ class Sequential:
         layers runs as one compiled forward pass (:mod:`fastnn.predict`: chunks of 256 rows, several
         threads for many rows); otherwise layer by layer, ``batch_size`` (int >= 1, default 4096) rows per
         pass. Raises ``ValueError`` if the output is not finite (values that overflow the model dtype inside
-        the network), never returns NaN.
+        the network), never returns NaN. ``check_input=False`` skips the scan of X for NaN and infinities
+        (the one check that reads every element) when X is already a C-contiguous array of the model dtype:
+        for callers that have just made that check themselves (scikit-learn's ``check_input``); a NaN in X
+        then gives an unspecified result.
         """
-        X = self._check_X(X)
+        X = self._check_X(X, finite=check_input)
         return self._predict(X, batch_size, "X")
 
     def _predict(self, X, batch_size, name):
@@ -383,6 +387,7 @@ class Sequential:
         resume=False,
         sample_weight=None,
         class_weight=None,
+        check_input=True,
     ):
         """Train by mini-batch gradient descent; return a :class:`fastnn.training.History`.
 
@@ -453,6 +458,11 @@ class Sequential:
         class_weight : dict, "balanced" or None
             Weights per class label (0 .. k-1) that multiply ``sample_weight``; ``"balanced"`` is
             n / (k * count(label)), as scikit-learn computes it. Needs class targets.
+        check_input : bool
+            False skips the scan of X for NaN and infinities (the one check that reads every element)
+            when X is already a C-contiguous array of the model dtype: for callers that have just made
+            that check themselves, as ``fastnn.MLPClassifier`` after scikit-learn's ``validate_data``
+            (a NaN in X then gives an unspecified result).
 
         Raises
         ------
@@ -468,7 +478,7 @@ class Sequential:
             keeps the weights of its last completed step with the matching optimizer state; the
             exception names the epoch and batch.
         """
-        X = self._check_X(X)
+        X = self._check_X(X, finite=check_input)
         n = X.shape[0]
         loss = _losses.get(loss if loss is not None else (self.loss or "quadratic"))
         n_out = self.n_out if self.n_out is not None else X.shape[1]

@@ -65,11 +65,12 @@ SMALL_BATCH = 512  # batches up to this many rows use the hand-written AVX-512 p
 # float64 (627 KB) at batch 128, BLAS 10% faster on 784x256 float32 (800 KB) and 1.6-1.9x on 512x512 float64.
 SMALL_PANEL_BYTES = 640 << 10
 SMALL_NT = 8192  # a b^T products below this many multiply-adds run as loops (a BLAS call costs more)
-# The next batch's rows (and targets) are prefetched while this one computes when they take at most
-# PREFETCH_BYTES (every thread reads every row of a batch; the first layer's product otherwise waits on
-# memory for them: BENCHMARKS.md, "Packed products"): into L1 up to PREFETCH_L1_BYTES, else into L2.
-# Larger batches' rows, when the first layer reads them in place, are asked for all at once as the batch
-# starts (into L1: BENCHMARKS.md, "Threads on cores of their own, ... the first reads of a large batch").
+# Every thread reads every row of a batch. Rows the first layer reads in place are asked for all at once as
+# the batch starts when it takes more than PREFETCH_BYTES (into L1: BENCHMARKS.md, "Threads on cores of
+# their own, ... the first reads of a large batch"), and not at all in smaller batches (asking for them a
+# batch ahead made batches of 10 6-9% slower: BENCHMARKS.md, "Asking for rows"). Copied rows (and the
+# targets) of the next batch are prefetched while this one computes when they take at most PREFETCH_BYTES:
+# into L1 up to PREFETCH_L1_BYTES, else into L2.
 PREFETCH_BYTES = 512 << 10
 PREFETCH_L1_BYTES = 32 << 10
 SPIN_PAUSES = 512  # pauses (~13 us on Zen 4) a thread waits at a barrier before it starts yielding its core

@@ -14,6 +14,7 @@ set when a worker raised, so that the others do not wait for it forever.
 import contextlib
 import os
 import threading
+import warnings
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from .constants import (ABORT, ALIGN, CONTROL_SIZE, COUNT, DECIDED, DONE, LAY_TO
                         TOTAL_RUNNING, TOTAL_SHARED)
 from .reference import fused as _ref
 
-__all__ = ["run", "run_epoch", "new_control", "core_parts", "own_cores"]
+__all__ = ["run", "run_epoch", "new_control", "core_parts", "own_cores", "say_unpinned"]
 
 
 def new_control():
@@ -31,15 +32,30 @@ def new_control():
 
 def core_parts(n_threads):
     """The cores the calling thread may run on, dealt out to ``n_threads`` threads (thread t gets every
-    n_threads-th of them, from the t-th), or None where that cannot be done: fewer cores than threads, or no
-    CPU affinity on this platform."""
+    n_threads-th of them, from the t-th), and None; or None and why that cannot be done (fewer cores than
+    threads, no CPU affinity on this platform)."""
     try:
         cores = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return None
+        return None, "this platform does not let a thread choose its cores (os.sched_getaffinity)"
     if len(cores) < n_threads:
-        return None
-    return [set(cores[t::n_threads]) for t in range(n_threads)]
+        return None, f"{n_threads} threads on {len(cores)} cores"
+    return [set(cores[t::n_threads]) for t in range(n_threads)], None
+
+
+_said = set()  # the reasons for unpinned threads already said in this process
+_said_lock = threading.Lock()  # (every thread of an epoch may find the same reason)
+
+
+def say_unpinned(why):
+    """Warn once per process and reason that an epoch's threads run where the OS puts them: the results are
+    the same, but two threads can then share a core and wait for each other at every barrier."""
+    with _said_lock:
+        if why in _said:
+            return
+        _said.add(why)
+    warnings.warn(f"fastnn's fused epoch runs its threads where the OS puts them, not each on cores of its "
+                  f"own: {why} (the results are the same; short epochs may be slower)", UserWarning, stacklevel=2)
 
 
 @contextlib.contextmanager
@@ -55,8 +71,8 @@ def own_cores(parts, tid):
             mask = os.sched_getaffinity(0)
             os.sched_setaffinity(0, parts[tid])
             before = mask
-        except OSError:
-            pass
+        except OSError as exc:
+            say_unpinned(f"the OS refused a thread's cores ({exc})")
     try:
         yield
     finally:
@@ -76,7 +92,9 @@ def run(worker, n_threads, control, args):
         return worker(0, 1, control, *args)
     results = [None] * n_threads
     errors = []
-    parts = core_parts(n_threads)
+    parts, why = core_parts(n_threads)
+    if why is not None:
+        say_unpinned(why)
 
     def body(tid):
         try:

@@ -248,6 +248,29 @@ def test_pipeline_in_grid_search_and_estimator_api():
     assert "MLPClassifier" in est._repr_html_()
 
 
+def test_X_is_scanned_for_nan_once(monkeypatch):
+    """scikit-learn's validate_data scans X for NaN and infinities; the network then does not scan it again."""
+    from fastnn import network
+
+    scans = []
+    monkeypatch.setattr(network, "check_finite", lambda arr, name, **kw: scans.append(name))
+    X, y = _blobs()
+    est = fastnn.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    est.predict_proba(X)
+    assert scans == []
+    est.model_.predict(X)
+    assert scans == ["X"]  # (Sequential's own check, as called directly)
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.fit(bad, y)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.predict(bad)
+
+
 def test_bad_input_names_the_problem():
     X, y = _blobs()
     with pytest.raises(ValueError, match="classes must be passed on the first call to partial_fit"):

@@ -1,6 +1,7 @@
 """The fused epoch on several threads: fit's choice of threads, equality with one thread, aborts, BLAS limits."""
 import importlib
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -157,11 +158,33 @@ def test_worker_refuses_a_small_workspace(compiled):
 
 def test_core_parts_deal_the_cores_out(monkeypatch):
     monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: {5, 0, 2, 1, 4, 3})
-    assert workers.core_parts(2) == [{0, 2, 4}, {1, 3, 5}]
-    assert workers.core_parts(4) == [{0, 4}, {1, 5}, {2}, {3}]
-    assert workers.core_parts(7) is None  # more threads than cores: no part for some
+    assert workers.core_parts(2) == ([{0, 2, 4}, {1, 3, 5}], None)
+    assert workers.core_parts(4) == ([{0, 4}, {1, 5}, {2}, {3}], None)
+    assert workers.core_parts(7) == (None, "7 threads on 6 cores")  # no part for some
     monkeypatch.delattr(workers.os, "sched_getaffinity")
-    assert workers.core_parts(2) is None  # a platform without CPU affinity
+    parts, why = workers.core_parts(2)
+    assert parts is None and "sched_getaffinity" in why  # a platform without CPU affinity
+
+
+def _warnings_of(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # (the once is workers' own, not the warnings module's)
+        call()
+    return [str(w.message) for w in caught]
+
+
+def test_unpinned_threads_are_said_once_per_reason(monkeypatch):
+    monkeypatch.setattr(workers, "_said", set())
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(workers.os, "sched_setaffinity", lambda pid, mask: None)
+    run = lambda n: workers.run(lambda tid, n_threads, control: tid, n, workers.new_control(), ())  # noqa: E731
+    assert _warnings_of(lambda: run(2)) == []  # two threads, two cores: each on its own
+    first = _warnings_of(lambda: run(3))
+    assert len(first) == 1 and "not each on cores of its own: 3 threads on 2 cores" in first[0]
+    assert _warnings_of(lambda: run(3)) == []  # said once
+    assert len(_warnings_of(lambda: run(4))) == 1  # another reason
+    monkeypatch.delattr(workers.os, "sched_getaffinity")
+    assert "sched_getaffinity" in _warnings_of(lambda: run(2))[0]
 
 
 def test_run_keeps_each_thread_on_its_own_cores():
@@ -179,7 +202,7 @@ def test_run_keeps_each_thread_on_its_own_cores():
 
     with pytest.raises(RuntimeError, match="thread 1 failed"):
         workers.run(worker, 2, workers.new_control(), ())
-    expected = workers.core_parts(2) or [before, before]
+    expected = workers.core_parts(2)[0] or [before, before]
     assert seen == {0: expected[0], 1: expected[1]}
     assert len(before) < 2 or seen[0].isdisjoint(seen[1])
     assert os.sched_getaffinity(0) == before
@@ -190,6 +213,11 @@ def test_run_goes_on_where_the_cores_cannot_be_set(monkeypatch):
     def refuse(pid, mask):
         raise OSError(22, "Invalid argument")
 
+    monkeypatch.setattr(workers, "_said", set())
     monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(workers.os, "sched_setaffinity", refuse)
-    assert workers.run(lambda tid, n_threads, control: tid + 10, 2, workers.new_control(), ()) == 10
+    results = []
+    said = _warnings_of(lambda: results.append(workers.run(lambda tid, n_threads, control: tid + 10, 2,
+                                                             workers.new_control(), ())))
+    assert results == [10]
+    assert len(said) == 1 and "the OS refused a thread's cores" in said[0]  # once, for both threads

@@ -155,6 +155,8 @@ def test_predict_and_evaluate(gen):
         model.evaluate(X, y[:-1], loss="quadratic")
     with pytest.raises(ValueError, match="Input contains NaN"):
         model.predict(np.full((2, 5), np.nan))
+    with pytest.raises(ValueError, match="not finite"):  # unscanned, still no NaN returned
+        model.predict(np.full((2, 5), np.nan, dtype=model.dtype), check_input=False)
 
 
 def test_integer_labels_and_one_hot_targets_train_identically(gen):

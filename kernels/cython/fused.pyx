@@ -78,9 +78,11 @@ cdef void gather(const floating* x, Py_ssize_t n_in, const floating* y, Py_ssize
                  bint in_place, bint copy_rows, const floating** xrows, floating* xb, floating* yb,
                  floating* wb) noexcept nogil:
     """The batch's rows of x (their addresses, or a copy, or neither when they are augmented or x is sparse:
-    then x is NULL), of y and of the weights (wb NULL: none); the next batch's rows are asked for meanwhile
-    (prefetched) when they fit in PREFETCH_BYTES, else rows read in place are asked for now, all at once
-    (the product's own first reads, a few lines of each row at a time, waited longer for them)."""
+    then x is NULL), of y and of the weights (wb NULL: none). Rows the first layer reads in place are asked
+    for now, all at once, when the batch is larger than PREFETCH_BYTES (the product's own first reads, a few
+    lines of each row at a time, waited longer for them), and not at all in smaller batches (asking a batch
+    ahead cost more than it saved); copied rows, the next batch's, are asked for while this one computes
+    when they fit in PREFETCH_BYTES."""
     cdef Py_ssize_t i, row
     for i in range(nb):
         row = order[start + i]
@@ -93,10 +95,10 @@ cdef void gather(const floating* x, Py_ssize_t n_in, const floating* y, Py_ssize
             wb[i] = weights[row]
     cdef Py_ssize_t batch_bytes = batch_size * (n_in + n_y) * sizeof(floating)
     cdef bint into_l1 = batch_bytes <= PREFETCH_L1_BYTES
-    if batch_bytes > PREFETCH_BYTES:
-        if in_place:
+    if in_place:
+        if batch_bytes > PREFETCH_BYTES:
             prefetch_rows(<const char*>x, order + start, nb, n_in * sizeof(floating), True)
-    elif start + nb < m:
+    elif batch_bytes <= PREFETCH_BYTES and start + nb < m:
         i = min(batch_size, m - start - nb)
         if x != NULL:
             prefetch_rows(<const char*>x, order + start + nb, i, n_in * sizeof(floating), into_l1)

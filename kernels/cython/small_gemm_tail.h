@@ -4,6 +4,10 @@
    op(A)'s rows are contiguous (tail_dot: dot products, B's columns copied into rows first) or along m when
    its columns are (tail_axpy). Same contract as the products: C = alpha op(A) B + beta C, beta 0 or 1. */
 #define FNN_TAIL_KC 512  /* k per copy of B's columns (tail_dot) */
+#define FNN_TAIL_ROW(r, LOAD) { \
+    const FNN_V x = LOAD; \
+    s[4 * r] = FNN_FMA(x, b0, s[4 * r]); s[4 * r + 1] = FNN_FMA(x, b1, s[4 * r + 1]); \
+    s[4 * r + 2] = FNN_FMA(x, b2, s[4 * r + 2]); s[4 * r + 3] = FNN_FMA(x, b3, s[4 * r + 3]); }
 __attribute__((target("avx512f")))
 static void FNN_TAIL_DOT(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha, const FNN_T *const *R,
                          const FNN_T *A, Py_ssize_t rs, const FNN_T *B, Py_ssize_t ldb, FNN_T beta, FNN_T *C,
@@ -19,32 +23,48 @@ static void FNN_TAIL_DOT(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha, 
             for (Py_ssize_t p = kk; p < padded; p++) bt[j * FNN_TAIL_KC + p] = 0;
         }
         const int add = beta != 0 || k0 > 0;
-        for (Py_ssize_t i = 0; i < m; i += 2) {
-            const Py_ssize_t i1 = i + 1 < m ? i + 1 : i;
-            const FNN_T *a0 = (R ? R[i] : A + i * rs) + k0, *a1 = (R ? R[i1] : A + i1 * rs) + k0;
-            FNN_V s00 = FNN_ZERO(), s01 = FNN_ZERO(), s02 = FNN_ZERO(), s03 = FNN_ZERO();
-            FNN_V s10 = FNN_ZERO(), s11 = FNN_ZERO(), s12 = FNN_ZERO(), s13 = FNN_ZERO();
-            for (Py_ssize_t p = 0; p < kk; p += FNN_W) {
-                const FNN_MASK mp = kk - p >= FNN_W ? (FNN_MASK)~0u : (FNN_MASK)((1u << (kk - p)) - 1u);
-                const FNN_V x0 = FNN_LOAD(mp, a0 + p), x1 = FNN_LOAD(mp, a1 + p);
-                const FNN_V b0 = FNN_LOADU(bt + p), b1 = FNN_LOADU(bt + FNN_TAIL_KC + p);
-                const FNN_V b2 = FNN_LOADU(bt + 2 * FNN_TAIL_KC + p), b3 = FNN_LOADU(bt + 3 * FNN_TAIL_KC + p);
-                s00 = FNN_FMA(x0, b0, s00); s01 = FNN_FMA(x0, b1, s01);
-                s02 = FNN_FMA(x0, b2, s02); s03 = FNN_FMA(x0, b3, s03);
-                s10 = FNN_FMA(x1, b0, s10); s11 = FNN_FMA(x1, b1, s11);
-                s12 = FNN_FMA(x1, b2, s12); s13 = FNN_FMA(x1, b3, s13);
+        const Py_ssize_t full = kk / FNN_W * FNN_W;
+        const FNN_MASK last = (FNN_MASK)((1u << (kk - full)) - 1u);
+        for (Py_ssize_t i = 0; i < m; i += 4) {  /* rows past m repeat the last one (never stored) */
+            const FNN_T *a[4];
+            for (Py_ssize_t r = 0; r < 4; r++) {
+                const Py_ssize_t row = i + r < m ? i + r : m - 1;
+                a[r] = (R ? R[row] : A + row * rs) + k0;
             }
-            const FNN_T d0[4] = {FNN_REDUCE(s00), FNN_REDUCE(s01), FNN_REDUCE(s02), FNN_REDUCE(s03)};
-            const FNN_T d1[4] = {FNN_REDUCE(s10), FNN_REDUCE(s11), FNN_REDUCE(s12), FNN_REDUCE(s13)};
-            for (Py_ssize_t j = 0; j < t; j++) {
-                FNN_T *c0 = C + i * ldc + j, *c1 = C + i1 * ldc + j;
-                *c0 = add ? *c0 + alpha * d0[j] : alpha * d0[j];
-                if (i1 != i) *c1 = add ? *c1 + alpha * d1[j] : alpha * d1[j];
+            FNN_V s[16];
+            for (Py_ssize_t q = 0; q < 16; q++) s[q] = FNN_ZERO();
+            for (Py_ssize_t p = 0; p < padded; p += FNN_W) {
+                FNN_V b0 = FNN_LOADU(bt + p), b1 = FNN_LOADU(bt + FNN_TAIL_KC + p);
+                FNN_V b2 = FNN_LOADU(bt + 2 * FNN_TAIL_KC + p), b3 = FNN_LOADU(bt + 3 * FNN_TAIL_KC + p);
+                /* in registers: GCC would otherwise fold each load into every FMA that reads it, and the
+                   loop would wait on loads (20 for 16 FMAs) instead of FMAs */
+                __asm__("" : "+v"(b0), "+v"(b1), "+v"(b2), "+v"(b3));
+                if (p < full) {  /* (a masked load costs an FMA port's cycle too) */
+                    FNN_TAIL_ROW(0, FNN_LOADU(a[0] + p)) FNN_TAIL_ROW(1, FNN_LOADU(a[1] + p))
+                    FNN_TAIL_ROW(2, FNN_LOADU(a[2] + p)) FNN_TAIL_ROW(3, FNN_LOADU(a[3] + p))
+                } else {
+                    FNN_TAIL_ROW(0, FNN_LOAD(last, a[0] + p)) FNN_TAIL_ROW(1, FNN_LOAD(last, a[1] + p))
+                    FNN_TAIL_ROW(2, FNN_LOAD(last, a[2] + p)) FNN_TAIL_ROW(3, FNN_LOAD(last, a[3] + p))
+                }
+            }
+            for (Py_ssize_t r = 0; r < 4 && i + r < m; r++) {
+                FNN_T *c = C + (i + r) * ldc;
+                for (Py_ssize_t j = 0; j < t; j++) {
+                    const FNN_T d = FNN_REDUCE(s[4 * r + j]);
+                    c[j] = add ? c[j] + alpha * d : alpha * d;
+                }
             }
         }
     }
 }
 
+#define FNN_AXPY_STEP(LOAD0, LOAD1) { \
+    const FNN_T *col = (R ? R[p] : A + p * cs) + i0, *b = B + p * ldb; \
+    const FNN_V x0 = LOAD0, x1 = LOAD1; \
+    const FNN_V b0 = FNN_SET1(b[0]), b1 = FNN_SET1(b[o1]), b2 = FNN_SET1(b[o2]), b3 = FNN_SET1(b[o3]); \
+    s00 = FNN_FMA(x0, b0, s00); s01 = FNN_FMA(x0, b1, s01); s02 = FNN_FMA(x0, b2, s02); \
+    s03 = FNN_FMA(x0, b3, s03); s10 = FNN_FMA(x1, b0, s10); s11 = FNN_FMA(x1, b1, s11); \
+    s12 = FNN_FMA(x1, b2, s12); s13 = FNN_FMA(x1, b3, s13); }
 __attribute__((target("avx512f")))
 static void FNN_TAIL_AXPY(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha, const FNN_T *const *R,
                           const FNN_T *A, Py_ssize_t cs, const FNN_T *B, Py_ssize_t ldb, FNN_T beta, FNN_T *C,
@@ -58,14 +78,12 @@ static void FNN_TAIL_AXPY(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha,
         const FNN_MASK ma = (FNN_MASK)((1u << r1) - 1u), mb = (FNN_MASK)((1u << r2) - 1u);
         FNN_V s00 = FNN_ZERO(), s01 = FNN_ZERO(), s02 = FNN_ZERO(), s03 = FNN_ZERO();
         FNN_V s10 = FNN_ZERO(), s11 = FNN_ZERO(), s12 = FNN_ZERO(), s13 = FNN_ZERO();
-        for (Py_ssize_t p = 0; p < k; p++) {
-            const FNN_T *col = (R ? R[p] : A + p * cs) + i0, *b = B + p * ldb;
-            const FNN_V x0 = FNN_LOAD(ma, col), x1 = FNN_LOAD(mb, col + FNN_W);
-            const FNN_V b0 = FNN_SET1(b[0]), b1 = FNN_SET1(b[o1]), b2 = FNN_SET1(b[o2]), b3 = FNN_SET1(b[o3]);
-            s00 = FNN_FMA(x0, b0, s00); s01 = FNN_FMA(x0, b1, s01);
-            s02 = FNN_FMA(x0, b2, s02); s03 = FNN_FMA(x0, b3, s03);
-            s10 = FNN_FMA(x1, b0, s10); s11 = FNN_FMA(x1, b1, s11);
-            s12 = FNN_FMA(x1, b2, s12); s13 = FNN_FMA(x1, b3, s13);
+        if (r == 2 * FNN_W) {  /* (a masked load costs an FMA port's cycle too) */
+            for (Py_ssize_t p = 0; p < k; p++)
+                FNN_AXPY_STEP(FNN_LOADU(col), FNN_LOADU(col + FNN_W))
+        } else {
+            for (Py_ssize_t p = 0; p < k; p++)
+                FNN_AXPY_STEP(FNN_LOAD(ma, col), FNN_LOAD(mb, col + FNN_W))
         }
         FNN_STOREA(out, s00); FNN_STOREA(out + 2 * FNN_W, s01);
         FNN_STOREA(out + 4 * FNN_W, s02); FNN_STOREA(out + 6 * FNN_W, s03);
@@ -79,3 +97,5 @@ static void FNN_TAIL_AXPY(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha,
     }
 }
 #undef FNN_TAIL_KC
+#undef FNN_TAIL_ROW
+#undef FNN_AXPY_STEP

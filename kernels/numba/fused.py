@@ -81,10 +81,10 @@ def _check(tid, n_threads, control, partials, shared, layout, ranges, shares, x,
 @njit(cache=True, error_model="numpy")
 def _gather(x, y, weights, order, start, nb, batch_size, in_place, copy_rows, xrows, xbuf, ybuf, wbuf):
     """The batch's rows of x (their addresses, or a copy, or neither when they are augmented), of y and of
-    the weights; the next batch's rows are asked for meanwhile (prefetched) when they fit in PREFETCH_BYTES,
-    else rows read in place are asked for now, all at once (the product's own first reads, a few lines of
-    each row at a time, waited longer for them). (Element loops: a slice assignment
-    xbuf[...] = x[row] was 3x slower, 30 ms an epoch at batch 10.)"""
+    the weights, asked for as the Cython backend's gather asks for them (rows read in place: all at once
+    in a batch over PREFETCH_BYTES, not at all in smaller ones; copied rows, the next batch's, while this
+    one computes when they fit). (Element loops: a slice assignment xbuf[...] = x[row] was 3x slower, 30
+    ms an epoch at batch 10.)"""
     n_in, n_y, m = x.shape[1], y.shape[1], order.shape[0]
     if in_place:
         set_row_pointers(xrows, x, order, start, nb)
@@ -102,12 +102,12 @@ def _gather(x, y, weights, order, start, nb, batch_size, in_place, copy_rows, xr
         if wbuf.shape[0]:
             wbuf[i] = weights[row]
     batch_bytes = batch_size * (n_in + n_y) * x.itemsize
-    if batch_bytes > PREFETCH_BYTES:
-        if in_place:
+    if in_place:
+        if batch_bytes > PREFETCH_BYTES:
             for i in range(start, start + nb):
                 for j in range(0, n_in, 64 // x.itemsize):
                     prefetch(x[order[i]], j, True)
-    elif start + nb < m:
+    elif batch_bytes <= PREFETCH_BYTES and start + nb < m:
         into_l1 = batch_bytes <= PREFETCH_L1_BYTES
         for i in range(start + nb, min(start + nb + batch_size, m)):
             for j in range(0, n_in, 64 // x.itemsize):
