@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402
 import peak  # noqa: E402
 from fastnn._kernels.numba import _small_gemm as S  # noqa: E402
-from fastnn._kernels.numba._sync import prefetch  # noqa: E402
+from fastnn._kernels.numba._sync import prefetch_rows  # noqa: E402
 from fastnn._kernels.reference.fused import thread_shares  # noqa: E402
 
 
@@ -53,11 +53,8 @@ def _repeat_fresh(trans_a, m, n, k, all_rows, batches, b, ldb, c, ldc):
 def _repeat_fresh_burst(m, n, k, X, order, all_rows, batches, b, ldb, c, ldc):
     """As _repeat_fresh (rows in place, not transposed), each batch's rows first asked for all at once (into
     L1), as the epoch's gather does for a batch over PREFETCH_BYTES."""
-    step = 64 // X.itemsize
     for i in range(batches):
-        for r in order[i * m:(i + 1) * m]:
-            for j in range(0, X.shape[1], step):
-                prefetch(X[r], j, True)
+        prefetch_rows(X, order, i * m, (i + 1) * m, True)
         S.small_rows(False, m, n, k, 1.0, all_rows[i * m:(i + 1) * m], b, ldb, 0.0, c, ldc)
 
 

@@ -4,10 +4,15 @@
    op(A)'s rows are contiguous (tail_dot: dot products, B's columns copied into rows first) or along m when
    its columns are (tail_axpy). Same contract as the products: C = alpha op(A) B + beta C, beta 0 or 1. */
 #define FNN_TAIL_KC 512  /* k per copy of B's columns (tail_dot) */
-#define FNN_TAIL_ROW(r, LOAD) { \
-    const FNN_V x = LOAD; \
+/* Loads of op(A) in the tails' loops, LOADER(mask, pointer): FNN_LOAD, or FNN_WHOLE for full registers
+   (a masked load costs an FMA port's cycle too). */
+#define FNN_WHOLE(mask, ptr) FNN_LOADU(ptr)
+#define FNN_TAIL_ROW(r, LOADER) { \
+    const FNN_V x = LOADER(last, a[r] + p); \
     s[4 * r] = FNN_FMA(x, b0, s[4 * r]); s[4 * r + 1] = FNN_FMA(x, b1, s[4 * r + 1]); \
     s[4 * r + 2] = FNN_FMA(x, b2, s[4 * r + 2]); s[4 * r + 3] = FNN_FMA(x, b3, s[4 * r + 3]); }
+#define FNN_TAIL_ROWS(LOADER) \
+    FNN_TAIL_ROW(0, LOADER) FNN_TAIL_ROW(1, LOADER) FNN_TAIL_ROW(2, LOADER) FNN_TAIL_ROW(3, LOADER)
 __attribute__((target("avx512f")))
 static void FNN_TAIL_DOT(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha, const FNN_T *const *R,
                          const FNN_T *A, Py_ssize_t rs, const FNN_T *B, Py_ssize_t ldb, FNN_T beta, FNN_T *C,
@@ -39,12 +44,10 @@ static void FNN_TAIL_DOT(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha, 
                 /* in registers: GCC would otherwise fold each load into every FMA that reads it, and the
                    loop would wait on loads (20 for 16 FMAs) instead of FMAs */
                 __asm__("" : "+v"(b0), "+v"(b1), "+v"(b2), "+v"(b3));
-                if (p < full) {  /* (a masked load costs an FMA port's cycle too) */
-                    FNN_TAIL_ROW(0, FNN_LOADU(a[0] + p)) FNN_TAIL_ROW(1, FNN_LOADU(a[1] + p))
-                    FNN_TAIL_ROW(2, FNN_LOADU(a[2] + p)) FNN_TAIL_ROW(3, FNN_LOADU(a[3] + p))
+                if (p < full) {
+                    FNN_TAIL_ROWS(FNN_WHOLE)
                 } else {
-                    FNN_TAIL_ROW(0, FNN_LOAD(last, a[0] + p)) FNN_TAIL_ROW(1, FNN_LOAD(last, a[1] + p))
-                    FNN_TAIL_ROW(2, FNN_LOAD(last, a[2] + p)) FNN_TAIL_ROW(3, FNN_LOAD(last, a[3] + p))
+                    FNN_TAIL_ROWS(FNN_LOAD)
                 }
             }
             for (Py_ssize_t r = 0; r < 4 && i + r < m; r++) {
@@ -58,9 +61,9 @@ static void FNN_TAIL_DOT(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha, 
     }
 }
 
-#define FNN_AXPY_STEP(LOAD0, LOAD1) { \
+#define FNN_AXPY_STEP(LOADER) { \
     const FNN_T *col = (R ? R[p] : A + p * cs) + i0, *b = B + p * ldb; \
-    const FNN_V x0 = LOAD0, x1 = LOAD1; \
+    const FNN_V x0 = LOADER(ma, col), x1 = LOADER(mb, col + FNN_W); \
     const FNN_V b0 = FNN_SET1(b[0]), b1 = FNN_SET1(b[o1]), b2 = FNN_SET1(b[o2]), b3 = FNN_SET1(b[o3]); \
     s00 = FNN_FMA(x0, b0, s00); s01 = FNN_FMA(x0, b1, s01); s02 = FNN_FMA(x0, b2, s02); \
     s03 = FNN_FMA(x0, b3, s03); s10 = FNN_FMA(x1, b0, s10); s11 = FNN_FMA(x1, b1, s11); \
@@ -78,12 +81,10 @@ static void FNN_TAIL_AXPY(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha,
         const FNN_MASK ma = (FNN_MASK)((1u << r1) - 1u), mb = (FNN_MASK)((1u << r2) - 1u);
         FNN_V s00 = FNN_ZERO(), s01 = FNN_ZERO(), s02 = FNN_ZERO(), s03 = FNN_ZERO();
         FNN_V s10 = FNN_ZERO(), s11 = FNN_ZERO(), s12 = FNN_ZERO(), s13 = FNN_ZERO();
-        if (r == 2 * FNN_W) {  /* (a masked load costs an FMA port's cycle too) */
-            for (Py_ssize_t p = 0; p < k; p++)
-                FNN_AXPY_STEP(FNN_LOADU(col), FNN_LOADU(col + FNN_W))
+        if (r == 2 * FNN_W) {
+            for (Py_ssize_t p = 0; p < k; p++) FNN_AXPY_STEP(FNN_WHOLE)
         } else {
-            for (Py_ssize_t p = 0; p < k; p++)
-                FNN_AXPY_STEP(FNN_LOAD(ma, col), FNN_LOAD(mb, col + FNN_W))
+            for (Py_ssize_t p = 0; p < k; p++) FNN_AXPY_STEP(FNN_LOAD)
         }
         FNN_STOREA(out, s00); FNN_STOREA(out + 2 * FNN_W, s01);
         FNN_STOREA(out + 4 * FNN_W, s02); FNN_STOREA(out + 6 * FNN_W, s03);
@@ -97,5 +98,7 @@ static void FNN_TAIL_AXPY(Py_ssize_t m, Py_ssize_t t, Py_ssize_t k, FNN_T alpha,
     }
 }
 #undef FNN_TAIL_KC
+#undef FNN_WHOLE
 #undef FNN_TAIL_ROW
+#undef FNN_TAIL_ROWS
 #undef FNN_AXPY_STEP

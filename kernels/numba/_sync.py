@@ -86,6 +86,17 @@ else:  # no MXCSR: flushing is a no-op; no pause instruction either
         pass
 
 
+@njit(cache=True, error_model="numpy")
+def prefetch_rows(a, order, lo, hi, into_l1):
+    """Ask for every cache line of rows order[lo:hi] of the 2-D array a to be brought into this core's L1
+    (``into_l1``) or L2 (the Cython backend's prefetch_rows)."""
+    step = 64 // a.itemsize
+    for i in range(lo, hi):
+        row = a[order[i]]
+        for j in range(0, a.shape[1], step):
+            prefetch(row, j, into_l1)
+
+
 # -- atomics on elements of an int64 array, and the threads' barrier ------------------------------------
 
 

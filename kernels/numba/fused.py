@@ -35,7 +35,7 @@ from ..constants import (ALIGN, CLIP_EPS, CLIP_NORM, DONE, FLUSH_DENORMALS, IDEN
                          STATUS, STATUS_DONE, STATUS_LOSS, STATUS_NORM, STATUS_STOPPED,
                          TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED, WEIGHT_DECAY)
 from ._small_gemm import set_row_pointers, small_rows
-from ._sync import aborted, barrier, get_mxcsr, prefetch, publish, set_mxcsr, stop_decided
+from ._sync import aborted, barrier, get_mxcsr, prefetch_rows, publish, set_mxcsr, stop_decided
 from .activations import act_backward_block, act_block, maxout_backward_block, maxout_block, prelu_backward_block
 from .activations import prelu_block
 from .augment import augment_image
@@ -104,16 +104,12 @@ def _gather(x, y, weights, order, start, nb, batch_size, in_place, copy_rows, xr
     batch_bytes = batch_size * (n_in + n_y) * x.itemsize
     if in_place:
         if batch_bytes > PREFETCH_BYTES:
-            for i in range(start, start + nb):
-                for j in range(0, n_in, 64 // x.itemsize):
-                    prefetch(x[order[i]], j, True)
+            prefetch_rows(x, order, start, start + nb, True)
     elif batch_bytes <= PREFETCH_BYTES and start + nb < m:
         into_l1 = batch_bytes <= PREFETCH_L1_BYTES
-        for i in range(start + nb, min(start + nb + batch_size, m)):
-            for j in range(0, n_in, 64 // x.itemsize):
-                prefetch(x[order[i]], j, into_l1)
-            for j in range(0, n_y, 64 // y.itemsize):
-                prefetch(y[order[i]], j, into_l1)
+        end = min(start + nb + batch_size, m)
+        prefetch_rows(x, order, start + nb, end, into_l1)
+        prefetch_rows(y, order, start + nb, end, into_l1)
 
 
 @njit(cache=True, error_model="numpy")
