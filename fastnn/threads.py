@@ -31,6 +31,8 @@ gives steady times (measured, cython, 784-30-10 at batch 10: 0.08 s per epoch on
 on 2 while another process kept a core busy; 0.05-0.08 s on 2 when the machine was quiet).
 """
 import contextlib
+import ctypes
+import ctypes.util
 import importlib
 import os
 import sys
@@ -43,18 +45,15 @@ __all__ = ["set_num_threads", "get_num_threads", "use_num_threads", "fused_threa
 DEFAULT_NUM_THREADS = None
 
 _requested = DEFAULT_NUM_THREADS  # the n of the last set_num_threads / enclosing use_num_threads
-_blas_pools = None  # threadpoolctl's view of the loaded BLAS libraries, made once (2-3 ms)
+# threadpoolctl's view of the loaded BLAS libraries (a scan of them: 2-3 ms), and the loader's count of the
+# libraries loaded and unloaded when it was made: it is made anew when that count changes.
+_blas_pools = None
+_pools_generation = None
 
 
 def _controller():
     """A threadpoolctl controller that sees SciPy's OpenBLAS as well as NumPy's."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        raise ImportError(
-            "fastnn's thread control needs threadpoolctl: `pip install threadpoolctl` (or set "
-            "OPENBLAS_NUM_THREADS before starting Python)"
-        ) from None
+    ThreadpoolController = _threadpoolctl()
     import numpy  # noqa: F401  (loads NumPy's BLAS)
 
     try:
@@ -62,6 +61,65 @@ def _controller():
     except ImportError:
         pass
     return ThreadpoolController()
+
+
+def _threadpoolctl():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        raise ImportError(
+            "fastnn's thread control needs threadpoolctl: `pip install threadpoolctl` (or set "
+            "OPENBLAS_NUM_THREADS before starting Python)"
+        ) from None
+    return ThreadpoolController
+
+
+def _pools():
+    """threadpoolctl's controller of every loaded BLAS library, made anew only when a shared library was
+    loaded or unloaded since the last one (a BLAS may have come or gone)."""
+    global _blas_pools, _pools_generation
+    _threadpoolctl()
+    generation = loader_generation()
+    if _blas_pools is None or generation is None or generation != _pools_generation:
+        _blas_pools, _pools_generation = _blas(_controller()), generation
+    return _blas_pools
+
+
+class _PhdrInfo(ctypes.Structure):  # the head of glibc's struct dl_phdr_info (<link.h>)
+    _fields_ = [("addr", ctypes.c_void_p), ("name", ctypes.c_char_p), ("phdr", ctypes.c_void_p),
+                ("phnum", ctypes.c_uint16), ("adds", ctypes.c_ulonglong), ("subs", ctypes.c_ulonglong)]
+
+
+_PHDR_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_PhdrInfo), ctypes.c_size_t, ctypes.c_void_p)
+
+
+def _make_generation_reader():
+    """A function returning glibc's (libraries loaded, unloaded) counts since the process started, read by
+    dl_iterate_phdr from its first entry; or one returning None where there is no such count."""
+    try:
+        iterate = ctypes.CDLL(None).dl_iterate_phdr
+    except (AttributeError, OSError, TypeError):  # not glibc (macOS, Windows, musl without the symbol)
+        return lambda: None
+    iterate.argtypes, iterate.restype = [_PHDR_CALLBACK, ctypes.c_void_p], ctypes.c_int
+    counts = []
+
+    @_PHDR_CALLBACK
+    def first(info, size, data):
+        if size >= _PhdrInfo.subs.offset + ctypes.sizeof(ctypes.c_ulonglong):  # (glibc >= 2.4)
+            counts.append((info.contents.adds, info.contents.subs))
+        return 1  # stop after the first entry: every entry carries the same counts
+
+    def read():
+        counts.clear()
+        iterate(first, None)
+        return counts[0] if counts else None
+    read.callback = first  # (kept alive with the reader)
+    return read
+
+
+loader_generation = _make_generation_reader()
+loader_generation.__doc__ = ("(libraries loaded, libraries unloaded) by the dynamic loader since the process "
+                             "started (glibc's dl_iterate_phdr), or None where it keeps no such count.")
 
 
 def _check(n):
@@ -76,7 +134,7 @@ def _blas(controller):
 
 def get_num_threads():
     """The number of threads the loaded BLAS libraries use (the largest, should they differ): int >= 1."""
-    pools = _blas(_controller()).lib_controllers
+    pools = _pools().lib_controllers
     if not pools:
         return 1
     return max(int(pool.num_threads) for pool in pools)
@@ -91,7 +149,7 @@ def set_num_threads(n):
     """
     global _requested
     n = _check(n)
-    _blas(_controller()).limit(limits=n)
+    _pools().limit(limits=n)
     _set_numba(n)
     _requested = n
 
@@ -110,7 +168,7 @@ def use_num_threads(n):
     """Context manager: ``n`` threads for BLAS (and Numba) inside the block; the previous counts after it."""
     global _requested
     n = _check(n)
-    limiter = _blas(_controller()).limit(limits=n)
+    limiter = _pools().limit(limits=n)
     numba_before = _set_numba(n)
     requested_before, _requested = _requested, n
     try:
@@ -197,13 +255,11 @@ def _env_limit():
 def _blas_threads():
     """The threads the loaded BLAS libraries use now (the fewest, should they differ), or None without
     threadpoolctl: a ``threadpool_limits`` block shows here."""
-    global _blas_pools
-    if _blas_pools is None:
-        try:
-            _blas_pools = _blas(_controller())
-        except ImportError:
-            return None
-    counts = [int(pool.num_threads) for pool in _blas_pools.lib_controllers]
+    try:
+        pools = _pools()
+    except ImportError:
+        return None
+    counts = [int(pool.num_threads) for pool in pools.lib_controllers]
     return min(counts) if counts else None
 
 
@@ -226,16 +282,15 @@ def single_threaded_blas():
     For code whose own threads each call BLAS (the fused epoch): a multi-threaded BLAS called from two
     threads at once would queue them on its one thread pool. Yields True, or False (changing nothing)
     when threadpoolctl is not installed; the caller then must not call BLAS from several threads.
-    Costs ~10 us per use after the first (which inspects the loaded libraries once, ~3 ms).
+    Costs ~10 us per use, but ~3 ms when a shared library was loaded since the last (threadpoolctl then
+    inspects the loaded libraries again).
     """
-    global _blas_pools
-    if _blas_pools is None:
-        try:
-            _blas_pools = _blas(_controller())
-        except ImportError:
-            yield False
-            return
-    limiter = _blas_pools.limit(limits=1)
+    try:
+        pools = _pools()
+    except ImportError:
+        yield False
+        return
+    limiter = pools.limit(limits=1)
     try:
         yield True
     finally:

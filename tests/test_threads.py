@@ -189,3 +189,62 @@ def test_loky_workers_get_their_share_of_the_cores(inner, expected):
     with joblib.parallel_config(backend="loky", inner_max_num_threads=inner):
         got = joblib.Parallel(n_jobs=2)(joblib.delayed(threads.fused_threads)() for _ in range(2))
     assert got == [expected, expected]
+
+
+# -- threadpoolctl's view of the libraries: kept while none is loaded ----------------------------------------
+
+
+def fresh_library(tmp_path):
+    """A shared library this process has not loaded yet: a copy of libm under a new name."""
+    import ctypes.util
+
+    found = ctypes.util.find_library("m")
+    source = next(p for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6",
+                              f"/lib64/{found}", f"/usr/lib64/{found}") if os.path.exists(p))
+    target = tmp_path / "libfastnn_test_copy.so"
+    target.write_bytes(open(source, "rb").read())
+    return str(target)
+
+
+def test_loader_generation_counts_libraries_loaded(tmp_path):
+    import ctypes
+
+    before = threads.loader_generation()
+    assert before is not None and before[0] > 0  # glibc (the project machine): every process loads some
+    assert threads.loader_generation() == before  # nothing loaded meanwhile
+    ctypes.CDLL(fresh_library(tmp_path))
+    assert threads.loader_generation()[0] > before[0]
+
+
+def test_thread_calls_reuse_the_view_until_a_library_is_loaded(tmp_path, monkeypatch):
+    import ctypes
+
+    made = []
+    real = threads._controller
+
+    def counting():
+        made.append(1)
+        return real()
+    monkeypatch.setattr(threads, "_controller", counting)
+    threads.get_num_threads()  # (may make one: libraries were loaded since the last)
+    made.clear()
+    threads.set_num_threads(1)
+    with threads.use_num_threads(1):
+        threads.get_num_threads()
+    with threads.single_threaded_blas():
+        pass
+    assert made == []  # no library loaded: the same view throughout
+    ctypes.CDLL(fresh_library(tmp_path))
+    threads.set_num_threads(1)
+    assert made == [1]  # a library loaded: looked again (it could have been a BLAS)
+    assert set(blas_counts().values()) == {1}
+
+
+def test_without_a_loader_count_the_view_is_made_every_time(monkeypatch):
+    made = []
+    real = threads._controller
+    monkeypatch.setattr(threads, "_controller", lambda: made.append(1) or real())
+    monkeypatch.setattr(threads, "loader_generation", lambda: None)  # not glibc
+    threads.set_num_threads(1)
+    threads.get_num_threads()
+    assert made == [1, 1]
