@@ -342,20 +342,20 @@ def _call_polling(kernel, args, control, progress):
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             outcome.append((False, exc))
 
-    thread = threading.Thread(target=body, name="fastnn-epoch", daemon=True)
     progress.control = control
-    thread.start()
+    running = _workers.start(body)
     try:
-        while thread.is_alive():
-            thread.join(POLL_SECONDS)
+        finished = False
+        while not finished:
+            finished = running.wait(POLL_SECONDS)
             if progress.interrupted:
                 control[_c.STOP] = 1
             progress.update(int(control[_c.DONE]))
     finally:
         progress.control = None
-        if thread.is_alive():  # an exception in this thread (a second Ctrl-C): let the epoch end first
+        if not running.done():  # an exception in this thread (a second Ctrl-C): let the epoch end first
             control[_c.STOP] = 1
-            thread.join()
+            running.wait()
     ok, result = outcome[0]
     if not ok:
         raise result

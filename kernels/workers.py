@@ -6,6 +6,9 @@ epoch, and the threads meet at barriers inside it. Workers release the GIL (Cyth
 ``nogil=True``), so Python threads run them in parallel; thread 0 is the caller's own. For the call each
 thread keeps to its own part of the cores the process may use (``own_cores``), so that no two share one.
 
+The threads are kept from one epoch to the next (``start``): starting a Python thread costs ~0.1 ms, and an
+epoch of a few batches (a search's short fits, ``partial_fit`` on a chunk) started two of them.
+
 ``control`` is the int64 array of kernels/constants.py (COUNT, SENSE, ABORT, STOP, DECIDED, DONE,
 STATUS, each on its own cache line): the barrier's state, and the channel between the epoch and its
 caller. ``control[ABORT]`` != 0 makes every waiting thread return from its barrier and leave its epoch:
@@ -22,7 +25,7 @@ from .constants import (ABORT, ALIGN, CONTROL_SIZE, COUNT, DECIDED, DONE, LAY_TO
                         TOTAL_RUNNING, TOTAL_SHARED)
 from .reference import fused as _ref
 
-__all__ = ["run", "run_epoch", "new_control", "core_parts", "own_cores", "say_unpinned"]
+__all__ = ["run", "run_epoch", "new_control", "core_parts", "own_cores", "say_unpinned", "start"]
 
 
 def new_control():
@@ -81,6 +84,81 @@ def own_cores(parts, tid):
                 os.sched_setaffinity(0, before)
 
 
+class Handle:
+    """A call running in a kept thread (``start``)."""
+
+    def __init__(self):
+        self._finished = threading.Event()
+
+    def wait(self, timeout=None):
+        """Wait for the call to return (at most ``timeout`` seconds); whether it has."""
+        return self._finished.wait(timeout)
+
+    def done(self):
+        return self._finished.is_set()
+
+
+class _Helper:
+    """A thread that runs the calls given to it one after another, waiting in between."""
+
+    def __init__(self):
+        self._wake = threading.Semaphore(0)
+        self._job = None
+        threading.Thread(target=self._serve, name="fastnn-helper", daemon=True).start()
+
+    def give(self, call, handle):
+        self._job = (call, handle)
+        self._wake.release()
+
+    def _serve(self):
+        while True:
+            self._wake.acquire()
+            call, handle = self._job
+            self._job = None
+            try:
+                call()  # (the callers' calls catch what they raise themselves)
+            finally:
+                keep = _put_back(self)
+                handle._finished.set()
+            if not keep:
+                return
+
+
+_idle = []  # helpers waiting for a call
+_idle_lock = threading.Lock()
+MAX_IDLE = max(4, 2 * (os.cpu_count() or 1))  # more idle than this end instead of waiting
+
+
+def _put_back(helper):
+    with _idle_lock:
+        if len(_idle) >= MAX_IDLE:
+            return False
+        _idle.append(helper)
+        return True
+
+
+def _forget_helpers():
+    """In a forked child: the parent's threads are not there (and the lock may have been held)."""
+    global _idle_lock
+    _idle_lock = threading.Lock()
+    _idle.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_helpers)
+
+
+def start(call):
+    """Run ``call()`` (which must not raise) in a kept thread: an idle one, or a new one when none is idle
+    (epochs of several models may run at once). Returns its ``Handle``."""
+    with _idle_lock:
+        helper = _idle.pop() if _idle else None
+    helper = helper or _Helper()
+    handle = Handle()
+    helper.give(call, handle)
+    return handle
+
+
 def run(worker, n_threads, control, args):
     """``worker(tid, n_threads, control, *args)`` on ``n_threads`` threads; returns thread 0's result.
 
@@ -104,13 +182,10 @@ def run(worker, n_threads, control, args):
             errors.append(exc)
             control[ABORT] = 1
 
-    threads = [threading.Thread(target=body, args=(tid,), name=f"fastnn-epoch-{tid}", daemon=True)
-               for tid in range(1, n_threads)]
-    for thread in threads:
-        thread.start()
+    others = [start(lambda tid=tid: body(tid)) for tid in range(1, n_threads)]
     body(0)
-    for thread in threads:
-        thread.join()
+    for handle in others:
+        handle.wait()
     if errors:
         raise errors[0]
     return results[0]

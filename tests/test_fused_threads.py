@@ -221,3 +221,77 @@ def test_run_goes_on_where_the_cores_cannot_be_set(monkeypatch):
                                                              workers.new_control(), ())))
     assert results == [10]
     assert len(said) == 1 and "the OS refused a thread's cores" in said[0]  # once, for both threads
+
+
+# -- the threads kept between epochs ------------------------------------------------------------------------
+
+
+def _threads_of_run(n_threads, fail=None):
+    """{tid: the thread that ran it} over one workers.run; tid ``fail`` raises."""
+    seen = {}
+
+    def worker(tid, n, control):
+        seen[tid] = threading.get_ident()
+        if tid == fail:
+            raise RuntimeError(f"thread {tid} failed")
+        return tid
+
+    workers.run(worker, n_threads, workers.new_control(), ())
+    return seen
+
+
+def test_an_epochs_threads_are_kept_for_the_next():
+    first = _threads_of_run(2)
+    with pytest.raises(RuntimeError, match="thread 1 failed"):
+        _threads_of_run(2, fail=1)
+    again = _threads_of_run(2)
+    assert first[0] == again[0] == threading.get_ident()  # thread 0 is the caller's
+    assert again[1] == first[1] != first[0]  # the same helper, after an epoch in which it raised
+    names = {t.ident: t.name for t in threading.enumerate()}
+    assert names[again[1]] == "fastnn-helper"
+
+
+def _train(seed, n_epochs=3):
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((64, 20)).astype(np.float32), rng.integers(0, 4, size=64)
+    model = _model("float32", "softmax")
+    model.fit(X, y, loss="log_likelihood", optimizer=optim.Adam(1e-2), epochs=n_epochs, batch_size=16, verbose=0,
+              seed=seed)
+    return [w.copy() for w in model.get_weights()]
+
+
+def test_models_trained_at_once_in_two_threads_equal_one_after_the_other(compiled_name, monkeypatch):
+    """Two epochs running at once each get their own kept threads (none waits for the other's)."""
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 1)
+    with fastnn.backend.use_backend(compiled_name):
+        alone = [_train(seed) for seed in (1, 2)]
+    together = {}
+
+    def train(seed):
+        with fastnn.backend.use_backend(compiled_name):
+            together[seed] = _train(seed)
+
+    threads = [threading.Thread(target=train, args=(seed,)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    for seed, weights in zip((1, 2), alone):
+        for got, want in zip(together[seed], weights):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_a_forked_child_starts_threads_of_its_own():
+    """The kept threads are not in a child forked after they started: it makes its own instead of waiting for
+    them forever."""
+    import multiprocessing
+
+    _threads_of_run(2)  # the parent keeps a helper
+    child = multiprocessing.get_context("fork").Process(target=_threads_of_run, args=(2,))
+    child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
