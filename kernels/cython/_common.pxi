@@ -419,17 +419,6 @@ cdef inline floating row_max(const floating* p, Py_ssize_t k) noexcept nogil:
     return m
 
 
-cdef inline void exp_shifted(const floating* z, floating* e, Py_ssize_t k) noexcept nogil:
-    """e = exp(z - max(z)) over one row (k >= 1); a row that is all -inf gives all ones (uniform)."""
-    cdef floating m = row_max(z, k)
-    cdef Py_ssize_t j
-    if m == -INFINITY:
-        for j in range(k):
-            e[j] = 1
-    else:
-        exp_shift_array(z, m, e, k)
-
-
 cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                          const floating* a, int lda, const floating* b, int ldb, floating beta,
                          floating* c, int ldc) noexcept nogil:

@@ -88,6 +88,34 @@ cdef inline floating loss_grad(long loss, floating a, floating t, floating wi, f
     return (a - t) * wi / tw
 
 
+cdef inline void grad_rows(long loss, const floating* a, const floating* t, const floating* w, Py_ssize_t n,
+                           Py_ssize_t k, floating tw, floating c_mse, floating lo, floating hi,
+                           floating* out) noexcept nogil:
+    """out = loss_grad over n contiguous rows of k (a against t, row weights w or NULL): one loop per loss,
+    its formula's branches resolved, so that the compiler vectorizes each."""
+    if loss == QUADRATIC:
+        _grad_rows(QUADRATIC, a, t, w, n, k, tw, c_mse, lo, hi, out)
+    elif loss == MSE:
+        _grad_rows(MSE, a, t, w, n, k, tw, c_mse, lo, hi, out)
+    elif loss == BCE:
+        _grad_rows(BCE, a, t, w, n, k, tw, c_mse, lo, hi, out)
+    else:
+        _grad_rows(NLL, a, t, w, n, k, tw, c_mse, lo, hi, out)
+
+
+cdef inline void _grad_rows(long loss, const floating* a, const floating* t, const floating* w, Py_ssize_t n,
+                            Py_ssize_t k, floating tw, floating c_mse, floating lo, floating hi,
+                            floating* out) noexcept nogil:
+    cdef Py_ssize_t i, j
+    if w == NULL:
+        for j in range(n * k):
+            out[j] = loss_grad(loss, a[j], t[j], 1, tw, c_mse, lo, hi)
+    else:
+        for i in range(n):
+            for j in range(i * k, (i + 1) * k):
+                out[j] = loss_grad(loss, a[j], t[j], w[i], tw, c_mse, lo, hi)
+
+
 cdef inline double weight_total(const floating* w, Py_ssize_t n, double* safe) noexcept nogil:
     """W: the float64 sum of the weights, or n without them (w NULL); ``safe`` receives W with a zero sum of
     weights counted as 1 (such a batch then has loss and gradient 0)."""
@@ -104,13 +132,14 @@ cdef inline bint is_right(const floating* a, const floating* t, Py_ssize_t k) no
     """Whether a row is classified right: argmax (first on ties) against the target's, or a > 0.5 for one
     unit."""
     cdef Py_ssize_t j, best_a = 0, best_t = 0
+    cdef floating top_a = a[0], top_t = t[0]
     if k == 1:
         return (a[0] > 0.5) == (t[0] > 0.5)
-    for j in range(1, k):
-        if a[j] > a[best_a]:
-            best_a = j
-        if t[j] > t[best_t]:
-            best_t = j
+    for j in range(1, k):  # (selects, not branches: which unit wins is data, a branch would guess it wrong)
+        best_a = j if a[j] > top_a else best_a
+        top_a = a[j] if a[j] > top_a else top_a
+        best_t = j if t[j] > top_t else best_t
+        top_t = t[j] if t[j] > top_t else top_t
     return best_a == best_t
 
 

@@ -15,25 +15,21 @@ cdef double output_block(const floating* z, Py_ssize_t ldz, floating* a, const f
     public losses) and puts W in ``weight``. BCE after SIGMOID and NLL after SOFTMAX give the fused delta
     w (a - y) / W; other pairings the loss's gradient through the activation's backward pass.
     """
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i
     cdef double safe
     cdef bint fused = (loss == BCE and act == SIGMOID) or (loss == NLL and act == SOFTMAX)
     cdef long rule = QUADRATIC if fused else loss
     cdef floating* out = delta if fused else g
-    cdef floating lo = <floating>eps, hi = <floating>(1 - eps), wi = 1, tw, c_mse
+    cdef floating lo = <floating>eps, hi = <floating>(1 - eps), tw, c_mse
     if act == SOFTMAX:
-        for i in range(nb):
-            softmax_row(z + i * ldz, a + i * k, k)
+        softmax_rows(z, ldz, a, k, k, nb)
     else:
         act_block(z, ldz, a, k, nb, 0, k, act, slope, <floating*>NULL)
     weight[0] = weight_total(w, nb, &safe)
     tw = <floating>safe
     c_mse = <floating>(2.0 / (safe * k))
+    grad_rows(rule, a, y, w, nb, k, tw, c_mse, lo, hi, out)
     for i in range(nb):
-        if w != NULL:
-            wi = w[i]
-        for j in range(i * k, (i + 1) * k):
-            out[j] = loss_grad(rule, a[j], y[j], wi, tw, c_mse, lo, hi)
         correct[0] += is_right(a + i * k, y + i * k, k)
     if not fused:
         if act == SOFTMAX:

@@ -44,8 +44,7 @@ cdef void layer(Py_ssize_t l, Py_ssize_t nb, const floating* a, Py_ssize_t lda, 
         bn_eval_block(buf, ld, buf, ld, nb, 0, units, params + g0, params + g0 + units, running + r0,
                       running + r0 + units, <floating>norm[l, 1], scratch)
     if act == SOFTMAX:
-        for i in range(nb):
-            softmax_row(buf + i * ld, buf + i * ld, units)
+        softmax_rows(buf, ld, buf, ld, units, nb)
     elif act == PRELU:
         prelu_block(buf, ld, buf, ld, nb, 0, units, params + layout[LAY_ALPHA, l])
     else:

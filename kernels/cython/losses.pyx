@@ -33,16 +33,18 @@ cdef void weighted_grad(const floating* a, const floating* y, const int64_t* lab
     the one-hot rows of labels."""
     cdef Py_ssize_t i, j
     cdef double safe
-    cdef floating wi = 1, t, tw, c_mse, lo = <floating>eps, hi = <floating>(1 - eps)
+    cdef floating wi = 1, tw, c_mse, lo = <floating>eps, hi = <floating>(1 - eps)
     weight_total(w, n, &safe)
     tw = <floating>safe
     c_mse = <floating>(2.0 / (safe * k))
+    if y != NULL:
+        grad_rows(loss, a, y, w, n, k, tw, c_mse, lo, hi, out)
+        return
     for i in range(n):
         if w != NULL:
             wi = w[i]
         for j in range(k):
-            t = y[i * k + j] if y != NULL else (1 if j == labels[i] else 0)
-            out[i * k + j] = loss_grad(loss, a[i * k + j], t, wi, tw, c_mse, lo, hi)
+            out[i * k + j] = loss_grad(loss, a[i * k + j], 1 if j == labels[i] else 0, wi, tw, c_mse, lo, hi)
 
 
 cdef object _loss(const floating[:, ::1] a, const floating[:, ::1] y, w, long loss, double eps):
@@ -216,8 +218,7 @@ def softmax_nll_grad(const floating[:, ::1] z, const int64_t[::1] labels):
         return probabilities
     cdef floating[:, ::1] p = probabilities
     with nogil:
-        for i in range(n):
-            softmax_row(&z[i, 0], &p[i, 0], k)
+        softmax_rows(&z[0, 0], k, &p[0, 0], k, k, n)
     return softmax_nll_delta(probabilities, labels)
 
 

@@ -24,9 +24,9 @@ def softmax(const floating[:, ::1] z):
     check_columns(n, k)
     out = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
     cdef floating[:, ::1] o = out
-    with nogil:
-        for i in range(n):
-            softmax_row(&z[i, 0], &o[i, 0], k)
+    if n:
+        with nogil:
+            softmax_rows(&z[0, 0], k, &o[0, 0], k, k, n)
     return out
 
 
@@ -120,8 +120,9 @@ def logsumexp_backward(const floating[:, ::1] z, const floating[::1] da):
     out = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
     cdef floating[:, ::1] o = out
     with nogil:
+        if n:
+            softmax_rows(&z[0, 0], k, &o[0, 0], k, k, n)
         for i in range(n):
-            softmax_row(&z[i, 0], &o[i, 0], k)
             d = da[i]
             for j in range(k):
                 o[i, j] = d * o[i, j]
