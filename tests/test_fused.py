@@ -556,3 +556,24 @@ def test_unsupported_layer_options_are_refused(backend_name, acts, pieces, norm,
         load(backend_name).train_epoch(x, y, order, params, state, sizes, np.array(acts, dtype=np.int64), F.BCE,
                                        F.SGD, hyper(False), 4, 0, 0, 1, None, None,
                                        None if norm is None else np.array(norm, dtype=np.float64), None, None, pieces)
+
+
+def test_numba_unowned_views_are_the_array():
+    """The numba worker's views that count no references (kernels/numba/_sync.py's ``unowned``) read and write
+    the array itself, slices of them too, for the dtypes and layouts the worker gives them."""
+    from numba import njit
+
+    from fastnn._kernels.numba._sync import unowned
+
+    @njit
+    def fill(a, b):
+        v, rows = unowned(a), unowned(b)
+        part = v[2:5]
+        for i in range(part.shape[0]):
+            part[i] = i + 1
+        return v[3] + rows[1][2]
+
+    for dtype in (np.float32, np.float64):
+        a, b = np.zeros(6, dtype), np.arange(12, dtype=np.int64).reshape(3, 4)
+        assert fill(a, b) == 2 + 6
+        np.testing.assert_array_equal(a, [0, 0, 1, 2, 3, 0])

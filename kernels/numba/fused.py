@@ -35,7 +35,7 @@ from ..constants import (ALIGN, CLIP_EPS, CLIP_NORM, DONE, FLUSH_DENORMALS, IDEN
                          STATUS, STATUS_DONE, STATUS_LOSS, STATUS_NORM, STATUS_STOPPED,
                          TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED, WEIGHT_DECAY)
 from ._small_gemm import set_row_pointers, small_rows
-from ._sync import aborted, barrier, get_mxcsr, prefetch_rows, publish, set_mxcsr, stop_decided
+from ._sync import aborted, barrier, get_mxcsr, prefetch_rows, publish, set_mxcsr, stop_decided, unowned
 from .activations import act_backward_block, act_block, maxout_backward_block, maxout_block, prelu_backward_block
 from .activations import prelu_block
 from .augment import augment_image
@@ -278,6 +278,12 @@ def _write_back(mine, params, pq, state, own_state):
                 state[k, lo:hi] = own_state[k, lo:hi]
 
 
+@njit(cache=True, error_model="numpy")
+def _keep(owners):
+    """Nothing: a use that keeps ``owners`` (and the memory of the unowned views into them) alive until here."""
+    return None
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges, shares, x, y, order, params, state,
                        sizes, acts, loss, opt, hyper, batch_size, step, gemm_min, drop, seeds, norm, running, slopes,
@@ -318,6 +324,14 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
     penalized = l2 != 0 or l1 != 0
     fold = opt == SGD and hyper[WEIGHT_DECAY] == 0 and not penalized and clip <= 0 and not sparse
     lr = dtype.type(hyper[LR])
+    # Every batch takes dozens of slices of these: as views that count no references (unowned), they cost
+    # no atomic operations. The arrays allocated here stay alive in ``owners`` until the loop is done.
+    owners = (pq, own_state, gq, xbuf, ybuf, obuf, terms, dbuf, gbuf, wbuf, routed, scratch, c)
+    ws, params, pq, gq, s0, s1 = unowned(ws), unowned(params), unowned(pq), unowned(gq), unowned(s0), unowned(s1)
+    xbuf, ybuf, obuf, terms, dbuf = unowned(xbuf), unowned(ybuf), unowned(obuf), unowned(terms), unowned(dbuf)
+    gbuf, wbuf, routed, scratch, c = unowned(gbuf), unowned(wbuf), unowned(routed), unowned(scratch), unowned(c)
+    x, y, order, aug, mine = unowned(x), unowned(y), unowned(order), unowned(aug), unowned(mine)
+    partials, pieces, running = unowned(partials), unowned(pieces), unowned(running)
     mxcsr = get_mxcsr()
     if hyper[FLUSH_DENORMALS] != 0:  # subnormal moments of dead units made float32 Adam ~15% slower
         set_mxcsr(mxcsr | _FTZ_DAZ)
@@ -397,6 +411,7 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
             break
     set_mxcsr(mxcsr)
     _write_back(mine, params, pq, state, own_state)
+    _keep(owners)
     if tid == 0:
         publish(control, STATUS, status)
     return total, correct, updates, value
