@@ -105,6 +105,13 @@ def unowned(typingctx, arr):
 
 
 @njit(cache=True, error_model="numpy")
+def keep_alive(owners):
+    """Nothing: a use that keeps ``owners`` (and so the memory of ``unowned`` views into them) alive until
+    this call."""
+    return None
+
+
+@njit(cache=True, error_model="numpy")
 def prefetch_rows(a, order, lo, hi, into_l1):
     """Ask for every cache line of rows order[lo:hi] of the 2-D array a to be brought into this core's L1
     (``into_l1``) or L2 (the Cython backend's prefetch_rows)."""

@@ -35,7 +35,8 @@ from ..constants import (ALIGN, CLIP_EPS, CLIP_NORM, DONE, FLUSH_DENORMALS, IDEN
                          STATUS, STATUS_DONE, STATUS_LOSS, STATUS_NORM, STATUS_STOPPED,
                          TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED, WEIGHT_DECAY)
 from ._small_gemm import set_row_pointers, small_rows
-from ._sync import aborted, barrier, get_mxcsr, prefetch_rows, publish, set_mxcsr, stop_decided, unowned
+from ._sync import (aborted, barrier, get_mxcsr, keep_alive, prefetch_rows, publish, set_mxcsr, stop_decided,
+                    unowned)
 from .activations import act_backward_block, act_block, maxout_backward_block, maxout_block, prelu_backward_block
 from .activations import prelu_block
 from .augment import augment_image
@@ -278,12 +279,6 @@ def _write_back(mine, params, pq, state, own_state):
                 state[k, lo:hi] = own_state[k, lo:hi]
 
 
-@njit(cache=True, error_model="numpy")
-def _keep(owners):
-    """Nothing: a use that keeps ``owners`` (and the memory of the unowned views into them) alive until here."""
-    return None
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges, shares, x, y, order, params, state,
                        sizes, acts, loss, opt, hyper, batch_size, step, gemm_min, drop, seeds, norm, running, slopes,
@@ -411,7 +406,7 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
             break
     set_mxcsr(mxcsr)
     _write_back(mine, params, pq, state, own_state)
-    _keep(owners)
+    keep_alive(owners)
     if tid == 0:
         publish(control, STATUS, status)
     return total, correct, updates, value
