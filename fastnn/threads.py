@@ -32,7 +32,6 @@ on 2 while another process kept a core busy; 0.05-0.08 s on 2 when the machine w
 """
 import contextlib
 import ctypes
-import ctypes.util
 import importlib
 import os
 import sys

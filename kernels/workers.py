@@ -115,10 +115,12 @@ class _Helper:
             self._wake.acquire()
             call, handle = self._job
             self._job = None
+            served = False
             try:
-                call()  # (the callers' calls catch what they raise themselves)
+                call()  # (the callers' calls catch what they raise; should one not, this thread ends)
+                served = True
             finally:
-                keep = _put_back(self)
+                keep = served and _put_back(self)
                 handle._finished.set()
             if not keep:
                 return

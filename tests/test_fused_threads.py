@@ -295,3 +295,18 @@ def test_a_forked_child_starts_threads_of_its_own():
     if alive:
         child.kill()
     assert not alive and child.exitcode == 0
+
+
+def test_a_kept_thread_whose_call_raises_is_not_reused():
+    """``start``'s calls catch what they raise; one that does not ends its thread, which is then not handed the
+    next call (that would wait forever)."""
+    def fails():
+        raise RuntimeError("escaped")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pytest.PytestUnhandledThreadExceptionWarning)
+        handle = workers.start(fails)
+        assert handle.wait(timeout=30)
+    done = []
+    assert workers.start(lambda: done.append(1)).wait(timeout=30)
+    assert done == [1]

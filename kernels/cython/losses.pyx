@@ -211,7 +211,7 @@ def softmax_nll_loss(const floating[:, ::1] z, const int64_t[::1] labels):
 
 def softmax_nll_grad(const floating[:, ::1] z, const int64_t[::1] labels):
     """dC/dz = (softmax(z) - onehot) / n, softmax in the input dtype."""
-    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i
+    cdef Py_ssize_t n = z.shape[0], k = z.shape[1]
     check_labels(labels, n, k)
     probabilities = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
     if n * k == 0:

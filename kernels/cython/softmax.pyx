@@ -20,7 +20,7 @@ cdef inline int check_columns(Py_ssize_t n, Py_ssize_t k) except -1:
 
 def softmax(const floating[:, ::1] z):
     """Probabilities exp(z) / sum(exp(z)) per row, shape (n, k)."""
-    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i
+    cdef Py_ssize_t n = z.shape[0], k = z.shape[1]
     check_columns(n, k)
     out = np.empty((n, k), dtype=np.float32 if floating is float else np.float64)
     cdef floating[:, ::1] o = out
