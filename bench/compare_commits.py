@@ -4,11 +4,14 @@ Fashion-MNIST, cython and numba) in two built checkouts, round by round in turn 
     git worktree add /tmp/base <commit> && (cd /tmp/base && make build)
     .venv/bin/python bench/compare_commits.py --compare /tmp/base . --rounds 2 --threads 1,2
 
-prints a markdown table of the best epoch per cell and new/base. ``--estimator`` adds two cells of
+prints a markdown table of the best epoch per cell and new/base. ``--estimator`` adds four cells of
 ``fastnn.MLPClassifier`` fits (whole ``fit`` calls, best of the rounds): ``estimator/fit-60k``, 784-100-10
 Adam batch 200 for 10 epochs on the 60,000 rows (bench/test_bench_sklearn.py's fit), and
 ``estimator/8-fits-5k``, eight fits of 5 epochs on 5,000 rows, 64 and 100 hidden units in turn (the fits
-of its grid search). Each checkout runs in a child process of its own ``.venv/bin/python``
+of its grid search); and two of little data, whose epochs are under ``fastnn.fused.EPOCH_PARALLEL_MIN``:
+``estimator/digits-100ep``, 100 epochs of 64-100-10 on scikit-learn's ``load_digits`` (1,797 rows), and
+``estimator/partial-fit-200``, 50 ``partial_fit`` calls of 200 Fashion-MNIST rows each. Each checkout runs
+in a child process of its own ``.venv/bin/python``
 (``compare_commits.py --child ROOT THREADS [--estimator]`` prints one JSON line).
 """
 import argparse
@@ -57,9 +60,30 @@ def time_estimator(X, y):
             model.fit(X[:rows], y[:rows])
             return time.perf_counter() - start
 
+    def digits():
+        from sklearn.datasets import load_digits
+
+        X_digits, y_digits = load_digits(return_X_y=True)
+        model = fastnn.MLPClassifier(max_iter=100, tol=0.0, n_iter_no_change=1000, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            model.fit((X_digits / 16).astype("float32"), y_digits)
+            return time.perf_counter() - start
+
+    def partial_fits():
+        model = fastnn.MLPClassifier(random_state=0)
+        model.partial_fit(X[:200], y[:200], classes=list(range(10)))
+        start = time.perf_counter()
+        for i in range(50):
+            model.partial_fit(X[200 * i:200 * (i + 1)], y[200 * i:200 * (i + 1)])
+        return time.perf_counter() - start
+
     fit(2000, 1, 100)  # compiled kernels loaded
     return {"estimator/fit-60k": fit(len(X), 10, 100, 200),
-            "estimator/8-fits-5k": sum(fit(5000, 5, hidden) for hidden in (64, 100) * 4)}
+            "estimator/8-fits-5k": sum(fit(5000, 5, hidden) for hidden in (64, 100) * 4),
+            "estimator/digits-100ep": min(digits() for _ in range(3)),
+            "estimator/partial-fit-200": min(partial_fits() for _ in range(3))}
 
 
 def run_child(root, threads, estimator=False):
@@ -96,7 +120,8 @@ def main(argv=None):
     base, new = trees
     print("| threads | cell | base s | new s | new/base |\n|---|---|---|---|---|")
     cells = [f"{b}/{k}" for b in BACKENDS for k in CONFIGS]
-    cells += ["estimator/fit-60k", "estimator/8-fits-5k"] if args.estimator else []
+    if args.estimator:
+        cells += [f"estimator/{c}" for c in ("fit-60k", "8-fits-5k", "digits-100ep", "partial-fit-200")]
     for t in threads:
         for cell in cells:
             b, n = best[base, t, cell], best[new, t, cell]

@@ -8,6 +8,9 @@
   ``sklearn.neural_network.MLPClassifier`` with the same parameters (784-100-10 ReLU, Adam, batch 200,
   10 epochs, float32 Fashion-MNIST); ``extra_info`` holds each one's test accuracy. Issue 12 asks for
   fastnn >= 5x faster.
+- ``mlp-small-<dataset>-100ep``: the same two on scikit-learn's bundled ``load_digits`` (1,797 x 64) and
+  ``load_breast_cancer`` (569 x 30), scaled to [0, 1], 100 hidden units, 100 epochs: data this small trains
+  its epochs on one thread (``fastnn.fused.EPOCH_PARALLEL_MIN``).
 
 With timing disabled (the normal ``pytest bench``) every body runs once on a few hundred rows.
 """
@@ -20,6 +23,7 @@ from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
 import e2e
 import fastnn
+from sklearn.datasets import load_breast_cancer, load_digits
 
 SEARCH_ROWS = 10_000  # rows the 8 fits share (each trains on half of them)
 SMOKE_ROWS = 300
@@ -68,4 +72,25 @@ def test_mlp_fashion_mnist(benchmark, impl):
     benchmark.pedantic(fit, rounds=1 if benchmark.disabled else 3, iterations=1)
     benchmark.extra_info.update(impl=impl, data=source, rows=X.shape[0], epochs=models[-1].n_iter_,
                                 test_accuracy=float(models[-1].score(X_test, y_test)))
+    assert models[-1].n_iter_ == params["max_iter"]
+
+
+@pytest.mark.parametrize("impl", ["fastnn", "sklearn"])
+@pytest.mark.parametrize("dataset", ["digits", "breast_cancer"])
+def test_mlp_small_data(benchmark, dataset, impl):
+    X, y = (load_digits if dataset == "digits" else load_breast_cancer)(return_X_y=True)
+    X = (X / X.max()).astype("float32")
+    cls = fastnn.MLPClassifier if impl == "fastnn" else SkMLPClassifier
+    params = dict(max_iter=2 if benchmark.disabled else 100, tol=0.0, n_iter_no_change=1000, random_state=0)
+    models = []
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models.append(cls(**params).fit(X, y))
+
+    benchmark.group = f"mlp-small-{dataset}-100ep"
+    benchmark.pedantic(fit, rounds=1 if benchmark.disabled else 5, iterations=1,
+                       warmup_rounds=0 if benchmark.disabled else 1)
+    benchmark.extra_info.update(impl=impl, rows=X.shape[0], train_accuracy=float(models[-1].score(X, y)))
     assert models[-1].n_iter_ == params["max_iter"]

@@ -41,7 +41,7 @@ from ._checks import is_sparse
 from ._kernels import constants as _c
 from ._kernels import workers as _workers
 
-__all__ = ["plan", "FusedRunner", "GEMM_MIN", "PARALLEL_MIN"]
+__all__ = ["plan", "FusedRunner", "GEMM_MIN", "PARALLEL_MIN", "EPOCH_PARALLEL_MIN"]
 
 # Products of at least this many multiply-adds go to BLAS (or the hand-written products), smaller ones to
 # plain loops. Measured on the project machine (Zen4, SciPy's OpenBLAS 0.3.30 with its small-matrix kernels)
@@ -57,6 +57,14 @@ GEMM_MIN = 0
 # (~0.5 us each) cost about what a split saves near 10,000 per thread. 784-h-10 rows:
 # `python bench/fused_epoch_timing.py --hidden 8 --epoch-threads 1,2 --gemm-min 0`.
 PARALLEL_MIN = 10_000
+
+# ... and only when the whole epoch has at least this many (rows x sum of n_in x n_out): waking the kept
+# second thread and meeting it at the epoch's first and last barriers costs ~0.2-0.35 ms an epoch, more than
+# a second core saves on less work. Measured on the project machine (cython, float32; BENCHMARKS.md, "Epochs
+# too small for two threads"): one batch of 200 rows of 784-100-10 (15.9 M) 0.78 ms on 1 thread, 1.00 on
+# 2; MLPClassifier on load_digits (13.3 M an epoch) 123 ms against 164 for 100 epochs. Such an epoch also runs
+# in fit's own thread rather than a kept one (``FusedRunner.run_epoch``).
+EPOCH_PARALLEL_MIN = 20_000_000
 
 # How often the waiting caller reads the epoch's progress and looks for Ctrl-C (seconds).
 POLL_SECONDS = 0.05
@@ -280,13 +288,17 @@ class FusedRunner:
         self._targets = (targets, rows)
         return rows
 
-    def n_threads(self, batch_size):
-        """Threads an epoch with this batch size runs on: :func:`fastnn.threads.fused_threads`, fewer when
-        the batches are too small to share (``PARALLEL_MIN``), 1 on the numpy backend."""
-        if _backend.get_backend() == "numpy":
+    def multiply_adds(self, rows):
+        """The layers' products' multiply-adds for ``rows`` rows: rows x the sum of n_in x n_out (x pieces)."""
+        return int(rows) * int(np.sum(self.sizes[:-1] * self.sizes[1:] * self.pieces))
+
+    def n_threads(self, batch_size, n_rows):
+        """Threads an epoch of ``n_rows`` rows in batches of ``batch_size`` runs on:
+        :func:`fastnn.threads.fused_threads`, fewer when the batches are too small to share
+        (``PARALLEL_MIN``), 1 when the whole epoch is (``EPOCH_PARALLEL_MIN``) and on the numpy backend."""
+        if _backend.get_backend() == "numpy" or self.multiply_adds(n_rows) < EPOCH_PARALLEL_MIN:
             return 1
-        work = int(batch_size) * int(np.sum(self.sizes[:-1] * self.sizes[1:] * self.pieces))
-        return int(max(1, min(_threads.fused_threads(), work // PARALLEL_MIN)))
+        return int(max(1, min(_threads.fused_threads(), self.multiply_adds(batch_size) // PARALLEL_MIN)))
 
     def run_epoch(self, X, targets, order, batch_size, draws, weights=None, progress=None):
         """Train one epoch; return ``(objective_sum, n_correct, n_updates, status, last)`` as the kernel
@@ -297,9 +309,14 @@ class FusedRunner:
         the epoch's random numbers (:func:`fastnn.engine.epoch_draws`: augmentation table and dropout
         seeds); weights: (n,) sample weights of the model dtype or None; progress: None or an object with
         ``update(batches_done)`` and ``interrupted`` (:class:`fastnn.engine.Progress`), polled while the
-        kernel runs in a thread of its own. ``optimizer.iterations`` advances by the updates applied. Call
-        inside the model's backend scope (fit does).
+        kernel runs in a thread of its own; an epoch under ``EPOCH_PARALLEL_MIN`` multiply-adds runs in this
+        thread instead (handing it to a kept thread and waking this one after cost ~0.2 ms, more than
+        the epoch's work), so a Ctrl-C during it stops the next epoch before its first batch.
+        ``optimizer.iterations`` advances by the updates applied. Call inside the model's backend scope (fit
+        does).
         """
+        if progress is not None and progress.interrupted:  # Ctrl-C came between epochs, or in a short one
+            return 0.0, 0, 0, _c.STATUS_STOPPED, 0.0
         sparse = None
         if is_sparse(X):  # (CSR of the model dtype: fit checked it) the kernel reads the stored values only
             sparse, X = (X.data, X.indices, X.indptr), None
@@ -311,7 +328,7 @@ class FusedRunner:
         self._check_bound()
         y = self._target_rows(targets)
         k = _backend.kernels()
-        n_threads = self.n_threads(batch_size)
+        n_threads = self.n_threads(batch_size, order.shape[0])
         table, drawn = draws
         augment = None if table is None else (self.augment.side, table)
         seeds = np.zeros((drawn.shape[0], len(self.acts)), dtype=np.int64)  # per batch, per layer
@@ -322,7 +339,11 @@ class FusedRunner:
                     self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
                     n_threads if blas_limited else 1, self.drop, seeds, self.norm, self.running, self.slopes,
                     self.pieces, weights, augment, self.control, sparse)
-            total, correct, updates, last = _call_polling(k.train_epoch, args, self.control, progress)
+            short = self.multiply_adds(n) < EPOCH_PARALLEL_MIN
+            total, correct, updates, last = _call_polling(k.train_epoch, args, self.control,
+                                                          None if short else progress)
+        if short and progress is not None:
+            progress.update(int(self.control[_c.DONE]))
         self.optimizer.iterations += int(updates)
         return float(total), int(correct), int(updates), int(self.control[_c.STATUS]), float(last)
 

@@ -437,6 +437,49 @@ def test_ctrl_c_stops_after_the_batch_under_way(use_fused):
             assert_close(a[name], b[name], 1e-12, scale=np.abs(b[name]).max(), what=name)
 
 
+class _InterruptAfterFirstEpoch(Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("use_fused", [True, False], ids=["compiled", "step"])
+def test_ctrl_c_during_a_short_epoch_stops_before_the_next(use_fused):
+    """A short epoch (under fused.EPOCH_PARALLEL_MIN multiply-adds) runs in fit's own thread, where a Ctrl-C
+    is seen only when the call returns: fit then stops before the next epoch's first batch, with the
+    weights of the epochs done, as the step-by-step engine does."""
+    rng = np.random.default_rng(0)
+    X, labels = rng.standard_normal((200, 16)), rng.integers(0, 3, 200)
+    make = lambda: Sequential([L.Dense(16, 32), L.Tanh(), L.Dense(32, 3), L.Softmax()], dtype="float64",  # noqa: E731
+                              backend="cython", seed=1)
+    fit_args = dict(loss="log_likelihood", batch_size=20, seed=9, verbose=0, use_fused=use_fused)
+    model = make()
+    assert 200 * (16 * 32 + 32 * 3) < fastnn.fused.EPOCH_PARALLEL_MIN
+    with pytest.raises(TrainingInterrupted, match=r"epoch 2, after batch 0 of 10"):
+        model.fit(X, labels, optimizer=optim.Adam(1e-3), epochs=3, callbacks=[_InterruptAfterFirstEpoch()], **fit_args)
+    once = make()
+    once.fit(X, labels, optimizer=optim.Adam(1e-3), epochs=1, **fit_args)
+    for a, b in zip(model.get_weights(), once.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_short_epoch_runs_in_fits_own_thread(monkeypatch):
+    """Only an epoch of at least fused.EPOCH_PARALLEL_MIN multiply-adds is handed to a kept thread."""
+    from fastnn._kernels import workers
+
+    handed = []
+    original = workers.start
+    monkeypatch.setattr(workers, "start", lambda call: handed.append(call) or original(call))
+    rng = np.random.default_rng(0)
+    for n, threads in ((200, 0), (300, 1)):  # 200 or 300 rows of 784-100-10: 15.9 M or 23.8 M an epoch
+        model = Sequential([L.Dense(784, 100), L.ReLU(), L.Dense(100, 10), L.Softmax()], backend="cython", seed=1)
+        handed.clear()
+        with fastnn.use_num_threads(1):
+            model.fit(rng.random((n, 784)), rng.integers(0, 10, n), loss="log_likelihood", optimizer=optim.Adam(1e-3),
+                      epochs=1, batch_size=200, verbose=0)
+        assert len(handed) == threads
+
+
 def test_ctrl_c_in_a_real_process(tmp_path):
     """A training process gets SIGINT from outside while it runs the compiled epoch: it stops with
     TrainingInterrupted in that epoch and exits normally."""
@@ -472,12 +515,14 @@ def test_ctrl_c_in_a_real_process(tmp_path):
 
 @pytest.mark.parametrize("backend_name", ["numpy", "numba", "cython"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-def test_sparse_input_in_the_compiled_epoch(backend_name, dtype):
+def test_sparse_input_in_the_compiled_epoch(backend_name, dtype, monkeypatch):
     """A CSR X trains in the compiled epoch (layer 0 multiplies the stored values only) and equals the dense
     X's compiled run, on 1 and 2 threads."""
     import scipy.sparse
 
-    from fastnn import use_num_threads
+    from fastnn import fused, use_num_threads
+
+    monkeypatch.setattr(fused, "EPOCH_PARALLEL_MIN", 0)  # two threads even for these 740,000 multiply-adds
 
     X = scipy.sparse.random(61, 300, density=0.05, random_state=2, format="csr", dtype=np.float64)
     y = np.random.default_rng(2).integers(0, 3, 61)
@@ -499,9 +544,10 @@ def test_sparse_input_in_the_compiled_epoch(backend_name, dtype):
 @pytest.mark.parametrize("backend_name", ["numba", "cython"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_weights_past_the_hand_written_products_limit(backend_name, dtype, threads):
+def test_weights_past_the_hand_written_products_limit(backend_name, dtype, threads, monkeypatch):
     """W_0 of 700 x 240 is over SMALL_PANEL_BYTES on one thread (BLAS, rows copied), float32 under it on two
     (hand-written, rows read in place): the compiled epoch equals the step-by-step one either way."""
+    monkeypatch.setattr(fastnn.fused, "EPOCH_PARALLEL_MIN", 0)  # two threads even for an epoch of 16.4 M
     assert 700 * 240 * 4 > C.SMALL_PANEL_BYTES >= 700 * 120 * 4
     rng = np.random.default_rng(5)
     X = rng.random((96, 700)).astype(dtype)

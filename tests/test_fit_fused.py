@@ -71,10 +71,11 @@ def test_which_models_the_compiled_epoch_takes(layers, compiled):
 
 @pytest.fixture
 def split_small_batches(monkeypatch):
-    """Let the fused epoch split even these small batches across threads."""
+    """Let the fused epoch split even these small batches and epochs across threads."""
     from fastnn import fused
 
     monkeypatch.setattr(fused, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(fused, "EPOCH_PARALLEL_MIN", 0)
 
 
 def _fit_three_ways(make_model, backend, X, y, make_opt, **fit_args):

@@ -30,7 +30,8 @@ def _model(dtype, out):
     ids=["sgd", "adam", "momentum-l2"],
 )
 def test_fit_on_two_threads_equals_one(compiled_name, monkeypatch, dtype, out, loss, make_opt, l2):
-    monkeypatch.setattr(fused, "PARALLEL_MIN", 1)  # split even these small batches
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 1)  # split even these small batches and epochs
+    monkeypatch.setattr(fused, "EPOCH_PARALLEL_MIN", 0)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((97, 20))
     y = rng.integers(0, 4, size=97)
@@ -42,7 +43,7 @@ def test_fit_on_two_threads_equals_one(compiled_name, monkeypatch, dtype, out, l
             history = model.fit(X, y, loss=loss, optimizer=make_opt(), epochs=3, batch_size=8, seed=1, l2=l2,
                                 verbose=0)
             with fastnn.use_backend(compiled_name):
-                assert model.fused_runner.n_threads(8) == n
+                assert model.fused_runner.n_threads(8, len(X)) == n
         runs.append((model.get_weights(), history.loss, history.accuracy))
     rtol = 1e-5 if dtype == "float32" else 1e-12
     for weights, losses, accuracy in runs[1:]:
@@ -62,13 +63,45 @@ def test_thread_count_follows_the_work_and_the_setting(monkeypatch):
     large = Sequential([Dense(784, 100), Sigmoid(), Dense(100, 10), Sigmoid()], seed=0)
     monkeypatch.setattr(fastnn.threads, "fused_threads", lambda: 2)
     monkeypatch.setattr(fused, "PARALLEL_MIN", 60_000)
+    assert fused.EPOCH_PARALLEL_MIN == 20_000_000
     runners = [fused.plan(m, fastnn.losses.get("cross_entropy"), optim.SGD(0.1))[0] for m in (small, large)]
     with fastnn.use_backend("cython"):
-        assert runners[0].n_threads(10) == 1  # 150 multiply-adds per batch: not worth a barrier
-        assert runners[1].n_threads(10) == 2  # 793,000
-        assert runners[1].n_threads(1) == 1  # 79,300: one thread's worth
+        assert runners[0].n_threads(10, 10**8) == 1  # 150 multiply-adds per batch: not worth a barrier
+        assert runners[1].n_threads(10, 300) == 2  # 793,000 a batch, 23.8 M an epoch
+        assert runners[1].n_threads(1, 300) == 1  # 79,300 a batch: one thread's worth
+        assert runners[1].n_threads(10, 251) == 1  # 19.93 M an epoch: not worth waking a second thread
+        assert runners[1].n_threads(10, 252) == 2  # 20.01 M
+        assert runners[1].n_threads(200, 200) == 1  # partial_fit on a chunk of one batch
     with fastnn.use_backend("numpy"):
-        assert runners[1].n_threads(10) == 1  # the reference runs on one thread
+        assert runners[1].n_threads(10, 300) == 1  # the reference runs on one thread
+
+
+def test_small_epochs_run_on_one_thread(compiled_name, monkeypatch):
+    """fit on little data (an epoch under EPOCH_PARALLEL_MIN multiply-adds) runs its epochs on one thread,
+    with the same results as on two."""
+    calls = []
+    original = fused._call_polling
+
+    def record(kernel, args, control, progress):
+        calls.append(args[13])  # train_epoch's n_threads
+        return original(kernel, args, control, progress)
+
+    monkeypatch.setattr(fused, "_call_polling", record)
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((120, 64)), rng.integers(0, 4, size=120)
+    runs = []
+    for epoch_min in (20_000_000, 0):
+        monkeypatch.setattr(fused, "EPOCH_PARALLEL_MIN", epoch_min)
+        calls.clear()
+        model = Sequential([Dense(64, 100), ReLU(), Dense(100, 4), Softmax()], dtype="float64",
+                           backend=compiled_name, seed=0)
+        with fastnn.use_num_threads(2):
+            model.fit(X, y, loss="log_likelihood", optimizer=optim.Adam(1e-2), epochs=2, batch_size=40, seed=1,
+                      verbose=0)
+        assert calls == ([1, 1] if epoch_min else [2, 2])  # 120 x 6,800 = 816,000 an epoch
+        runs.append(model.get_weights())
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)  # (Adam: m / sqrt(v) scales a last-bit difference)
 
 
 def test_fused_threads_follow_set_num_threads():
@@ -263,6 +296,7 @@ def _train(seed, n_epochs=3):
 def test_models_trained_at_once_in_two_threads_equal_one_after_the_other(compiled_name, monkeypatch):
     """Two epochs running at once each get their own kept threads (none waits for the other's)."""
     monkeypatch.setattr(fused, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(fused, "EPOCH_PARALLEL_MIN", 0)
     with fastnn.backend.use_backend(compiled_name):
         alone = [_train(seed) for seed in (1, 2)]
     together = {}
