@@ -51,33 +51,30 @@ def time_estimator(X, y):
 
     import fastnn
 
-    def fit(rows, epochs, hidden, batch_size="auto"):
-        model = fastnn.MLPClassifier(hidden_layer_sizes=(hidden,), batch_size=batch_size, max_iter=epochs, tol=0.0,
-                                     n_iter_no_change=1000, random_state=0)
+    def timed(call):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (ConvergenceWarning: max_iter reached)
             start = time.perf_counter()
-            model.fit(X[:rows], y[:rows])
+            call()
             return time.perf_counter() - start
+
+    def fit(rows, epochs, hidden, batch_size="auto"):
+        model = fastnn.MLPClassifier(hidden_layer_sizes=(hidden,), batch_size=batch_size, max_iter=epochs, tol=0.0,
+                                     n_iter_no_change=1000, random_state=0)
+        return timed(lambda: model.fit(X[:rows], y[:rows]))
 
     def digits():
         from sklearn.datasets import load_digits
 
         X_digits, y_digits = load_digits(return_X_y=True)
         model = fastnn.MLPClassifier(max_iter=100, tol=0.0, n_iter_no_change=1000, random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            start = time.perf_counter()
-            model.fit((X_digits / 16).astype("float32"), y_digits)
-            return time.perf_counter() - start
+        return timed(lambda: model.fit((X_digits / 16).astype("float32"), y_digits))
 
     def partial_fits():
         model = fastnn.MLPClassifier(random_state=0)
         model.partial_fit(X[:200], y[:200], classes=list(range(10)))
-        start = time.perf_counter()
-        for i in range(50):
-            model.partial_fit(X[200 * i:200 * (i + 1)], y[200 * i:200 * (i + 1)])
-        return time.perf_counter() - start
+        return timed(lambda: [model.partial_fit(X[200 * i:200 * (i + 1)], y[200 * i:200 * (i + 1)])
+                              for i in range(50)])
 
     fit(2000, 1, 100)  # compiled kernels loaded
     return {"estimator/fit-60k": fit(len(X), 10, 100, 200),

@@ -292,11 +292,15 @@ class FusedRunner:
         """The layers' products' multiply-adds for ``rows`` rows: rows x the sum of n_in x n_out (x pieces)."""
         return int(rows) * int(np.sum(self.sizes[:-1] * self.sizes[1:] * self.pieces))
 
+    def small_epoch(self, n_rows):
+        """Whether an epoch of ``n_rows`` rows is under ``EPOCH_PARALLEL_MIN``: one thread, fit's own."""
+        return self.multiply_adds(n_rows) < EPOCH_PARALLEL_MIN
+
     def n_threads(self, batch_size, n_rows):
         """Threads an epoch of ``n_rows`` rows in batches of ``batch_size`` runs on:
         :func:`fastnn.threads.fused_threads`, fewer when the batches are too small to share
-        (``PARALLEL_MIN``), 1 when the whole epoch is (``EPOCH_PARALLEL_MIN``) and on the numpy backend."""
-        if _backend.get_backend() == "numpy" or self.multiply_adds(n_rows) < EPOCH_PARALLEL_MIN:
+        (``PARALLEL_MIN``), 1 when the whole epoch is (``small_epoch``) and on the numpy backend."""
+        if _backend.get_backend() == "numpy" or self.small_epoch(n_rows):
             return 1
         return int(max(1, min(_threads.fused_threads(), self.multiply_adds(batch_size) // PARALLEL_MIN)))
 
@@ -339,7 +343,7 @@ class FusedRunner:
                     self._hyper(n), int(batch_size), int(self.optimizer.iterations), GEMM_MIN,
                     n_threads if blas_limited else 1, self.drop, seeds, self.norm, self.running, self.slopes,
                     self.pieces, weights, augment, self.control, sparse)
-            short = self.multiply_adds(n) < EPOCH_PARALLEL_MIN
+            short = self.small_epoch(n)
             total, correct, updates, last = _call_polling(k.train_epoch, args, self.control,
                                                           None if short else progress)
         if short and progress is not None:
