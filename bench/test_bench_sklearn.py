@@ -11,6 +11,9 @@
 - ``mlp-small-<dataset>-100ep``: the same two on scikit-learn's bundled ``load_digits`` (1,797 x 64) and
   ``load_breast_cancer`` (569 x 30), scaled to [0, 1], 100 hidden units, 100 epochs: data this small trains
   its epochs on one thread (``fastnn.fused.EPOCH_PARALLEL_MIN``).
+- ``partial-fit-<rows>``: ``partial_fit`` of the two, 784-100-10 Adam, over 10,000 Fashion-MNIST rows in
+  chunks of 200 or 2,000 rows (one epoch of one or ten batches each; what ``dask_ml.wrappers.Incremental``
+  calls per block): each call's own work (checks, setting up the epoch) weighs as much as its training.
 
 With timing disabled (the normal ``pytest bench``) every body runs once on a few hundred rows.
 """
@@ -94,3 +97,23 @@ def test_mlp_small_data(benchmark, dataset, impl):
                        warmup_rounds=0 if benchmark.disabled else 1)
     benchmark.extra_info.update(impl=impl, rows=X.shape[0], train_accuracy=float(models[-1].score(X, y)))
     assert models[-1].n_iter_ == params["max_iter"]
+
+
+@pytest.mark.parametrize("impl", ["fastnn", "sklearn"])
+@pytest.mark.parametrize("chunk", [200, 2000])
+def test_partial_fit_chunks(benchmark, chunk, impl):
+    rows = SMOKE_ROWS if benchmark.disabled else 10_000
+    chunk = min(chunk, rows)
+    X, y, _, _, source = _data(rows)
+    cls = fastnn.MLPClassifier if impl == "fastnn" else SkMLPClassifier
+    model = cls(hidden_layer_sizes=(100,), random_state=0).partial_fit(X[:chunk], y[:chunk], classes=list(range(10)))
+
+    def chunks():
+        for start in range(0, rows, chunk):
+            model.partial_fit(X[start:start + chunk], y[start:start + chunk])
+
+    benchmark.group = f"partial-fit-{chunk}"
+    rounds, warmup = (1, 0) if benchmark.disabled else (5, 1)
+    benchmark.pedantic(chunks, rounds=rounds, iterations=1, warmup_rounds=warmup)
+    benchmark.extra_info.update(impl=impl, data=source, rows=rows, chunk=chunk)
+    assert model.n_iter_ == 1 and model.t_ == chunk + (rounds + warmup) * rows

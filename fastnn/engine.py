@@ -48,6 +48,8 @@ def epoch_draws(rng, n, batch_size, augment, n_dropout):
     p > 0 (0 .. 2**63 - 1, in layer order). Returns ``(table, seeds)``: float64 (n, 3) rows (dx, dy,
     angle) in batch order, or None without an :class:`fastnn.augment.Augment`; int64 (batches,
     n_dropout)."""
+    if augment is None and n_dropout == 0:  # nothing to draw (a draw of no numbers leaves rng as it was)
+        return None, np.empty((-(-n // batch_size), 0), dtype=np.int64)
     sizes = _batch_sizes(n, batch_size)
     if augment is None:
         return None, rng.integers(0, 2**63, size=(len(sizes), n_dropout))

@@ -30,6 +30,7 @@ How scikit-learn's model maps onto fastnn's (``fit`` of both minimizes the same 
 scikit-learn is an optional dependency: ``pip install "fastnn-cpu[sklearn]"``.
 """
 import contextlib
+import functools
 import numbers
 import warnings
 
@@ -78,6 +79,17 @@ def _store(estimator, arguments):
     for name, value in arguments.items():
         if name != "self":
             setattr(estimator, name, value)
+
+
+@functools.cache
+def _param_names(cls):
+    return cls._get_param_names()
+
+
+def _labels_in(y):
+    """y's labels, sorted: ``np.unique``, or scikit-learn's ``unique_labels`` for an object array (which
+    refuses a mix of strings and numbers)."""
+    return unique_labels(y) if y.dtype == object else np.unique(y)
 
 
 class _BaseMLP(BaseEstimator):
@@ -144,7 +156,7 @@ class _BaseMLP(BaseEstimator):
         return self._fit(X, y, sample_weight, incremental=False)
 
     def _fit(self, X, y, sample_weight, incremental, classes=None):
-        self._validate_params()
+        self._check_params()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         layers = self._hidden_sizes()
@@ -183,6 +195,15 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
                           "hasn't converged yet.", ConvergenceWarning)
         return self
+
+    def _check_params(self):
+        """scikit-learn's parameter validation, unless every parameter is the object it was at the last
+        validation that passed (so partial_fit validates once per set_params, not for every chunk)."""
+        params = {name: getattr(self, name) for name in _param_names(type(self))}
+        checked = getattr(self, "_checked_params", None)
+        if checked is None or checked.keys() != params.keys() or any(params[k] is not v for k, v in checked.items()):
+            self._validate_params()
+            self._checked_params = params
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -411,8 +432,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              reset=first)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        multilabel = type_of_target(y) == "multilabel-indicator"
+        if first or not incremental:
+            check_classification_targets(y)
+            multilabel = type_of_target(y) == "multilabel-indicator"
+        else:  # a later chunk: single-label targets are 1-D, their labels checked against classes_ below
+            multilabel = y.ndim == 2 if not self._multilabel else type_of_target(y) == "multilabel-indicator"
         if first:
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -433,7 +457,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              f"{'multi-label' if self._multilabel else 'single-label'} targets")
         if multilabel:
             return X, y, y
-        seen = unique_labels(y)
+        seen = _labels_in(y)
         unknown = np.setdiff1d(seen, self.classes_)
         if unknown.size:
             if self.warm_start and not incremental:

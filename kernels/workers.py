@@ -193,12 +193,32 @@ def run(worker, n_threads, control, args):
     return results[0]
 
 
+_TABLES = {}  # (options) -> (layout, ranges, shares); the workers only read them
+_TABLES_KEPT = 64
+
+
+def _epoch_tables(sizes, batch_size, acts, drop, norm, slopes, pieces, loss, opt, augmenting, n_threads):
+    """``check_options``, then ``(epoch_layout, epoch_ranges, thread_shares)``: made on the first epoch with
+    these options and kept for the next ones (every epoch of a fit has the same)."""
+    arrays = [np.asarray(a) for a in (sizes, acts, drop, norm, slopes, pieces)]
+    key = (batch_size, loss, opt, augmenting, n_threads, *((a.dtype.str, a.shape, a.tobytes()) for a in arrays))
+    tables = _TABLES.get(key)
+    if tables is None:
+        _ref.check_options(sizes, acts, drop, norm, slopes, pieces, loss, opt)
+        layout = _ref.epoch_layout(sizes, batch_size, acts, drop, norm, pieces, augmenting)
+        tables = (layout, _ref.epoch_ranges(sizes, layout, n_threads), _ref.thread_shares(sizes, n_threads))
+        if len(_TABLES) >= _TABLES_KEPT:
+            _TABLES.clear()
+        _TABLES[key] = tables
+    return tables
+
+
 def run_epoch(worker, x, y, order, params, state, sizes, acts, loss, opt, hyper, batch_size, step, gemm_min,
               n_threads=1, drop=None, seeds=None, norm=None, running=None, slopes=None, pieces=None, weights=None,
               augment=None, control=None, sparse=None):
     """A compiled backend's ``train_epoch`` (kernels/reference/fused.py's arguments and results): checks the
-    options, makes the threads' shared workspace and tables once (``epoch_layout``, ``epoch_ranges``,
-    ``thread_shares``) and runs ``worker`` (its ``train_epoch_worker``) on ``n_threads`` threads.
+    options, makes the threads' shared workspace, takes their tables (``_epoch_tables``) and runs ``worker``
+    (its ``train_epoch_worker``) on ``n_threads`` threads.
 
     The scalars are passed as Python ints, so that Numba compiles one signature per dtype whatever integer
     types the caller used; a worker gets a one-element ``running`` when the model has no batch norm, an
@@ -207,10 +227,10 @@ def run_epoch(worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
     """
     n_layers, n_threads = len(sizes) - 1, int(n_threads)
     drop, seeds, norm, slopes, pieces = _ref.layer_options(n_layers, drop, seeds, norm, slopes, pieces)
-    _ref.check_options(sizes, acts, drop, norm, slopes, pieces, loss, opt)
+    layout, ranges, shares = _epoch_tables(sizes, int(batch_size), acts, drop, norm, slopes, pieces, int(loss),
+                                           int(opt), augment is not None, n_threads)
     _ref.check_batches(len(order), int(batch_size), norm)
     dtype = np.asarray(params).dtype
-    layout = _ref.epoch_layout(sizes, batch_size, acts, drop, norm, pieces, augment is not None)
     n_params, n_running, n_shared = (int(layout[LAY_TOTAL, k]) for k in (TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED))
     if len(params) != n_params or (n_running and (running is None or len(running) < n_running)):
         raise ValueError(f"params has {len(params)} elements and running "
@@ -232,8 +252,7 @@ def run_epoch(worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
         raise ValueError(f"control must be an int64 array of {CONTROL_SIZE} elements")
     control[[COUNT, SENSE, ABORT, DECIDED, DONE, STATUS]] = 0
     shared = np.empty(n_shared + ALIGN, dtype=dtype)  # (ALIGN more: the workers start it on a 64-byte boundary)
-    args = (np.zeros(3 * n_threads), shared, layout, _ref.epoch_ranges(sizes, layout, n_threads),
-            _ref.thread_shares(sizes, n_threads), x, y, order, params, state, sizes, acts, int(loss), int(opt), hyper,
-            int(batch_size), int(step), int(gemm_min), drop, seeds, norm, running, slopes, pieces, weights, table,
+    args = (np.zeros(3 * n_threads), shared, layout, ranges, shares, x, y, order, params, state, sizes, acts, int(loss),
+            int(opt), hyper, int(batch_size), int(step), int(gemm_min), drop, seeds, norm, running, slopes, pieces, weights, table,
             int(side), *csr)
     return run(worker, n_threads, control, args)

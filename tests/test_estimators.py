@@ -280,6 +280,16 @@ def test_bad_input_names_the_problem():
         est.partial_fit(X[:3], [0, 1, 5])
     with pytest.raises(ValueError, match="is not the same as on last call to partial_fit"):
         est.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match=r"`y` has classes not in `self.classes_`"):
+        est.partial_fit(X[:3], [0.0, 0.5, 1.0])  # continuous targets in a later chunk
+    with pytest.raises(ValueError, match=r"y is multiclass-multioutput with shape \(3, 2\), but this model was fit "
+                                         "on single-label targets"):
+        est.partial_fit(X[:3], [[0, 1], [1, 2], [2, 0]])
+    for name, value in (("alpha", -1.0), ("solver", "lbfgs")):  # set between chunks: validated again
+        with pytest.raises(ValueError, match=f"'{name}' parameter of MLPClassifier must be"):
+            est.set_params(**{name: value}).partial_fit(X, y)
+        est.set_params(alpha=0.0001, solver="adam")
+    assert est.partial_fit(X, y).n_iter_ == 1  # valid again
     with pytest.raises(ValueError, match="'alpha' parameter of MLPClassifier must be a float in the range"):
         fastnn.MLPClassifier(alpha=-1).fit(X, y)
     with pytest.raises(ValueError, match="'solver' parameter of MLPClassifier must be a str among"):

@@ -344,3 +344,33 @@ def test_a_kept_thread_whose_call_raises_is_not_reused():
     done = []
     assert workers.start(lambda: done.append(1)).wait(timeout=30)
     assert done == [1]
+
+
+def test_epoch_tables_are_kept_per_options_and_made_again_when_one_changes(monkeypatch):
+    from fastnn._kernels import constants as c
+    monkeypatch.setattr(workers, "_TABLES", {})
+    base = dict(sizes=np.array([36, 40, 24, 4]), batch_size=8, acts=np.array([c.RELU, c.LEAKY_RELU, c.SOFTMAX]),
+                drop=np.zeros(3), norm=np.zeros((3, 2)), slopes=np.zeros(3), pieces=np.ones(3, np.int64),
+                loss=c.NLL, opt=c.ADAM, augmenting=False, n_threads=2)
+
+    def made(o):  # what the reference makes for these options, with no table kept
+        layout = F.epoch_layout(o["sizes"], o["batch_size"], o["acts"], o["drop"], o["norm"], o["pieces"],
+                                o["augmenting"])
+        return layout, F.epoch_ranges(o["sizes"], layout, o["n_threads"]), F.thread_shares(o["sizes"], o["n_threads"])
+
+    first = workers._epoch_tables(**base)
+    assert all(a is b for a, b in zip(workers._epoch_tables(**dict(base)), first))  # kept, not made again
+    changes = {"sizes": np.array([36, 56, 24, 4]), "batch_size": 9, "acts": np.array([c.PRELU, c.RELU, c.SOFTMAX]),
+               "drop": np.array([0.5, 0.0, 0.0]), "norm": np.array([[0.9, 1e-5], [0, 0], [0, 0]]),
+               "pieces": np.array([2, 1, 1]), "augmenting": True, "n_threads": 3}
+    for name, value in changes.items():
+        options = {**base, name: value}
+        expected = made(options)
+        assert any(not np.array_equal(a, b) for a, b in zip(expected, first)), name  # the change matters
+        for got, want in zip(workers._epoch_tables(**options), expected):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+    # options the tables do not depend on are still checked: a kept table is no pass for them
+    for name, value, message in (("slopes", np.array([0.0, -1.0, 0.0]), "slope below 0"),
+                                 ("loss", c.N_LOSSES, "unknown loss"), ("opt", c.N_OPTS, "unknown loss")):
+        with pytest.raises(ValueError, match=message):
+            workers._epoch_tables(**{**base, name: value})

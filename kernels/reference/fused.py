@@ -210,7 +210,8 @@ def _pad(n):
 
 def epoch_layout(sizes, batch_size, acts=None, drop=None, norm=None, pieces=None, augment=False):
     """Every offset the compiled workers use, as one int64 table (N_LAYOUT, max(L + 1, 3)), column l for
-    layer l (row LAY_LD: column w for width w = 0 .. L), made once per epoch call (kernels/workers.py).
+    layer l (row LAY_LD: column w for width w = 0 .. L), made once per set of options and kept
+    (kernels/workers.py, ``_epoch_tables``).
 
     Parameters: LAY_W, LAY_B layer l's weight and bias offsets in ``params`` and LAY_WIDTH its product
     columns (``param_layout``); LAY_GAMMA, LAY_RUNNING (``norm_layout``) and LAY_ALPHA (``prelu_layout``),
