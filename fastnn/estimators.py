@@ -86,6 +86,23 @@ def _param_names(cls):
     return cls._get_param_names()
 
 
+def _check_sortable(labels, name):
+    """Labels in an object array must sort together (finding the classes sorts them): ValueError naming
+    ``name`` and the types mixed, where NumPy would raise a TypeError from inside its sort."""
+    if labels.dtype != object:
+        return
+    try:
+        found = set(labels.ravel().tolist())
+    except TypeError:  # unhashable labels (lists): scikit-learn's target checks say what is wrong
+        return
+    try:
+        sorted(found)
+    except TypeError:
+        kinds = ", ".join(sorted({type(label).__name__ for label in found}))
+        raise ValueError(f"{name} mixes labels of the types {kinds}, which cannot be sorted together; use labels "
+                         "of one kind (all strings or all numbers)") from None
+
+
 def _labels_in(y):
     """y's labels, sorted: ``np.unique``, or scikit-learn's ``unique_labels`` for an object array (which
     refuses a mix of strings and numbers)."""
@@ -432,6 +449,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              reset=first)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        _check_sortable(y, "y")
+        if classes is not None:
+            _check_sortable(np.asarray(classes, dtype=object), "classes")
         if first or not incremental:
             check_classification_targets(y)
             multilabel = type_of_target(y) == "multilabel-indicator"

@@ -285,6 +285,13 @@ def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match=r"y is multiclass-multioutput with shape \(3, 2\), but this model was fit "
                                          "on single-label targets"):
         est.partial_fit(X[:3], [[0, 1], [1, 2], [2, 0]])
+    mixed = np.array(["a", 1, "a", 1], dtype=object)  # NumPy cannot sort these: a TypeError from inside it
+    with pytest.raises(ValueError, match="y mixes labels of the types int, str, which cannot be sorted together"):
+        fastnn.MLPClassifier().fit(X[:4], mixed)
+    with pytest.raises(ValueError, match="classes mixes labels of the types NoneType, int"):
+        fastnn.MLPClassifier().partial_fit(X[:4], [0, 1, 0, 1], classes=[0, 1, None])
+    with pytest.raises(ValueError, match="y mixes labels of the types int, str"):
+        fastnn.MLPClassifier().partial_fit(X[:4], ["a", "b", "a", "b"], classes=["a", "b"]).partial_fit(X[:4], mixed)
     for name, value in (("alpha", -1.0), ("solver", "lbfgs")):  # set between chunks: validated again
         with pytest.raises(ValueError, match=f"'{name}' parameter of MLPClassifier must be"):
             est.set_params(**{name: value}).partial_fit(X, y)
