@@ -11,6 +11,9 @@
 - ``mlp-small-<dataset>-100ep``: the same two on scikit-learn's bundled ``load_digits`` (1,797 x 64) and
   ``load_breast_cancer`` (569 x 30), scaled to [0, 1], 100 hidden units, 100 epochs: data this small trains
   its epochs on one thread (``fastnn.fused.EPOCH_PARALLEL_MIN``).
+- ``mlp-lbfgs-digits``: ``solver="lbfgs"`` on ``load_digits`` (64-32-10, at most 200 iterations): SciPy's
+  L-BFGS-B over the same objective from the same weights, so both take the same iterations; fastnn's
+  objective and gradient come from its layer kernels, scikit-learn's from NumPy.
 - ``partial-fit-<rows>``: ``partial_fit`` of the two, 784-100-10 Adam, over 10,000 Fashion-MNIST rows in
   chunks of 200 or 2,000 rows (one epoch of one or ten batches each; what ``dask_ml.wrappers.Incremental``
   calls per block): each call's own work (checks, setting up the epoch) weighs as much as its training.
@@ -117,3 +120,24 @@ def test_partial_fit_chunks(benchmark, chunk, impl):
     benchmark.pedantic(chunks, rounds=rounds, iterations=1, warmup_rounds=warmup)
     benchmark.extra_info.update(impl=impl, data=source, rows=rows, chunk=chunk)
     assert model.n_iter_ == 1 and model.t_ == chunk + (rounds + warmup) * rows
+
+
+@pytest.mark.parametrize("impl", ["fastnn", "sklearn"])
+def test_mlp_lbfgs(benchmark, impl):
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    cls = fastnn.MLPClassifier if impl == "fastnn" else SkMLPClassifier
+    params = dict(solver="lbfgs", hidden_layer_sizes=(32,), max_iter=3 if benchmark.disabled else 200, random_state=0)
+    models = []
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models.append(cls(**params).fit(X, y))
+
+    benchmark.group = "mlp-lbfgs-digits"
+    benchmark.pedantic(fit, rounds=1 if benchmark.disabled else 5, iterations=1,
+                       warmup_rounds=0 if benchmark.disabled else 1)
+    benchmark.extra_info.update(impl=impl, iterations=models[-1].n_iter_, loss=models[-1].loss_)
+    assert 1 <= models[-1].n_iter_ <= params["max_iter"]
+    assert models[-1].score(X, y) > (0.3 if benchmark.disabled else 0.99)  # (3 iterations when smoke-tested)

@@ -141,6 +141,22 @@ class StepEpochs:
             value += l1 * sum(k.sum_abs(p.reshape(-1)) for p in reg)
         return value
 
+    def objective_and_grads(self, k, xb, tb, wb, seeds, l1, l2):
+        """``(objective, outputs)`` of one batch (the loss plus the penalties, with coefficients l1 and l2),
+        after a forward pass in training mode and, when the objective is finite, a backward pass that
+        leaves its gradient in the layers' ``grads``."""
+        model, loss = self.model, self.loss
+        a = model._forward(xb, True, seeds)
+        value = self._objective(k, a, tb, wb, l1, l2)
+        if math.isfinite(value):
+            model._backward(loss.delta(a, tb, wb) if self.fused else loss.grad(a, tb, wb), self.fused)
+            for layer, i in self.weights:
+                if l2:
+                    k.add_l2_grad(layer.grads[i].reshape(-1), layer.params[i].reshape(-1), l2)
+                if l1:
+                    k.add_l1_grad(layer.grads[i].reshape(-1), layer.params[i].reshape(-1), l1)
+        return value, a
+
     def _batch_input(self, X, idx, start, nb, table, rng):
         xb = X[idx]
         if table is not None:
@@ -157,7 +173,7 @@ class StepEpochs:
         callable (then each batch draws from ``rng`` as it goes: the augmentation, then the seeds)."""
         from .backend import kernels
 
-        model, loss, optimizer = self.model, self.loss, self.optimizer
+        model, optimizer = self.model, self.optimizer
         n = X.shape[0]
         l1, l2 = _losses.penalty_coefficients(self.l1, self.l2, n)
         k = kernels()
@@ -174,17 +190,10 @@ class StepEpochs:
             xb, tb = self._batch_input(X, idx, start, hi - start, table, rng), targets[idx]
             wb = None if weights is None else weights[idx]
             batch_seeds = seeds[b] if seeds is not None else rng.integers(0, 2**63, size=n_drop)
-            a = model._forward(xb, True, batch_seeds)
-            value = self._objective(k, a, tb, wb, l1, l2)
+            value, a = self.objective_and_grads(k, xb, tb, wb, batch_seeds, l1, l2)
             if not math.isfinite(value):
                 status = _c.STATUS_LOSS
                 break
-            model._backward(loss.delta(a, tb, wb) if self.fused else loss.grad(a, tb, wb), self.fused)
-            for layer, i in self.weights:
-                if l2:
-                    k.add_l2_grad(layer.grads[i].reshape(-1), layer.params[i].reshape(-1), l2)
-                if l1:
-                    k.add_l1_grad(layer.grads[i].reshape(-1), layer.params[i].reshape(-1), l1)
             grads = model.grads()
             if self.clip_norm is not None:
                 norm = _optim.clip_grad_norm(grads, self.clip_norm)

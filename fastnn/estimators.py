@@ -22,7 +22,8 @@ How scikit-learn's model maps onto fastnn's (``fit`` of both minimizes the same 
 - ``solver``: ``"sgd"`` is ``optim.SGD`` (``momentum``, ``nesterovs_momentum``), ``"adam"`` ``optim.Adam``
   (``beta_1``, ``beta_2``, ``epsilon``), fastnn adds ``"adamw"``, ``"rmsprop"``, ``"adagrad"``,
   ``"adadelta"``; the rules are torch.optim's (scikit-learn's differ in where epsilon enters Adam, and
-  scale SGD momentum by the current rate). No ``"lbfgs"``.
+  scale SGD momentum by the current rate). ``"lbfgs"`` is scikit-learn's: SciPy's L-BFGS-B on the objective
+  over all the rows (its value and gradient from the layers' kernels), which takes scikit-learn's steps.
 - ``warm_start`` and ``partial_fit`` keep the optimizer's state (scikit-learn's ``warm_start`` resets Adam's
   moments, its issue 6091) and continue the shuffling generator, so two warm fits of k epochs are one
   fit of 2k.
@@ -35,6 +36,7 @@ import numbers
 import warnings
 
 import numpy as np
+import scipy.optimize
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -46,12 +48,18 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
+from . import backend as _backend
+from . import engine as _engine
 from . import io as _io
+from . import losses as _losses
 from . import optim as _optim
 from . import threads as _threads
 from .layers import BatchNorm, Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
@@ -86,6 +94,27 @@ def _param_names(cls):
     return cls._get_param_names()
 
 
+def _pack(arrays):
+    """The arrays, flattened into one float64 vector (L-BFGS-B's)."""
+    return np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float64)
+
+
+def _unpack(x, arrays):
+    """Copy the float64 vector x back into the arrays (in place, in their own dtype)."""
+    start = 0
+    for a in arrays:
+        a[...] = x[start:start + a.size].reshape(a.shape)
+        start += a.size
+
+
+def _stochastic(estimator):
+    """partial_fit's condition (scikit-learn's): a solver that trains in steps."""
+    if estimator.solver == "lbfgs":
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. {estimator.solver} is not "
+                             "stochastic.")
+    return True
+
+
 def _check_sortable(labels, name):
     """Labels in an object array must sort together (finding the classes sorts them): ValueError naming
     ``name`` and the types mixed, where NumPy would raise a TypeError from inside its sort."""
@@ -115,7 +144,7 @@ class _BaseMLP(BaseEstimator):
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "solver": [StrOptions(set(_OPTIMIZERS))],
+        "solver": [StrOptions(set(_OPTIMIZERS) | {"lbfgs"})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
@@ -135,6 +164,7 @@ class _BaseMLP(BaseEstimator):
         "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
         "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
         "dtype": [StrOptions({"float32", "float64"}), None],
@@ -146,8 +176,8 @@ class _BaseMLP(BaseEstimator):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, dropout=0.0, batch_norm=False, dtype=None, backend=None,
-                 n_threads=None):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False, dtype=None,
+                 backend=None, n_threads=None):
         _store(self, locals())
 
     # -- fitted attributes read from the network -------------------------------------------------------------
@@ -183,6 +213,8 @@ class _BaseMLP(BaseEstimator):
         if first:
             self._random_state = check_random_state(self.random_state)
             self._initialize(X.shape[1], layers, X.dtype)
+        if self.solver == "lbfgs":
+            return self._fit_lbfgs(X, targets, weights)
         X_val = y_val = w_val = None
         if self.early_stopping:
             split = [X, targets] + ([weights] if weights is not None else [])
@@ -211,6 +243,38 @@ class _BaseMLP(BaseEstimator):
         if not incremental and not monitor.stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
                           "hasn't converged yet.", ConvergenceWarning)
+        return self
+
+    def _fit_lbfgs(self, X, targets, weights):
+        """scikit-learn's ``solver="lbfgs"``: SciPy's L-BFGS-B over the whole training set's objective (the
+        mean loss plus alpha/2 ||W||^2 over the weight sum), its value and gradient from the layers' kernels
+        (the step-by-step engine's pass over one batch of every row)."""
+        if self.dropout:
+            raise ValueError("dropout needs a stochastic solver: solver='lbfgs' minimizes one deterministic "
+                             "objective; use solver='adam' or 'sgd', or dropout=0")
+        model, n = self.model_, X.shape[0]
+        loss = _losses.get(self._loss)
+        rows, _ = loss.prepare(targets, self._n_outputs, model.dtype)
+        w = None if weights is None else weights.astype(model.dtype)
+        weight_sum = n if weights is None else float(np.sum(weights))
+        l2 = self.alpha / weight_sum if weight_sum > 0 else 0.0
+        batch = _engine.StepEpochs(model, loss, None, 0.0, 0.0, None, None, [])
+        params, seeds = model.params(), np.zeros(0, np.int64)
+
+        def objective(x):
+            _unpack(x, params)
+            value, _ = batch.objective_and_grads(_backend.kernels(), X, rows, w, seeds, 0.0, l2)
+            return value, _pack(model.grads())
+
+        threads = _threads.use_num_threads(self.n_threads) if self.n_threads else contextlib.nullcontext()
+        with threads, model._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            result = scipy.optimize.minimize(
+                objective, _pack(params), method="L-BFGS-B", jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                         **_get_additional_lbfgs_options_dict("iprint", 1 if self.verbose else -1)})
+        _unpack(result.x, params)
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self.loss_ = float(result.fun)
         return self
 
     def _check_params(self):
@@ -285,9 +349,11 @@ class _BaseMLP(BaseEstimator):
         self._rng = np.random.default_rng(self._random_state.randint(np.iinfo(np.int32).max))
         self.n_layers_ = len(sizes)
         self.n_outputs_ = self._n_outputs
+        self.n_iter_, self.t_ = 0, 0
+        if self.solver == "lbfgs":  # (scikit-learn's lbfgs keeps no loss curve or best loss)
+            return
         self.loss_curve_ = []
         self._no_improvement_count = 0
-        self.t_ = 0
         if self.early_stopping:
             self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
         else:
@@ -388,8 +454,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The widths of the hidden layers.
     activation : {"relu", "identity", "logistic", "tanh", "leaky_relu", "softplus"}, default="relu"
         The hidden layers' activation (``leaky_relu`` and ``softplus`` are fastnn's additions).
-    solver : {"adam", "sgd", "adamw", "rmsprop", "adagrad", "adadelta"}, default="adam"
-        The optimizer (torch.optim's rules); ``"sgd"`` and ``"adam"`` train on the compiled epoch.
+    solver : {"adam", "sgd", "lbfgs", "adamw", "rmsprop", "adagrad", "adadelta"}, default="adam"
+        The optimizer (torch.optim's rules); ``"sgd"`` and ``"adam"`` train on the compiled epoch; ``"lbfgs"``
+        is SciPy's L-BFGS-B on the whole training set (no mini-batches, no ``partial_fit``).
     alpha : float >= 0, default=1e-4
         L2 penalty (scikit-learn's: alpha/2 ||W||^2 divided by each batch's weight sum).
     batch_size : int or "auto", default="auto"
@@ -397,7 +464,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
         The schedule for ``solver="sgd"`` (as scikit-learn's).
     learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, momentum,
-    nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change
+    nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun
         As in scikit-learn (``validation_fraction`` is stratified by class; ``momentum`` < 1).
     dropout : float in [0, 1), default=0.0
         Dropout probability after each hidden activation.
@@ -430,10 +497,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, dropout=0.0, batch_norm=False, dtype=None, backend=None,
-                 n_threads=None, class_weight=None):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False, dtype=None,
+                 backend=None, n_threads=None, class_weight=None):
         _store(self, locals())
 
+    @available_if(_stochastic)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the network and its optimizer; returns self.
 
@@ -551,10 +619,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, dropout=0.0, batch_norm=False, dtype=None,
-                 backend=None, n_threads=None):
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False,
+                 dtype=None, backend=None, n_threads=None):
         _store(self, locals())
 
+    @available_if(_stochastic)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing the network and its optimizer; returns self."""
         return self._fit(X, y, sample_weight, incremental=True)

@@ -26,7 +26,6 @@ The compiled backends split each batch's work across threads (:meth:`FusedRunner
 """
 import contextlib
 import os
-import threading
 
 import numpy as np
 

@@ -253,6 +253,6 @@ def run_epoch(worker, x, y, order, params, state, sizes, acts, loss, opt, hyper,
     control[[COUNT, SENSE, ABORT, DECIDED, DONE, STATUS]] = 0
     shared = np.empty(n_shared + ALIGN, dtype=dtype)  # (ALIGN more: the workers start it on a 64-byte boundary)
     args = (np.zeros(3 * n_threads), shared, layout, ranges, shares, x, y, order, params, state, sizes, acts, int(loss),
-            int(opt), hyper, int(batch_size), int(step), int(gemm_min), drop, seeds, norm, running, slopes, pieces, weights, table,
-            int(side), *csr)
+            int(opt), hyper, int(batch_size), int(step), int(gemm_min), drop, seeds, norm, running, slopes, pieces,
+            weights, table, int(side), *csr)
     return run(worker, n_threads, control, args)

@@ -13,6 +13,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, make_multilabel_cl
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
@@ -147,6 +148,59 @@ def test_multioutput_regression():
     assert est.score(X, Y) > 0.95
     single = fastnn.MLPRegressor(hidden_layer_sizes=(32,), max_iter=300, random_state=0).fit(X, Y[:, 0])
     assert single.predict(X).shape == (300,)
+
+
+def _regression():
+    X, y = make_regression(n_samples=200, n_features=5, noise=1.0, random_state=0)
+    return X, X[:20], y / 100, y[:20] / 100
+
+
+@pytest.mark.parametrize(
+    "make, data, params, weighted",
+    [
+        (SkMLPClassifier, _digits, dict(hidden_layer_sizes=(32,), max_iter=15), False),
+        (SkMLPClassifier, _breast_cancer, dict(hidden_layer_sizes=(16, 8), activation="tanh", max_iter=12), True),
+        (SkMLPClassifier, _digits, dict(hidden_layer_sizes=(8,), max_fun=4), False),  # stopped by max_fun
+        (SkMLPRegressor, _regression, dict(hidden_layer_sizes=(16,), max_iter=40, alpha=1e-2), True),
+    ],
+    ids=["digits", "breast_cancer-weighted", "max_fun", "regression-weighted"],
+)
+def test_lbfgs_follows_scikit_learns_iterates(make, data, params, weighted):
+    X, X_test, y, _ = data()
+    weights = np.random.default_rng(0).uniform(0, 2, len(y)) if weighted else None
+    params = dict(solver="lbfgs", random_state=0, **params)
+    ours = (fastnn.MLPClassifier if make is SkMLPClassifier else fastnn.MLPRegressor)(**params)
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
+        ours.fit(X, y, sample_weight=weights)
+    with pytest.warns(ConvergenceWarning):
+        theirs = make(**params).fit(X, y, sample_weight=weights)
+    # the same objective and gradient from the same initial weights: L-BFGS-B takes the same steps
+    assert ours.n_iter_ == theirs.n_iter_ == params.get("max_iter", 3)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-10)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours.predict(X_test), theirs.predict(X_test), rtol=0, atol=1e-9)
+    assert not hasattr(ours, "loss_curve_") and not hasattr(theirs, "loss_curve_")
+    ours.set_params(warm_start=True, max_iter=5, max_fun=15000)  # goes on from its weights, as scikit-learn's
+    theirs.set_params(warm_start=True, max_iter=5, max_fun=15000)
+    ours.fit(X, y, sample_weight=weights), theirs.fit(X, y, sample_weight=weights)
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
+
+
+def test_lbfgs_trains_every_network_and_has_no_partial_fit():
+    X_train, X_test, y_train, y_test = _digits()
+    for options in (dict(dtype="float32"), dict(batch_norm=True), dict(activation="softplus")):
+        est = fastnn.MLPClassifier(solver="lbfgs", hidden_layer_sizes=(32,), max_iter=60, random_state=0, **options)
+        assert est.fit(X_train, y_train).score(X_test, y_test) > 0.9, options
+    est = fastnn.MLPClassifier(solver="lbfgs")
+    assert not hasattr(est, "partial_fit") and hasattr(fastnn.MLPRegressor(), "partial_fit")
+    with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as error:
+        est.partial_fit(X_train, y_train, classes=range(10))
+    assert str(error.value.__cause__) == ("partial_fit is only available for stochastic optimizers. lbfgs is not "
+                                          "stochastic.")
+    with pytest.raises(ValueError, match="dropout needs a stochastic solver: solver='lbfgs' minimizes one"):
+        fastnn.MLPClassifier(solver="lbfgs", dropout=0.2).fit(X_train, y_train)
 
 
 def test_class_weight_is_sample_weight_per_class():
@@ -292,7 +346,7 @@ def test_bad_input_names_the_problem():
         fastnn.MLPClassifier().partial_fit(X[:4], [0, 1, 0, 1], classes=[0, 1, None])
     with pytest.raises(ValueError, match="y mixes labels of the types int, str"):
         fastnn.MLPClassifier().partial_fit(X[:4], ["a", "b", "a", "b"], classes=["a", "b"]).partial_fit(X[:4], mixed)
-    for name, value in (("alpha", -1.0), ("solver", "lbfgs")):  # set between chunks: validated again
+    for name, value in (("alpha", -1.0), ("solver", "newton")):  # set between chunks: validated again
         with pytest.raises(ValueError, match=f"'{name}' parameter of MLPClassifier must be"):
             est.set_params(**{name: value}).partial_fit(X, y)
         est.set_params(alpha=0.0001, solver="adam")
@@ -300,7 +354,7 @@ def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match="'alpha' parameter of MLPClassifier must be a float in the range"):
         fastnn.MLPClassifier(alpha=-1).fit(X, y)
     with pytest.raises(ValueError, match="'solver' parameter of MLPClassifier must be a str among"):
-        fastnn.MLPClassifier(solver="lbfgs").fit(X, y)
+        fastnn.MLPClassifier(solver="newton").fit(X, y)
     with pytest.raises(ValueError, match="class_weight='balanced' is not supported by partial_fit"):
         fastnn.MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="Unknown label type"):
