@@ -121,6 +121,12 @@ def test_sparse_input_equals_dense_input(fmt):
         sparse.predict(bad)
     with pytest.raises(ValueError, match="Input X contains NaN"):
         fastnn.MLPClassifier().fit(bad, y)
+    lbfgs = dict(params, solver="lbfgs", max_iter=8)  # its whole-data pass takes sparse X too
+    sparse = fastnn.MLPClassifier(**lbfgs).fit(X.asformat(fmt), y)
+    dense = fastnn.MLPClassifier(**lbfgs).fit(X.toarray(), y)
+    assert sparse.n_iter_ == dense.n_iter_ == 8
+    for a, b in zip(sparse.coefs_ + sparse.intercepts_, dense.coefs_ + dense.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
 
 
 def test_multilabel_classification():
