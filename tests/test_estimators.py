@@ -11,6 +11,7 @@ import scipy.sparse
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.datasets import load_breast_cancer, load_digits, make_multilabel_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
@@ -293,6 +294,20 @@ def test_early_stopping_keeps_the_best_validation_weights():
     assert est.best_validation_score_ == max(est.validation_scores_)
     _, X_val, _, y_val = train_test_split(X, y, random_state=np.random.RandomState(0), test_size=0.2, stratify=y)
     assert np.isin(y_val, [0, 1, 2]).all() and len(np.unique(y_val)) == 3
+
+
+def test_validation_accuracy_is_scikit_learns_accuracy_score():
+    X, y = _blobs(300)
+    Y = np.eye(3, dtype=int)[y] | (X[:, 3:4] > 0)  # multi-label: the class and one more label
+    weights = np.random.default_rng(1).uniform(0, 2, len(y))
+    for targets in (y, Y):
+        est = fastnn.MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, targets)
+        encoded = np.searchsorted(est.classes_, targets) if targets.ndim == 1 else targets
+        decided = est._decide(est.model_.predict(X))
+        assert 0.0 < accuracy_score(encoded, decided) < 1.0  # some rows right, some wrong
+        for w in (None, weights):
+            assert est._score_encoded(X, encoded, w) == pytest.approx(
+                accuracy_score(encoded, decided, sample_weight=w), rel=1e-14, abs=0)
 
 
 def test_pipeline_in_grid_search_and_estimator_api():
