@@ -228,12 +228,10 @@ class _BaseMLP(BaseEstimator):
                                  "your dataset.")
         n = X.shape[0]
         batch_size = self._batch_size(n)
-        mean_weight = 1.0 if weights is None else float(np.mean(weights))
-        l2 = self.alpha * n / (batch_size * mean_weight) if mean_weight > 0 else 0.0
+        l2 = self._l2(n, batch_size, weights)
         monitor = _Monitor(self, incremental, n, (X_val, y_val, w_val) if self.early_stopping else None)
         extra = {} if weights is None else {"sample_weight": weights}
-        threads = _threads.use_num_threads(self.n_threads) if self.n_threads else contextlib.nullcontext()
-        with threads:
+        with self._threads():
             optimizer = self._make_optimizer() if self.model_.optimizer is None else self.model_.optimizer
             self.model_.fit(X, targets, loss=self._loss, optimizer=optimizer,
                             epochs=1 if incremental else self.max_iter, batch_size=batch_size, shuffle=self.shuffle,
@@ -256,8 +254,7 @@ class _BaseMLP(BaseEstimator):
         loss = _losses.get(self._loss)
         rows, _ = loss.prepare(targets, self._n_outputs, model.dtype)
         w = None if weights is None else weights.astype(model.dtype)
-        weight_sum = n if weights is None else float(np.sum(weights))
-        l2 = self.alpha / weight_sum if weight_sum > 0 else 0.0
+        _, l2 = _losses.penalty_coefficients(0.0, self._l2(n, n, weights), n)  # all the rows are one batch
         batch = _engine.StepEpochs(model, loss, None, 0.0, 0.0, None, None, [])
         params, seeds = model.params(), np.zeros(0, np.int64)
 
@@ -266,8 +263,7 @@ class _BaseMLP(BaseEstimator):
             value, _ = batch.objective_and_grads(_backend.kernels(), X, rows, w, seeds, 0.0, l2)
             return value, _pack(model.grads())
 
-        threads = _threads.use_num_threads(self.n_threads) if self.n_threads else contextlib.nullcontext()
-        with threads, model._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with self._threads(), model._scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             result = scipy.optimize.minimize(
                 objective, _pack(params), method="L-BFGS-B", jac=True,
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
@@ -276,6 +272,16 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
         self.loss_ = float(result.fun)
         return self
+
+    def _l2(self, n, batch_size, weights):
+        """fit's ``l2`` for scikit-learn's alpha/2 ||W||^2 over each batch's weight sum, on n rows (module
+        docstring): alpha n / (batch size x mean weight)."""
+        mean_weight = 1.0 if weights is None else float(np.mean(weights))
+        return self.alpha * n / (batch_size * mean_weight) if mean_weight > 0 else 0.0
+
+    def _threads(self):
+        """The thread limit training runs under: ``n_threads`` when set (``fastnn.use_num_threads``)."""
+        return _threads.use_num_threads(self.n_threads) if self.n_threads else contextlib.nullcontext()
 
     def _check_params(self):
         """scikit-learn's parameter validation, unless every parameter is the object it was at the last
