@@ -18,7 +18,7 @@ KERNELS = {
     "activations": (
         "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "relu", "relu_backward",
         "leaky_relu", "leaky_relu_backward", "prelu", "prelu_backward", "softplus",
-        "softplus_backward", "identity", "identity_backward", "maxout", "maxout_backward",
+        "softplus_backward", "exp", "exp_backward", "identity", "identity_backward", "maxout", "maxout_backward",
     ),
     "softmax": (
         "softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward",
@@ -27,7 +27,8 @@ KERNELS = {
     "losses": (
         "quadratic_loss", "quadratic_grad", "mse_loss", "mse_grad", "bce_loss", "bce_grad",
         "bce_logits_loss", "bce_logits_grad", "nll_loss", "nll_grad", "softmax_nll_loss",
-        "softmax_nll_grad", "sigmoid_bce_delta", "softmax_nll_delta",
+        "softmax_nll_grad", "sigmoid_bce_delta", "softmax_nll_delta", "poisson_loss", "poisson_grad",
+        "exp_poisson_delta",
     ),
     "optim": (
         "sgd_step", "momentum_step", "adagrad_step", "rmsprop_step", "adadelta_step", "adam_step",

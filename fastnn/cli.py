@@ -20,8 +20,8 @@ import numpy as np
 __all__ = ["main", "build_parser"]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "softplus", "identity")
-OUTPUTS = ("auto", "sigmoid", "softmax", "identity")
-LOSSES = ("cross_entropy", "quadratic", "mse", "log_likelihood")
+OUTPUTS = ("auto", "sigmoid", "softmax", "identity", "exp")
+LOSSES = ("cross_entropy", "quadratic", "mse", "log_likelihood", "poisson")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 INITS = ("normalized", "large", "xavier", "he")
 DATASETS = ("mnist", "fashion-mnist")
@@ -213,10 +213,11 @@ def build_parser():
                        "features, 30, its classes; 784,30,10 for MNIST)")
     train.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid", help="hidden-layer activation")
     train.add_argument("--output", choices=OUTPUTS, default="auto",
-                       help="output activation; auto: softmax for log_likelihood, identity for --task regression, "
-                       "else sigmoid")
+                       help="output activation; auto: softmax for log_likelihood, exp for poisson, identity for "
+                       "--task regression, else sigmoid")
     train.add_argument("--loss", choices=LOSSES, default=None,
-                       help="cost function (default: cross_entropy; mse with --task regression)")
+                       help="cost function (default: cross_entropy; mse with --task regression; poisson: counts "
+                       ">= 0, --task regression)")
     train.add_argument("--init", choices=INITS, default="normalized",
                        help="weight initialization: normalized N(0,1/n_in), large N(0,1), xavier, he")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer")
@@ -358,7 +359,7 @@ def _activation(name, width):
 
     return {
         "sigmoid": layers.Sigmoid, "tanh": layers.Tanh, "relu": layers.ReLU, "softplus": layers.Softplus,
-        "identity": layers.Identity, "softmax": layers.Softmax,
+        "identity": layers.Identity, "softmax": layers.Softmax, "exp": layers.Exp,
         "leaky_relu": lambda: layers.LeakyReLU(0.01), "prelu": lambda: layers.PReLU(width),
     }[name]()
 
@@ -432,7 +433,10 @@ def _check_options(args, n_features, n_outputs, table):
     elif args.data.lower().endswith(".npz") and (args.target is not None or args.delimiter or args.no_header):
         raise _UsageError("--target, --delimiter and --no-header apply to CSV files; a .npz file holds arrays X and y")
     if args.task == "regression" and args.loss in ("cross_entropy", "log_likelihood"):
-        raise _UsageError(f"--loss {args.loss} is for classes; with --task regression use --loss mse or quadratic")
+        raise _UsageError(f"--loss {args.loss} is for classes; with --task regression use --loss mse, quadratic or "
+                          "poisson")
+    if args.loss == "poisson" and args.task != "regression":
+        raise _UsageError("--loss poisson is for counts: use it with --task regression")
     if args.optimizer != "sgd" and (args.momentum or args.nesterov):
         raise _UsageError("--momentum and --nesterov apply to --optimizer sgd only")
     if args.nesterov and not args.momentum:
@@ -534,7 +538,7 @@ def run_train(args, out=sys.stdout):
 
     output = args.output
     if output == "auto":
-        output = "softmax" if args.loss == "log_likelihood" else "identity" if regression else "sigmoid"
+        output = {"log_likelihood": "softmax", "poisson": "exp"}.get(args.loss, "identity" if regression else "sigmoid")
     model = build_model(args.layers, args.activation, output, args.init, args.dropout, args.batch_norm,
                         args.dtype, args.seed, backend)
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]

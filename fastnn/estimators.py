@@ -57,12 +57,13 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import backend as _backend
+from ._checks import check_in_range
 from . import engine as _engine
 from . import io as _io
 from . import losses as _losses
 from . import optim as _optim
 from . import threads as _threads
-from .layers import BatchNorm, Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .layers import BatchNorm, Dense, Dropout, Exp, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .network import Sequential
 from .training import Callback
 
@@ -618,11 +619,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor on fastnn: a drop-in for ``sklearn.neural_network.MLPRegressor``.
 
     Parameters are those of :class:`MLPClassifier` (without ``class_weight``), after ``loss``:
-    ``"squared_error"`` (the only one; scikit-learn 1.9 also has ``"poisson"``). The output is linear; y may
-    have several columns (multi-output).
+    ``"squared_error"`` (half the squared error, with a linear output) or ``"poisson"`` (half the Poisson
+    deviance, with an exponential output: the log link; y >= 0), as scikit-learn's. y may have several
+    columns (multi-output).
     """
 
-    _parameter_constraints = {**_BaseMLP._parameter_constraints, "loss": [StrOptions({"squared_error"})]}
+    _parameter_constraints = {**_BaseMLP._parameter_constraints,
+                              "loss": [StrOptions({"squared_error", "poisson"})]}
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
@@ -644,10 +647,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        poisson = self.loss == "poisson" if first else self.out_activation_ == "exp"
+        if poisson:
+            check_in_range(y, "y", 0.0, np.inf, what="counts or rates for loss='poisson'")
         if first:
             self._n_outputs = n_outputs
-            self.out_activation_ = "identity"
-            self._loss = "quadratic"
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+            self._loss = "poisson" if self.loss == "poisson" else "quadratic"
         elif n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} output(s), but this model was fit on {self.n_outputs_}")
         return X, y, None
@@ -656,7 +662,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return False
 
     def _output_layer(self):
-        return Identity()
+        return Exp() if self.out_activation_ == "exp" else Identity()
 
     def _score_encoded(self, X, targets, weights):
         return r2_score(targets, self._predict_values(self.model_.predict(X)), sample_weight=weights)

@@ -45,14 +45,14 @@ from ._checks import (
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward", "logsumexp_backward",
-    "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "softplus", "identity", "maxout",
+    "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "softplus", "exp", "identity", "maxout",
     "sigmoid_backward", "tanh_backward", "relu_backward", "leaky_relu_backward", "prelu_backward",
-    "softplus_backward", "identity_backward", "maxout_backward", "derivative", "activation",
+    "softplus_backward", "exp_backward", "identity_backward", "maxout_backward", "derivative", "activation",
     "activation_backward", "ACTIVATIONS", "ELEMENTWISE",
     "quadratic", "quadratic_grad", "mse", "mse_grad", "binary_cross_entropy", "binary_cross_entropy_grad",
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_grad", "nll", "nll_grad",
     "softmax_cross_entropy", "softmax_cross_entropy_grad", "sigmoid_bce_delta", "softmax_nll_delta",
-    "loss", "loss_grad", "LOSSES",
+    "poisson", "poisson_grad", "exp_poisson_delta", "loss", "loss_grad", "LOSSES",
     "dense_forward", "dense_backward",
 ]
 
@@ -261,6 +261,11 @@ def softplus(x):
     return _forward("softplus", x)
 
 
+def exp(x):
+    """e^x element-wise (a Poisson regression's output); overflows to inf past ~88.7 in float32."""
+    return _forward("exp", x)
+
+
 def identity(x):
     """A C-contiguous copy of x (as a float array); any shape."""
     return _forward("identity", x)
@@ -289,6 +294,11 @@ def leaky_relu_backward(z, grad, a=None, slope=0.01):
 def softplus_backward(z, grad, a=None):
     """grad * sigmoid(z)."""
     return _backward("softplus", z, grad, a)
+
+
+def exp_backward(z, grad, a=None):
+    """grad * e^z, using a = e^z when given."""
+    return _backward("exp", z, grad, a)
 
 
 def identity_backward(z, grad, a=None):
@@ -405,7 +415,7 @@ def maxout_backward(z, grad, pieces, idx=None):
     return k.maxout_backward(_flat2d(grad), idx2, pieces).reshape(z.shape)
 
 
-ELEMENTWISE = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "softplus", "identity")
+ELEMENTWISE = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "softplus", "exp", "identity")
 ACTIVATIONS = ELEMENTWISE + ("maxout",)
 
 
@@ -446,7 +456,7 @@ def derivative(name, z, **params):
 # Losses (conventions of kernels/reference/losses.py: n = rows; values are Python floats).
 
 
-def _outputs_targets(a, y, a_name="a", y_name="y", probabilities=False, targets01=False):
+def _outputs_targets(a, y, a_name="a", y_name="y", probabilities=False, targets01=False, counts=False):
     dt = result_dtype(a, y)
     a = check_array(a, a_name, ndim=(1, 2), dtype=dt)
     y = check_array(y, y_name, ndim=(1, 2), dtype=dt)
@@ -456,6 +466,9 @@ def _outputs_targets(a, y, a_name="a", y_name="y", probabilities=False, targets0
         check_in_range(a, a_name, 0.0, 1.0, "probabilities")
     if targets01:
         check_in_range(y, y_name, 0.0, 1.0, "targets")
+    if counts:
+        check_in_range(a, a_name, 0.0, np.inf, "Poisson rates")
+        check_in_range(y, y_name, 0.0, np.inf, "Poisson targets (counts or rates)")
     shape = a.shape
     if a.ndim == 1:  # n samples with one output each
         a, y = a.reshape(-1, 1), y.reshape(-1, 1)
@@ -572,6 +585,29 @@ def softmax_nll_delta(a, labels):
     return _k().softmax_nll_delta(a, labels)
 
 
+def poisson(a, y, eps=None):
+    """Half the Poisson deviance 1/n sum [a - y + y ln(y / a)] of rates a >= 0 against counts y >= 0
+    (scikit-learn's ``MLPRegressor(loss="poisson")``; y ln(y / a) = 0 where y = 0).
+
+    ``a`` is clipped below at ``eps`` (default: machine epsilon of the dtype), so a rate of 0 where the count
+    is not gives a large finite loss.
+    """
+    a, y, _ = _outputs_targets(a, y, counts=True)
+    return _k().poisson_loss(a, y, _eps(eps, a.dtype))
+
+
+def poisson_grad(a, y, eps=None):
+    """dC/da of :func:`poisson` (with the same clipping): (a - y) / (a n)."""
+    a, y, shape = _outputs_targets(a, y, counts=True)
+    return _k().poisson_grad(a, y, _eps(eps, a.dtype)).reshape(shape)
+
+
+def exp_poisson_delta(a, y):
+    """Fused output delta of an exp layer under the Poisson loss, from a = exp(z): (a - y) / n."""
+    a, y, shape = _outputs_targets(a, y, counts=True)
+    return _k().exp_poisson_delta(a, y).reshape(shape)
+
+
 LOSSES = {
     "quadratic": (quadratic, quadratic_grad),
     "mse": (mse, mse_grad),
@@ -579,6 +615,7 @@ LOSSES = {
     "binary_cross_entropy_with_logits": (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad),
     "nll": (nll, nll_grad),
     "softmax_cross_entropy": (softmax_cross_entropy, softmax_cross_entropy_grad),
+    "poisson": (poisson, poisson_grad),
 }
 
 

@@ -5,10 +5,11 @@ compiled epoch can train the model, else ``(None, reason)`` with a sentence nami
 (``Sequential.fit`` then trains step by step and warns once with that reason). It takes:
 
 - layers: ``Dense`` or ``Maxout``, each optionally followed by one ``BatchNorm`` (hidden layers), one
-  activation (``Sigmoid``, ``Tanh``, ``ReLU``, ``LeakyReLU`` with a slope >= 0, ``Softplus``,
+  activation (``Sigmoid``, ``Tanh``, ``ReLU``, ``LeakyReLU`` with a slope >= 0, ``Softplus``, ``Exp``,
   ``Identity``; ``Softmax`` only last; ``PReLU`` in hidden layers) and one ``Dropout`` (hidden layers);
-- every loss of :mod:`fastnn.losses` with any output activation (``cross_entropy`` after ``Sigmoid`` and
-  ``log_likelihood`` after ``Softmax`` use the fused delta (a - y)/n, as the step-by-step path does);
+- every loss of :mod:`fastnn.losses` with any output activation (``cross_entropy`` after ``Sigmoid``,
+  ``log_likelihood`` after ``Softmax`` and ``poisson`` after ``Exp`` use the fused delta (a - y)/n, as the
+  step-by-step path does);
 - every optimizer of :mod:`fastnn.optim`, with any ``weight_decay``; ``l1``/``l2``; ``clip_norm``;
   ``augment`` given as a :class:`fastnn.augment.Augment` (a Python callable cannot run inside the
   compiled epoch); sample weights.
@@ -76,10 +77,11 @@ _ACTS = {
     _layers.Softmax: _c.SOFTMAX,
     _layers.LeakyReLU: _c.LEAKY_RELU,
     _layers.Softplus: _c.SOFTPLUS,
+    _layers.Exp: _c.EXP,
     _layers.PReLU: _c.PRELU,
 }
 _LOSSES = {_losses.CrossEntropy: _c.BCE, _losses.LogLikelihood: _c.NLL, _losses.Quadratic: _c.QUADRATIC,
-           _losses.MSE: _c.MSE}
+           _losses.MSE: _c.MSE, _losses.Poisson: _c.POISSON}
 _OPTIMIZERS = {_optim.Adam: _c.ADAM, _optim.AdamW: _c.ADAMW, _optim.Adagrad: _c.ADAGRAD, _optim.RMSprop: _c.RMSPROP,
                _optim.Adadelta: _c.ADADELTA}
 

@@ -252,6 +252,12 @@ class Softplus(_Elementwise):
     kernel = "softplus"
 
 
+class Exp(_Elementwise):
+    """e^z: the log link of a Poisson regression's output (pair it with the ``"poisson"`` loss)."""
+
+    kernel = "exp"
+
+
 class Identity(_Elementwise):
     """a = z (a linear output layer)."""
 
@@ -432,7 +438,8 @@ def _positive_int(value, name):
 
 LAYERS = {
     cls.__name__: cls
-    for cls in (Dense, Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, Softplus, Identity, Softmax, Maxout, Dropout, BatchNorm)
+    for cls in (Dense, Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, Softplus, Exp, Identity, Softmax, Maxout, Dropout,
+                BatchNorm)
 }
 
 

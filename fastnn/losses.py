@@ -12,14 +12,17 @@ name                             C                                              
                                  per output unit; a clipped to [eps, 1-eps])
 ``"log_likelihood"`` (alias      -1/n sum_x ln a[label]  (a clipped below at eps)       Softmax
 ``"categorical_cross_entropy"``)
+``"poisson"``                    1/n sum_x sum_j [a - y + y ln(y / a)]  (half the       Exp
+                                 Poisson deviance, scikit-learn's; y >= 0; a clipped
+                                 below at eps, y ln(y / a) = 0 where y = 0)
 ===============================  =====================================================  ==================
 
 eps is 1e-7 for float32 and 1e-12 for float64. When the last layer is ``Sigmoid`` with
-``"cross_entropy"``, or ``Softmax`` with ``"log_likelihood"``, the network skips that layer's backward
+``"cross_entropy"``, ``Softmax`` with ``"log_likelihood"`` or ``Exp`` with ``"poisson"``, the network skips that layer's backward
 pass and starts backpropagation from the fused delta ``(a - y) / n``, which never divides by a.
 
 Targets: integer class labels of shape (n,) or one-hot rows (n, k) for every loss; float targets of
-shape (n, k) (or (n,) when k = 1) for the quadratic, mse and cross-entropy losses.
+shape (n, k) (or (n,) when k = 1) for the quadratic, mse, cross-entropy and Poisson losses.
 """
 import numpy as np
 
@@ -27,7 +30,7 @@ from ._checks import check_array, check_in_range, check_labels
 from .backend import kernels
 from .metrics import accuracy, count_correct  # noqa: F401  (fit's training accuracy: with the other metrics)
 
-__all__ = ["Loss", "Quadratic", "MSE", "CrossEntropy", "LogLikelihood", "LOSSES", "get", "accuracy",
+__all__ = ["Loss", "Quadratic", "MSE", "CrossEntropy", "LogLikelihood", "Poisson", "LOSSES", "get", "accuracy",
            "penalty_coefficients", "count_correct"]
 
 
@@ -190,6 +193,28 @@ class LogLikelihood(Loss):
         return kernels().softmax_nll_delta(a, targets, w)
 
 
+class Poisson(Loss):
+    """Half the Poisson deviance summed over output units (scikit-learn's ``MLPRegressor(loss="poisson")``), for
+    positive outputs such as ``Exp``'s; targets are counts or rates >= 0."""
+
+    name = "poisson"
+    fused_with = "Exp"
+
+    def prepare(self, y, n_out, dtype, name="y"):
+        targets, labels = super().prepare(y, n_out, dtype, name)
+        check_in_range(targets, name, 0.0, np.inf, what="Poisson targets (counts or rates)")
+        return targets, None
+
+    def value(self, a, targets, w=None):
+        return kernels().poisson_loss(a, targets, _eps(a.dtype), w)
+
+    def grad(self, a, targets, w=None):
+        return kernels().poisson_grad(a, targets, _eps(a.dtype), w)
+
+    def delta(self, a, targets, w=None):
+        return kernels().exp_poisson_delta(a, targets, w)
+
+
 LOSSES = {
     "quadratic": Quadratic,
     "mse": MSE,
@@ -197,6 +222,7 @@ LOSSES = {
     "binary_cross_entropy": CrossEntropy,
     "log_likelihood": LogLikelihood,
     "categorical_cross_entropy": LogLikelihood,
+    "poisson": Poisson,
 }
 
 

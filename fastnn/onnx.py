@@ -14,6 +14,7 @@ Tanh, ReLU       Tanh, Relu
 LeakyReLU        LeakyRelu(alpha=slope) (float32); Where(x > 0, x, x * slope) (float64)
 PReLU            PRelu(x, alpha) with the learned slopes (float32); Where(x > 0, x, x * alpha) (float64)
 Softplus         Softplus (float32); Relu(x) + log1p(Exp(-Abs(x))) from Log, Div, Where (float64)
+Exp              Exp
 Identity         Identity
 Softmax          Softmax(axis=-1)
 BatchNorm        (x - running_mean) * (gamma / sqrt(running_var + eps)) + beta: Sub, Mul, Add
@@ -151,6 +152,7 @@ _CONVERTERS = {
     _layers.LeakyReLU: _leaky_relu,
     _layers.PReLU: _prelu,
     _layers.Softplus: _softplus,
+    _layers.Exp: _simple("Exp"),
     _layers.Identity: _simple("Identity"),
     _layers.Softmax: _simple("Softmax", axis=-1),
     _layers.BatchNorm: _batchnorm,

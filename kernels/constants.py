@@ -10,11 +10,12 @@ compiled code.
 # -- what a layer, the loss and the optimizer are (kernels/reference/fused.py's train_epoch) --------------
 
 # Activation after each Dense (or Maxout) layer. SOFTMAX only on the output layer.
-IDENTITY, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, SOFTPLUS, PRELU = 0, 1, 2, 3, 4, 5, 6, 7
-N_ACTS = 8
-# Losses. BCE after SIGMOID and NLL after SOFTMAX backpropagate the fused delta w (a - y) / W.
-BCE, NLL, QUADRATIC, MSE = 0, 1, 2, 3
-N_LOSSES = 4
+IDENTITY, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, SOFTPLUS, PRELU, EXP = 0, 1, 2, 3, 4, 5, 6, 7, 8
+N_ACTS = 9
+# Losses. BCE after SIGMOID, NLL after SOFTMAX and POISSON after EXP backpropagate the fused delta
+# w (a - y) / W.
+BCE, NLL, QUADRATIC, MSE, POISSON = 0, 1, 2, 3, 4
+N_LOSSES = 5
 # Optimizers (torch.optim's rules, kernels/reference/optim.py).
 SGD, MOMENTUM, NESTEROV, ADAM, ADAMW, ADAGRAD, RMSPROP, ADADELTA = 0, 1, 2, 3, 4, 5, 6, 7
 N_OPTS = 8
@@ -26,7 +27,7 @@ STATE_ROWS = (0, 1, 1, 2, 2, 1, 1, 2)
 # LR .. EPS, ALPHA (RMSprop), RHO (Adadelta), LR_DECAY (Adagrad): the optimizer's hyperparameters;
 # WEIGHT_DECAY its decay (L2 added to the gradient of every parameter, AdamW's decoupled shrink);
 # L2, L1: fit's penalties on weights, already divided by the training-set size; LOSS_EPS: the clipping of
-# BCE and NLL values; FLUSH_DENORMALS != 0: flush subnormals (x86 FTZ/DAZ) during the call; CLIP_NORM > 0:
+# BCE, NLL and POISSON values; FLUSH_DENORMALS != 0: flush subnormals (x86 FTZ/DAZ) during the call; CLIP_NORM > 0:
 # scale the gradients so that their global norm is at most this (torch.nn.utils.clip_grad_norm_).
 LR, MU, BETA1, BETA2, EPS, WEIGHT_DECAY, L2, L1, LOSS_EPS, FLUSH_DENORMALS = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 ALPHA, RHO, LR_DECAY, CLIP_NORM = 10, 11, 12, 13

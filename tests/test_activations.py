@@ -27,6 +27,7 @@ ELEMENTWISE = {
     "leaky_relu_0.01": (lambda k, z: k.leaky_relu(z, 0.01), lambda k, z, a, da: k.leaky_relu_backward(z, a, da, 0.01)),
     "leaky_relu_0.3": (lambda k, z: k.leaky_relu(z, 0.3), lambda k, z, a, da: k.leaky_relu_backward(z, a, da, 0.3)),
     "softplus": (lambda k, z: k.softplus(z), lambda k, z, a, da: k.softplus_backward(z, a, da)),
+    "exp": (lambda k, z: k.exp(z), lambda k, z, a, da: k.exp_backward(z, a, da)),
     "identity": (lambda k, z: k.identity(z), lambda k, z, a, da: k.identity_backward(z, a, da)),
 }
 # Values at the edges: huge, tiny, exactly 0 (the kink), just around 0, and where exp over/underflows.

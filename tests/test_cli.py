@@ -481,6 +481,27 @@ def test_csv_regression_reports_mse_mae_r2(diabetes_csv, tmp_path, capsys):
     assert r2 > 0.3  # it learned something (a linear model reaches about 0.45-0.5 on this data)
 
 
+def test_csv_poisson_regression(diabetes_csv, tmp_path, capsys):
+    """--loss poisson: an exp output by default (a Poisson regression's log link); the saved model's predictions
+    are positive and its test R^2 is the reported one."""
+    model_path = tmp_path / "m.npz"
+    status = main(["train", "--data", diabetes_csv, "--target", "0", "--task", "regression", "--activation", "relu",
+                   "--loss", "poisson", "--optimizer", "adam", "--lr", "0.001", "--epochs", "100", "--test-size", "0.25",
+                   "--seed", "2", "--standardize", "--save", str(model_path)])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "network  10-30-1 relu/exp, normalized init, poisson loss, adam lr 0.001, batch 10\n" in out
+    r2 = float(re.search(r"^test mse [\d.]+, mae [\d.]+, r2 ([\d.]+); 100 epochs", out, re.M).group(1))
+    table = fastnn.datasets.load_csv(diabetes_csv, target=0, task="regression")
+    _, (X_test, y_test) = fastnn.datasets.split_train_test(table.X, table.y, 0.25, seed=2)
+    model = fastnn.load(model_path)
+    assert isinstance(model.layers[-1], fastnn.layers.Exp) and model.loss.name == "poisson"
+    predicted = model.predict(X_test)[:, 0]
+    assert (predicted > 0).all()
+    assert r2 == pytest.approx(sk_metrics.r2_score(y_test, predicted), abs=1e-4)
+    assert r2 > 0.2  # it learned something: 0.26-0.42 over the seeds 0-4 of this split
+
+
 def test_npz_data(tmp_path, capsys):
     data = load_breast_cancer()
     np.savez(tmp_path / "c.npz", X=data.data, y=data.target)
@@ -513,7 +534,8 @@ def test_bad_csv_exits_1_naming_file_line_column_and_writes_nothing(tmp_path, ca
     (["--task", "regression"], "--task regression needs numeric targets from a CSV or .npz file; mnist holds classes"),
     (["--test-size", "0.3"], "--test-size applies to a CSV or .npz file given with --data"),
     (["--data", "DIABETES", "--task", "regression", "--loss", "log_likelihood"],
-     "--loss log_likelihood is for classes; with --task regression use --loss mse or quadratic"),
+     "--loss log_likelihood is for classes; with --task regression use --loss mse, quadratic or poisson"),
+    (["--data", "CANCER", "--loss", "poisson"], "--loss poisson is for counts: use it with --task regression"),
     (["--data", "DIABETES", "--task", "regression", "--layers", "10,5,2"],
      "--layers ends with 2 outputs but the data has 1 target column(s)"),
     (["--data", "CANCER", "--layers", "784,30,10"], "--layers starts with 784 inputs but the data has 30 features"),

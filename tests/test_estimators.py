@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import scipy.sparse
 from sklearn.base import clone, is_classifier, is_regressor
-from sklearn.datasets import load_breast_cancer, load_digits, make_multilabel_classification, make_regression
+from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, make_multilabel_classification,
+                              make_regression)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, train_test_split
@@ -33,6 +34,14 @@ def _digits():
 def _breast_cancer():
     X, y = load_breast_cancer(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0, stratify=y)
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+def _diabetes():
+    """load_diabetes: 442 rows, 10 standardized features, a positive target (disease progression) / 100."""
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y / 100, random_state=0)
     scaler = StandardScaler().fit(X_train)
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
@@ -169,8 +178,9 @@ def _regression():
         (SkMLPClassifier, _breast_cancer, dict(hidden_layer_sizes=(16, 8), activation="tanh", max_iter=12), True),
         (SkMLPClassifier, _digits, dict(hidden_layer_sizes=(8,), max_fun=4), False),  # stopped by max_fun
         (SkMLPRegressor, _regression, dict(hidden_layer_sizes=(16,), max_iter=40, alpha=1e-2), True),
+        (SkMLPRegressor, _diabetes, dict(loss="poisson", hidden_layer_sizes=(16,), max_iter=30), True),
     ],
-    ids=["digits", "breast_cancer-weighted", "max_fun", "regression-weighted"],
+    ids=["digits", "breast_cancer-weighted", "max_fun", "regression-weighted", "poisson-weighted"],
 )
 def test_lbfgs_follows_scikit_learns_iterates(make, data, params, weighted):
     X, X_test, y, _ = data()
@@ -194,6 +204,46 @@ def test_lbfgs_follows_scikit_learns_iterates(make, data, params, weighted):
     ours.fit(X, y, sample_weight=weights), theirs.fit(X, y, sample_weight=weights)
     assert ours.n_iter_ == theirs.n_iter_
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
+def test_poisson_regression_matches_scikit_learn(backend):
+    """loss="poisson": an exp output (the log link) trained on half the Poisson deviance, as scikit-learn's. From
+    the same initial weights Adam's run differs only in the order of the shuffles, so the training fit, the
+    loss curve and the held-out R^2 (noisy on 111 rows: 0.07-0.27 over seeds, for both) agree within noise."""
+    X, X_test, y, y_test = _diabetes()
+    params = dict(loss="poisson", hidden_layer_sizes=(16,), max_iter=100, learning_rate_init=0.01, alpha=1e-2,
+                  random_state=0)
+    ours = fastnn.MLPRegressor(backend=backend, **params).fit(X, y)
+    theirs = SkMLPRegressor(**params).fit(X, y)
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    assert isinstance(ours.model_.layers[-1], fastnn.layers.Exp)
+    train = [model.score(X, y) for model in (ours, theirs)]
+    assert train[0] > 0.6 and abs(train[0] - train[1]) < 0.02, train
+    held_out = [model.score(X_test, y_test) for model in (ours, theirs)]
+    assert held_out[0] > 0 and abs(held_out[0] - held_out[1]) < 0.05, held_out
+    assert (ours.predict(X_test) > 0).all()
+    # the curve is the penalized mean Poisson loss, as scikit-learn's
+    np.testing.assert_allclose(ours.loss_curve_[-1], theirs.loss_curve_[-1], rtol=0.02)
+    assert ours.loss_curve_[0] > 2 * ours.loss_curve_[-1]
+
+
+def test_poisson_regression_needs_nonnegative_targets():
+    X, _, y, _ = _diabetes()
+    negative = y.copy()
+    negative[5] = -0.5
+    with pytest.raises(ValueError, match=r"'y' must contain counts or rates for loss='poisson'.*-0.5 at index 5"):
+        fastnn.MLPRegressor(loss="poisson", max_iter=2).fit(X, negative)
+    est = fastnn.MLPRegressor(loss="poisson", hidden_layer_sizes=(8,), random_state=0).partial_fit(X, y)
+    before = [w.copy() for w in est.coefs_]
+    with pytest.raises(ValueError, match=r"counts or rates for loss='poisson'.*-0.5 at index 5"):
+        est.partial_fit(X, negative)
+    for a, b in zip(est.coefs_, before):  # nothing trained on the bad chunk
+        np.testing.assert_array_equal(a, b)
+    # zeros are fine (counts), and squared_error still takes negative targets
+    zeros = np.where(y > 1.5, y, 0.0)
+    assert (fastnn.MLPRegressor(loss="poisson", max_iter=5, random_state=0).fit(X, zeros).predict(X) > 0).all()
+    fastnn.MLPRegressor(max_iter=2).fit(X, negative)
 
 
 def test_lbfgs_trains_every_network_and_has_no_partial_fit():

@@ -56,7 +56,8 @@ def test_fused_fit_equals_layer_by_layer(backend, out, loss, make_opt):
     (lambda L: [Dense(5, 4), ReLU(), L.Maxout(4, 2, pieces=2), Sigmoid()], True),  # Maxout output
     (lambda L: [L.Maxout(5, 4, pieces=2), L.BatchNorm(4), ReLU(), Dense(4, 2), Sigmoid()], True),  # BatchNorm after it
     (lambda L: [Dense(5, 4), ReLU(), Dense(4, 2), L.Softplus()], True),  # Softplus output
-], ids=["prelu-output", "maxout-output", "maxout-batch-norm", "softplus-output"])
+    (lambda L: [Dense(5, 4), ReLU(), Dense(4, 2), L.Exp()], True),  # Exp output
+], ids=["prelu-output", "maxout-output", "maxout-batch-norm", "softplus-output", "exp-output"])
 def test_which_models_the_compiled_epoch_takes(layers, compiled):
     from fastnn import layers as L
 
@@ -200,6 +201,30 @@ def test_fused_fit_with_leaky_relu_and_softplus_equals_layer_by_layer(backend, d
         backend, X, y, lambda: optim.SGD(0.2, momentum=0.5), loss="log_likelihood", epochs=3, batch_size=8, seed=2)
     rtol = WEIGHTS_RTOL[dtype]
     (weights0, _, history0) = runs[0]
+    for weights, _, history in runs[1:]:
+        for a, b in zip(weights, weights0):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(history.loss, history0.loss, rtol=LOSS_RTOL[dtype])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("output", ["Exp", "Softplus"])
+def test_fused_fit_with_the_poisson_loss_equals_layer_by_layer(backend, dtype, output, split_small_batches):
+    """The Poisson loss after an Exp output (its fused delta) and after a Softplus one (its gradient through the
+    activation), an Exp hidden layer too, on counts of two outputs, on 1 and 2 threads."""
+    from fastnn import layers as L
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((45, 12))
+    y = rng.poisson(np.exp(0.3 * X[:, :2]), size=(45, 2)).astype(dtype)
+    runs = _fit_three_ways(
+        lambda: Sequential([Dense(12, 40), ReLU(), Dense(40, 20), L.Tanh(), Dense(20, 8), L.Exp(), Dense(8, 2),
+                            getattr(L, output)()], dtype=dtype, seed=3),
+        backend, X, y, lambda: optim.Adam(1e-2), loss="poisson", epochs=3, batch_size=8, seed=2, l2=0.01)
+    rtol = WEIGHTS_RTOL[dtype]
+    (weights0, _, history0) = runs[0]
+    assert history0.loss[-1] < history0.loss[0]
     for weights, _, history in runs[1:]:
         for a, b in zip(weights, weights0):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)

@@ -69,7 +69,7 @@ def test_backward_with_and_without_forward_output(on_backend, rng):
     np.testing.assert_allclose(F.softmax_backward(z, g), F.softmax_backward(z, g, a=F.softmax(z)), rtol=1e-14)
     np.testing.assert_allclose(F.log_softmax_backward(z, g), F.log_softmax_backward(z, g, a=F.log_softmax(z)),
                                rtol=1e-14)
-    for name in ("sigmoid", "tanh", "relu", "softplus", "identity"):
+    for name in ("sigmoid", "tanh", "relu", "softplus", "exp", "identity"):
         fwd, bwd = getattr(F, name), getattr(F, name + "_backward")
         np.testing.assert_allclose(bwd(z, g), bwd(z, g, fwd(z)), rtol=1e-14, err_msg=name)
     np.testing.assert_allclose(F.leaky_relu_backward(z, g, slope=0.2),
@@ -95,6 +95,7 @@ def test_elementwise_activations_any_shape(on_backend, rng, shape):
         "leaky_relu": (F.leaky_relu(z, 0.1), np.where(z > 0, z, 0.1 * z), F.derivative("leaky_relu", z, slope=0.1),
                        np.where(z > 0, 1.0, 0.1)),
         "softplus": (F.softplus(z), np.logaddexp(0, z), F.derivative("softplus", z), s),
+        "exp": (F.exp(z), np.exp(z), F.derivative("exp", z), np.exp(z)),
         "identity": (F.identity(z), z, F.derivative("identity", z), np.ones(shape)),
     }
     for name, (got, want, dgot, dwant) in cases.items():
@@ -150,6 +151,19 @@ def test_activation_and_loss_registries(on_backend, rng):
         np.testing.assert_array_equal(F.loss_grad(name, a, y), getattr(F, name + "_grad")(a, y))
     labels = [0, 3, 1]
     assert F.loss("softmax_cross_entropy", z, labels) == F.softmax_cross_entropy(z, labels)
+    counts = rng.poisson(2.0, (3, 4)).astype(float)
+    assert F.loss("poisson", np.exp(z), counts) == F.poisson(np.exp(z), counts)
+    np.testing.assert_array_equal(F.loss_grad("poisson", np.exp(z), counts), F.poisson_grad(np.exp(z), counts))
+
+
+def test_poisson_checks_its_arguments(on_backend):
+    with pytest.raises(ValueError, match=r"'y' must contain Poisson targets \(counts or rates\).*-1.0"):
+        F.poisson([[1.0, 2.0]], [[-1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"'a' must contain Poisson rates.*-0.5"):
+        F.poisson_grad([[1.0, -0.5]], [[1.0, 2.0]])
+    # a rate of 0: clipped at eps (default: the dtype's machine epsilon), so the loss stays finite
+    assert F.poisson([[0.0]], [[2.0]]) == pytest.approx(-2 + 2 * np.log(2 / np.finfo(float).eps))
+    np.testing.assert_allclose(F.exp_poisson_delta([3.0, 1.0], [1.0, 1.0]), [1.0, 0.0])
 
 
 # -- losses: shapes and conventions ------------------------------------------------------------------------

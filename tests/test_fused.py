@@ -29,6 +29,8 @@ OUTPUTS = {  # (output activation, loss)
     "softmax-nll": (F.SOFTMAX, F.NLL),
     "identity-quadratic": (F.IDENTITY, F.QUADRATIC),
     "sigmoid-quadratic": (F.SIGMOID, F.QUADRATIC),
+    "exp-poisson": (F.EXP, F.POISSON),
+    "softplus-poisson": (F.SOFTPLUS, F.POISSON),
 }
 OPTS = {"sgd": F.SGD, "momentum": F.MOMENTUM, "nesterov": F.NESTEROV, "adam": F.ADAM}
 HIDDEN = {"sigmoid-tanh": (F.SIGMOID, F.TANH), "relu-identity": (F.RELU, F.IDENTITY)}
@@ -50,6 +52,8 @@ def problem(rng, dtype, sizes, out_act, loss, opt, n=11, scale=0.4):
     x = rng.standard_normal((n, sizes[0])).astype(dtype)
     if loss == F.NLL:
         y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], n)]
+    elif loss == F.POISSON:
+        y = rng.poisson(1.0, (n, sizes[-1])).astype(dtype)
     elif out_act == F.SIGMOID:
         y = rng.random((n, sizes[-1])).astype(dtype)
     else:
@@ -66,9 +70,11 @@ def problem(rng, dtype, sizes, out_act, loss, opt, n=11, scale=0.4):
 def layer_by_layer_epoch(ref, x, y, order, weights, biases, states, acts, loss, opt, h, batch_size, step):
     """One epoch as Sequential.fit's layer-by-layer path does it: separate (W, b) arrays, the loss values of
     fastnn.losses plus the penalties, per-array optimizer steps. Returns (objective sum, correct rows)."""
-    forward = {F.IDENTITY: ref.identity, F.SIGMOID: ref.sigmoid, F.TANH: ref.tanh, F.RELU: ref.relu}
+    forward = {F.IDENTITY: ref.identity, F.SIGMOID: ref.sigmoid, F.TANH: ref.tanh, F.RELU: ref.relu,
+               F.SOFTPLUS: ref.softplus, F.EXP: ref.exp}
     backward = {F.IDENTITY: ref.identity_backward, F.SIGMOID: ref.sigmoid_backward,
-                F.TANH: ref.tanh_backward, F.RELU: ref.relu_backward}
+                F.TANH: ref.tanh_backward, F.RELU: ref.relu_backward, F.SOFTPLUS: ref.softplus_backward,
+                F.EXP: ref.exp_backward}
     lr, mu, beta1, beta2, eps, wd, l2, l1, loss_eps = (float(v) for v in h[:F.FLUSH_DENORMALS])
     total, correct = 0.0, 0
     for start in range(0, len(order), batch_size):
@@ -87,6 +93,10 @@ def layer_by_layer_epoch(ref, x, y, order, weights, biases, states, acts, loss, 
         elif loss == F.NLL:
             value = ref.nll_loss(a, labels, loss_eps)
             delta = ref.softmax_nll_delta(a, labels)
+        elif loss == F.POISSON:
+            value = ref.poisson_loss(a, yb, loss_eps)
+            delta = (ref.exp_poisson_delta(a, yb) if acts[-1] == F.EXP
+                     else backward[acts[-1]](z, a, ref.poisson_grad(a, yb, loss_eps)))
         else:
             value = ref.quadratic_loss(a, yb)
             delta = backward[acts[-1]](z, a, ref.quadratic_grad(a, yb))

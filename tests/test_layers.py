@@ -26,6 +26,7 @@ def make(name, width):
         "LeakyReLU": lambda: L.LeakyReLU(0.2),
         "PReLU": lambda: L.PReLU(width, alpha_init=0.3),
         "Softplus": L.Softplus,
+        "Exp": L.Exp,
         "Identity": L.Identity,
         "Softmax": L.Softmax,
         "Dropout": lambda: L.Dropout(0.4, seed=3),
@@ -70,6 +71,7 @@ def test_forward_closed_forms(gen):
     np.testing.assert_array_equal(L.ReLU().forward(x), np.maximum(x, 0))
     np.testing.assert_allclose(L.LeakyReLU(0.1).forward(x), np.where(x > 0, x, 0.1 * x), rtol=1e-15)
     np.testing.assert_allclose(L.Softplus().forward(x), np.log1p(np.exp(x)), rtol=1e-13)
+    np.testing.assert_allclose(L.Exp().forward(x), np.exp(x), rtol=1e-14)
     np.testing.assert_array_equal(L.Identity().forward(x), x)
     s = L.Softmax().forward(x)
     np.testing.assert_allclose(s, np.exp(x) / np.exp(x).sum(axis=1, keepdims=True), rtol=1e-13)

@@ -18,13 +18,16 @@ from kernel_helpers import (
     randn,
 )
 
-EPS = 1e-7  # the probability clip used in these tests (bce, nll)
+EPS = 1e-7  # the probability clip used in these tests (bce, nll, poisson)
 
 
 def _data(rng, shape, dtype):
-    """Outputs a, targets y (soft, in [0, 1]), probabilities, logits and int64 labels for one shape."""
+    """Outputs a, targets y (soft, in [0, 1]), probabilities, logits and int64 labels for one shape; Poisson
+    rates (positive outputs) and counts (targets, a third of them 0)."""
     n, k = shape
     return dict(
+        rate=np.ascontiguousarray(rng.uniform(0.05, 6.0, shape).astype(dtype)),
+        counts=np.ascontiguousarray(rng.poisson(1.2, shape).astype(dtype)),
         a=np.ascontiguousarray(rng.uniform(0.01, 0.99, shape).astype(dtype)),
         y=np.ascontiguousarray(rng.uniform(0, 1, shape).astype(dtype)),
         z=randn(rng, shape, dtype, 3.0),
@@ -42,10 +45,13 @@ LOSSES = {
     "nll": (lambda k, d: k.nll_loss(d["p"], d["labels"], EPS), lambda k, d: k.nll_grad(d["p"], d["labels"], EPS), "p"),
     "softmax_nll": (lambda k, d: k.softmax_nll_loss(d["z"], d["labels"]),
                     lambda k, d: k.softmax_nll_grad(d["z"], d["labels"]), "z"),
+    "poisson": (lambda k, d: k.poisson_loss(d["rate"], d["counts"], EPS),
+                lambda k, d: k.poisson_grad(d["rate"], d["counts"], EPS), "rate"),
 }
 DELTAS = {
     "sigmoid_bce_delta": lambda k, d: k.sigmoid_bce_delta(d["a"], d["y"]),
     "softmax_nll_delta": lambda k, d: k.softmax_nll_delta(d["p"], d["labels"]),
+    "exp_poisson_delta": lambda k, d: k.exp_poisson_delta(d["rate"], d["counts"]),
 }
 
 
@@ -84,8 +90,11 @@ WEIGHTED = {
             "a"),
     "nll": (lambda k, d, w: k.nll_loss(d["p"], d["labels"], EPS, w),
             lambda k, d, w: k.nll_grad(d["p"], d["labels"], EPS, w), "p"),
+    "poisson": (lambda k, d, w: k.poisson_loss(d["rate"], d["counts"], EPS, w),
+                lambda k, d, w: k.poisson_grad(d["rate"], d["counts"], EPS, w), "rate"),
     "sigmoid_bce_delta": (None, lambda k, d, w: k.sigmoid_bce_delta(d["a"], d["y"], w), "a"),
     "softmax_nll_delta": (None, lambda k, d, w: k.softmax_nll_delta(d["p"], d["labels"], w), "p"),
+    "exp_poisson_delta": (None, lambda k, d, w: k.exp_poisson_delta(d["rate"], d["counts"], w), "rate"),
 }
 
 
@@ -156,6 +165,24 @@ def test_values_by_hand(bk, dtype):
     np.testing.assert_allclose(bk.softmax_nll_grad(z, labels0), [[-0.5, 0.5]], rtol=1e-6)
     np.testing.assert_allclose(bk.softmax_nll_delta(p, labels), [[0.25, -0.25]], rtol=1e-6)
     np.testing.assert_allclose(bk.sigmoid_bce_delta(p, np.array([[0.0, 1.0]], dtype)), [[0.25, -0.25]], rtol=1e-6)
+    # Poisson: (2 - 0) + (0.5 - 1 + ln(1 / 0.5)) over 1 row; gradient 1 - y / a
+    rate, counts = np.array([[2.0, 0.5]], dtype=dtype), np.array([[0.0, 1.0]], dtype=dtype)
+    assert bk.poisson_loss(rate, counts, EPS) == pytest.approx(1.5 + np.log(2), rel=1e-6)
+    np.testing.assert_allclose(bk.poisson_grad(rate, counts, EPS), [[1.0, -1.0]], rtol=1e-6)
+    np.testing.assert_allclose(bk.exp_poisson_delta(rate, counts), [[2.0, -0.5]], rtol=1e-6)
+
+
+def test_poisson_is_half_scikit_learns_mean_poisson_deviance(bk, dtype, rng):
+    """An independent reference: scikit-learn's mean_poisson_deviance (2 mean(y ln(y/a) - y + a), one output
+    at a time), halved and summed over the outputs, with and without sample weights."""
+    from sklearn.metrics import mean_poisson_deviance
+
+    d = _data(rng, (40, 3), dtype)
+    w = rng.uniform(0, 2, 40).astype(dtype)
+    for weights in (None, w):
+        expected = sum(mean_poisson_deviance(d["counts"][:, j].astype(np.float64), d["rate"][:, j].astype(np.float64),
+                                             sample_weight=weights) / 2 for j in range(3))
+        assert bk.poisson_loss(d["rate"], d["counts"], EPS, weights) == pytest.approx(expected, rel=RTOL[dtype])
 
 
 def test_clipping_keeps_loss_and_grad_finite(bk, dtype):
@@ -172,6 +199,12 @@ def test_clipping_keeps_loss_and_grad_finite(bk, dtype):
     labels = np.array([0], dtype=np.int64)
     assert bk.nll_loss(p, labels, eps) == pytest.approx(-np.log(eps), rel=1e-6)
     assert np.isfinite(bk.nll_grad(p, labels, eps)).all()
+    # Poisson: a rate of exactly 0 where the count is 0 costs nothing; where it is 2, ln(2 / eps) each.
+    rate = np.array([[0.0, 0.0, 1.0]], dtype=dtype)
+    counts = np.array([[0.0, 2.0, 0.0]], dtype=dtype)
+    assert bk.poisson_loss(rate, counts, eps) == pytest.approx(-2 + 2 * np.log(2 / eps) + 1, rel=1e-6)
+    g = bk.poisson_grad(rate, counts, eps)
+    assert np.isfinite(g).all() and g[0, 1] < 0 < g[0, 2]
 
 
 def _bce_edge_cases(dtype):
@@ -243,6 +276,8 @@ def test_fused_deltas_are_gradients_through_the_output_layer(bk, rng, shape):
     assert_grad(bk.sigmoid_bce_delta(bk.sigmoid(z), d["y"]), numeric_grad(f, z), "sigmoid_bce_delta")
     f = lambda: bk.nll_loss(bk.softmax(z), d["labels"], 1e-300)  # noqa: E731
     assert_grad(bk.softmax_nll_delta(bk.softmax(z), d["labels"]), numeric_grad(f, z), "softmax_nll_delta")
+    f = lambda: bk.poisson_loss(bk.exp(z), d["counts"], 1e-300)  # noqa: E731
+    assert_grad(bk.exp_poisson_delta(bk.exp(z), d["counts"]), numeric_grad(f, z), "exp_poisson_delta")
 
 
 # -- hypothesis: the cross-entropies at the numeric edges --------------------------------------------------

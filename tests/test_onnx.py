@@ -17,7 +17,8 @@ import pytest
 
 import fastnn
 from fastnn.layers import (
-    BatchNorm, Dense, Dropout, Identity, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh,
+    BatchNorm, Dense, Dropout, Exp, Identity, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus,
+    Tanh,
 )
 from fastnn.onnx import DEFAULT_OPSET, MIN_OPSET, export_onnx
 
@@ -29,7 +30,7 @@ BATCHES = (1, 4096)
 ACTIVATIONS = {
     "Sigmoid": lambda n: Sigmoid(), "Tanh": lambda n: Tanh(), "ReLU": lambda n: ReLU(),
     "LeakyReLU": lambda n: LeakyReLU(0.2), "PReLU": PReLU, "Softplus": lambda n: Softplus(),
-    "Identity": lambda n: Identity(), "Softmax": lambda n: Softmax(), "Dropout": lambda n: Dropout(0.5),
+    "Exp": lambda n: Exp(), "Identity": lambda n: Identity(), "Softmax": lambda n: Softmax(), "Dropout": lambda n: Dropout(0.5),
     "BatchNorm": BatchNorm,
 }
 # Every layer type after a Dense layer of 8 units (Dense and Maxout are the first layer themselves).

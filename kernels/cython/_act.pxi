@@ -4,7 +4,7 @@
 #
 # A block is given by a pointer to its array's first row, that array's row length (ld), the rows nb and
 # the columns c0 .. c1: element (i, j) is at i * ld + j. Blocks whose rows lie back to back are treated as
-# one long row. The transcendental activations (sigmoid, tanh, softplus) go through the CPU-dispatched
+# one long row. The transcendental activations (sigmoid, tanh, softplus, exp) go through the CPU-dispatched
 # whole-row loops of _common.pxi (and the float32 tanh below), a bias being added in a first pass over the
 # row; the others are single loops that GCC vectorizes.
 
@@ -103,8 +103,8 @@ cdef inline double softplus_slope(double a) noexcept nogil:
 cdef void act_block(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize_t ldd, Py_ssize_t nb,
                     Py_ssize_t c0, Py_ssize_t c1, long act, floating slope, const floating* bias) noexcept nogil:
     """dst = f(src (+ bias[c0:c1] when bias is not NULL)) on the block (dst may be src): IDENTITY, SIGMOID,
-    TANH, RELU (max(v, 0), as np.maximum: NaN stays, -0.0 gives 0), LEAKY_RELU (``slope``) or SOFTPLUS
-    (max(v, 0) + log1p(exp(-|v|)))."""
+    TANH, RELU (max(v, 0), as np.maximum: NaN stays, -0.0 gives 0), LEAKY_RELU (``slope``), SOFTPLUS
+    (max(v, 0) + log1p(exp(-|v|))) or EXP (e^v: inf past the dtype's range, as np.exp)."""
     cdef Py_ssize_t i, j, w = c1 - c0
     cdef bint has_bias = bias != NULL
     cdef const floating* s
@@ -119,7 +119,7 @@ cdef void act_block(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize
     for i in range(nb):
         s = src + i * lds + c0
         d = dst + i * ldd + c0
-        if act == SIGMOID or act == TANH or act == SOFTPLUS:
+        if act == SIGMOID or act == TANH or act == SOFTPLUS or act == EXP:
             if has_bias:
                 for j in range(w):
                     d[j] = s[j] + b[j]
@@ -128,8 +128,10 @@ cdef void act_block(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize
                 sigmoid_array(s, d, w)
             elif act == TANH:
                 tanh_any(s, d, w)
-            else:
+            elif act == SOFTPLUS:
                 softplus_array(s, d, w)
+            else:  # softmax's exp loop: v - 0 is v exactly (-0, inf and NaN too), so this is e^v
+                exp_shift_array(s, 0, d, w)
         elif act == RELU:
             for j in range(w):
                 v = s[j] + b[j] if has_bias else s[j]
@@ -147,8 +149,8 @@ cdef void act_backward_block(const floating* src, Py_ssize_t lds, const floating
                              floating* out, Py_ssize_t ldo, Py_ssize_t nb, Py_ssize_t c0, Py_ssize_t c1, long act,
                              floating slope) noexcept nogil:
     """out = d * f' on the block (out may be d): f' from the output a = src for SIGMOID (a (1 - a)), TANH
-    (1 - a^2) and SOFTPLUS (``softplus_slope``, the product in float64, rounded once); for RELU and
-    LEAKY_RELU src may be z or (slope >= 0) a, which are > 0 at the same places."""
+    (1 - a^2), SOFTPLUS (``softplus_slope``, the product in float64, rounded once) and EXP (a itself); for
+    RELU and LEAKY_RELU src may be z or (slope >= 0) a, which are > 0 at the same places."""
     cdef Py_ssize_t i, j, w = c1 - c0
     cdef const floating* s
     cdef const floating* di
@@ -182,6 +184,9 @@ cdef void act_backward_block(const floating* src, Py_ssize_t lds, const floating
         elif act == SOFTPLUS:
             for j in range(w):
                 o[j] = <floating>(<double>di[j] * softplus_slope(s[j]))
+        elif act == EXP:
+            for j in range(w):
+                o[j] = di[j] * s[j]
         elif o != di:
             for j in range(w):
                 o[j] = di[j]

@@ -15,7 +15,8 @@
 # Pitfall: Cython writes an integer literal next to a float as a C double (`1 - a` becomes `1.0 - a`),
 # which silently computes float32 kernels in float64. Write `<floating>1 - a` in float arithmetic.
 from cython cimport floating
-from libc.math cimport INFINITY, exp, expf, fabs, fabsf, log, log1p, log1pf, logf, sqrt, sqrtf
+# (No libc exp: the kernels take fnn_exp below, and activations.pyx's public ``exp`` has the name.)
+from libc.math cimport INFINITY, expf, fabs, fabsf, log, log1p, log1pf, logf, sqrt, sqrtf
 from libc.stdint cimport int64_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 

@@ -45,17 +45,29 @@ cdef extern from *:
         return y * fnn_log_plus(c, 0.0) + (1.0 - y) * fnn_log1p_any(-c);
     }
 
-    /* The bce terms of n elements, SIMD-dispatched as _common.pxi's array kernels. */
-    #define FNN_BCE_TERMS(T, S)                                                                             \
-    FNN_MULTIVERSION(fnn_bce_terms_##S, (const T *a, const T *y, double eps, double *out, Py_ssize_t n),    \
+    /* A poisson term a - y + y ln(y / c), c = max(a, eps) as np.maximum (NaN stays NaN); y ln(y / c) is
+       taken as its limit 0 where y = 0 (selected after, so the loop stays branch-free). */
+    static inline double fnn_poisson_term(double a, double y, double eps) {
+        double c = a < eps ? eps : a;
+        double yl = y * fnn_log_plus(y / c, 0.0);
+        return (a - y) + (y != 0.0 ? yl : 0.0);
+    }
+
+    /* The LOSS terms (fnn_LOSS_term) of n elements, SIMD-dispatched as _common.pxi's array kernels. */
+    #define FNN_LOSS_TERMS(T, S, LOSS)                                                                      \
+    FNN_MULTIVERSION(fnn_##LOSS##_terms_##S, (const T *a, const T *y, double eps, double *out, Py_ssize_t n), \
                      (a, y, eps, out, n),                                                                   \
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = fnn_bce_term(a[i], y[i], eps);)
-    FNN_BCE_TERMS(float, f)
-    FNN_BCE_TERMS(double, d)
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = fnn_##LOSS##_term(a[i], y[i], eps);)
+    FNN_LOSS_TERMS(float, f, bce)
+    FNN_LOSS_TERMS(double, d, bce)
+    FNN_LOSS_TERMS(float, f, poisson)
+    FNN_LOSS_TERMS(double, d, poisson)
     """
     double fnn_bce_term(double, double, double) noexcept nogil
     void fnn_bce_terms_f(const float*, const float*, double, double*, Py_ssize_t) noexcept nogil
     void fnn_bce_terms_d(const double*, const double*, double, double*, Py_ssize_t) noexcept nogil
+    void fnn_poisson_terms_f(const float*, const float*, double, double*, Py_ssize_t) noexcept nogil
+    void fnn_poisson_terms_d(const double*, const double*, double, double*, Py_ssize_t) noexcept nogil
 
 
 cdef inline double sq_diff(floating a, floating t) noexcept nogil:
@@ -73,9 +85,9 @@ cdef inline double log_prob(floating a, double eps) noexcept nogil:
 cdef inline floating loss_grad(long loss, floating a, floating t, floating wi, floating tw, floating c_mse,
                                floating lo, floating hi) noexcept nogil:
     """dC/da at one element of the weighted mean loss (row weight wi, W = tw, in the dtype): w (a - t) / W
-    (QUADRATIC, and the fused deltas of BCE + sigmoid and NLL + softmax, from their output a), w (a - t) c_mse
-    (MSE, c_mse = 2 / (W k)), w (c - t) / (c (1 - c)) / W (BCE, c = a clipped to [lo, hi]) or, where t != 0,
-    -t w / (max(a, lo) W) (NLL)."""
+    (QUADRATIC, and the fused deltas of BCE + sigmoid, NLL + softmax and POISSON + exp, from their output a),
+    w (a - t) c_mse (MSE, c_mse = 2 / (W k)), w (c - t) / (c (1 - c)) / W (BCE, c = a clipped to [lo, hi]),
+    w (c - t) / c / W (POISSON, c = max(a, lo)) or, where t != 0, -t w / (max(a, lo) W) (NLL)."""
     cdef floating c
     if loss == MSE:
         return (a - t) * wi * c_mse
@@ -83,6 +95,9 @@ cdef inline floating loss_grad(long loss, floating a, floating t, floating wi, f
         c = lo if a < lo else a
         c = hi if c > hi else c
         return (c - t) / (c * (<floating>1 - c)) * wi / tw
+    if loss == POISSON:
+        c = lo if a < lo else a
+        return (c - t) / c * wi / tw
     if loss == NLL:
         return -(t * wi) / ((lo if a < lo else a) * tw) if t != 0 else 0
     return (a - t) * wi / tw
@@ -99,6 +114,8 @@ cdef inline void grad_rows(long loss, const floating* a, const floating* t, cons
         _grad_rows(MSE, a, t, w, n, k, tw, c_mse, lo, hi, out)
     elif loss == BCE:
         _grad_rows(BCE, a, t, w, n, k, tw, c_mse, lo, hi, out)
+    elif loss == POISSON:
+        _grad_rows(POISSON, a, t, w, n, k, tw, c_mse, lo, hi, out)
     else:
         _grad_rows(NLL, a, t, w, n, k, tw, c_mse, lo, hi, out)
 
@@ -143,22 +160,34 @@ cdef inline bint is_right(const floating* a, const floating* t, Py_ssize_t k) no
     return best_a == best_t
 
 
+cdef inline void log_terms(long loss, const floating* a, const floating* y, double eps, double* out,
+                           Py_ssize_t n) noexcept nogil:
+    """out = the float64 terms of BCE or POISSON (fnn_bce_term, fnn_poisson_term) of n elements."""
+    if floating is float:
+        if loss == BCE:
+            fnn_bce_terms_f(a, y, eps, out, n)
+        else:
+            fnn_poisson_terms_f(a, y, eps, out, n)
+    else:
+        if loss == BCE:
+            fnn_bce_terms_d(a, y, eps, out, n)
+        else:
+            fnn_poisson_terms_d(a, y, eps, out, n)
+
+
 cdef double weighted_sum(const floating* a, const floating* y, const floating* w, Py_ssize_t n, Py_ssize_t k,
                          long loss, double eps) noexcept nogil:
-    """sum_i w_i sum_j term(a_ij, y_ij) in float64 (w NULL: no weights): QUADRATIC and MSE sq_diff, BCE its
-    log terms (SIMD-dispatched), NLL y log max(a, eps) where y != 0. The terms of the flat (n, k) arrays go
-    in blocks of BLOCK, each block weighted and summed with 8 accumulators."""
+    """sum_i w_i sum_j term(a_ij, y_ij) in float64 (w NULL: no weights): QUADRATIC and MSE sq_diff, BCE and
+    POISSON their log terms (``log_terms``, SIMD-dispatched), NLL y log max(a, eps) where y != 0. The terms of
+    the flat (n, k) arrays go in blocks of BLOCK, each block weighted and summed with 8 accumulators."""
     cdef double buf[BLOCK]
     cdef double total = 0
     cdef Py_ssize_t size = n * k, blk, start, t, m, i, j
     for blk in range((size + BLOCK - 1) // BLOCK):
         start = blk * BLOCK
         m = min(BLOCK, size - start)
-        if loss == BCE:
-            if floating is float:
-                fnn_bce_terms_f(a + start, y + start, eps, buf, m)
-            else:
-                fnn_bce_terms_d(a + start, y + start, eps, buf, m)
+        if loss == BCE or loss == POISSON:
+            log_terms(loss, a + start, y + start, eps, buf, m)
         elif loss == NLL:
             for t in range(m):
                 buf[t] = <double>y[start + t] * log_prob(a[start + t], eps) if y[start + t] != 0 else 0
@@ -180,9 +209,12 @@ cdef double weighted_sum(const floating* a, const floating* y, const floating* w
 
 cdef inline double mean_loss(double total, double safe, Py_ssize_t k, long loss) noexcept nogil:
     """The weighted mean loss from weighted_sum's total: / (2 W) for QUADRATIC, / (W k) for MSE (NaN for no
-    columns), -total / W for BCE and NLL (their terms are log-likelihoods); safe: weight_total's."""
+    columns), / W for POISSON (its terms are the deviance's), -total / W for BCE and NLL (their terms are
+    log-likelihoods); safe: weight_total's."""
     if loss == QUADRATIC:
         return total / (2 * safe)
     if loss == MSE:
         return total / (safe * k) if k else NAN
+    if loss == POISSON:
+        return total / safe
     return -total / safe

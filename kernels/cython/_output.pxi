@@ -10,14 +10,16 @@ cdef double output_block(const floating* z, Py_ssize_t ldz, floating* a, const f
     rows classified right (added to ``correct``).
 
     z: the activation's input, rows of ldz (kept); a, y, delta, g: (nb, k) contiguous (g: scratch for dC/da);
-    w: the batch's row weights, or NULL; eps: BCE's and NLL's clipping; slope: LeakyReLU's; act: any code but
-    PRELU. Returns the weighted mean data loss sum_i w_i C_i / W (float64: weighted_sum and mean_loss, as the
-    public losses) and puts W in ``weight``. BCE after SIGMOID and NLL after SOFTMAX give the fused delta
-    w (a - y) / W; other pairings the loss's gradient through the activation's backward pass.
+    w: the batch's row weights, or NULL; eps: BCE's, NLL's and POISSON's clipping; slope: LeakyReLU's; act: any
+    code but PRELU. Returns the weighted mean data loss sum_i w_i C_i / W (float64: weighted_sum and mean_loss,
+    as the public losses) and puts W in ``weight``. BCE after SIGMOID, NLL after SOFTMAX and POISSON after EXP
+    give the fused delta w (a - y) / W; other pairings the loss's gradient through the activation's backward
+    pass.
     """
     cdef Py_ssize_t i
     cdef double safe
-    cdef bint fused = (loss == BCE and act == SIGMOID) or (loss == NLL and act == SOFTMAX)
+    cdef bint fused = ((loss == BCE and act == SIGMOID) or (loss == NLL and act == SOFTMAX)
+                       or (loss == POISSON and act == EXP))
     cdef long rule = QUADRATIC if fused else loss
     cdef floating* out = delta if fused else g
     cdef floating lo = <floating>eps, hi = <floating>(1 - eps), tw, c_mse

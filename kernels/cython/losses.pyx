@@ -5,9 +5,9 @@ kernels/reference/losses.py).
 optional per-row weights (n,) (converted to a's dtype). Each loss's per-element formula is _loss.pxi's,
 shared with the fused epoch's output layer. Values are accumulated in float64 and returned as Python floats:
 terms are computed in float64 (after the same float32 steps as the reference), weighted, into a block buffer
-that is summed with 8 accumulators; bce takes its logs with _loss.pxi's branch-free float64 log, which
-vectorizes. Gradients are arrays of the input dtype, computed in that dtype in the reference's order, so
-that without weights they are what they were before weights existed, to the bit.
+that is summed with 8 accumulators; bce and poisson take their logs with _loss.pxi's branch-free float64
+log, which vectorizes. Gradients are arrays of the input dtype, computed in that dtype in the reference's
+order, so that without weights they are what they were before weights existed, to the bit.
 """
 import numpy as np
 
@@ -49,7 +49,7 @@ cdef void weighted_grad(const floating* a, const floating* y, const int64_t* lab
 
 cdef object _loss(const floating[:, ::1] a, const floating[:, ::1] y, w, long loss, double eps):
     """The weighted mean loss of a against y (the per-row sum over k columns, divided by 2 W for QUADRATIC,
-    W k for MSE, W for BCE) as a Python float; NaN for no rows."""
+    W k for MSE, W for BCE and POISSON) as a Python float; NaN for no rows."""
     cdef Py_ssize_t n = a.shape[0], k = a.shape[1]
     cdef double safe, total = 0
     check_same_2d(n, k, y.shape[0], y.shape[1])
@@ -120,6 +120,17 @@ def bce_loss(const floating[:, ::1] a, const floating[:, ::1] y, double eps, w=N
 def bce_grad(const floating[:, ::1] a, const floating[:, ::1] y, double eps, w=None):
     """dC/da = w (c - y) / (c (1 - c)) / W with c = a clipped to [eps, 1 - eps], in the input dtype."""
     return _grad(a, y, None, w, BCE, eps)
+
+
+def poisson_loss(const floating[:, ::1] a, const floating[:, ::1] y, double eps, w=None):
+    """C = 1/W sum_i w_i sum_j [a - y + y ln(y / c)], c = max(a, eps), y ln(y / c) = 0 where y = 0 (half the
+    Poisson deviance), all in float64."""
+    return _loss(a, y, w, POISSON, eps)
+
+
+def poisson_grad(const floating[:, ::1] a, const floating[:, ::1] y, double eps, w=None):
+    """dC/da = w (c - y) / c / W with c = max(a, eps), in the input dtype."""
+    return _grad(a, y, None, w, POISSON, eps)
 
 
 def bce_logits_loss(const floating[:, ::1] z, const floating[:, ::1] y):
@@ -224,6 +235,11 @@ def softmax_nll_grad(const floating[:, ::1] z, const int64_t[::1] labels):
 
 def sigmoid_bce_delta(const floating[:, ::1] a, const floating[:, ::1] y, w=None):
     """Gradient of bce(sigmoid(z), y) with respect to z, from a = sigmoid(z): w (a - y) / W."""
+    return _grad(a, y, None, w, QUADRATIC, 0)
+
+
+def exp_poisson_delta(const floating[:, ::1] a, const floating[:, ::1] y, w=None):
+    """Gradient of poisson(exp(z), y) with respect to z, from a = exp(z): w (a - y) / W."""
     return _grad(a, y, None, w, QUADRATIC, 0)
 
 

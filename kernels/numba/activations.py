@@ -7,7 +7,7 @@ at the kinks are 0 (ReLU'(0) = 0).
 Each formula is written once, as a block kernel on rows of row-major buffers that the fused epoch
 (kernels/numba/fused.py) calls on its share of a layer's columns and the public kernels below call on a
 whole array: ``act_block`` (f, with an optional bias added first), ``act_backward_block`` (d * f', from the
-output a for sigmoid, tanh and softplus, from z or a for the ReLU family), ``prelu_block`` /
+output a for sigmoid, tanh, softplus and exp, from z or a for the ReLU family), ``prelu_block`` /
 ``prelu_backward_block`` and ``maxout_block`` / ``maxout_backward_block``. A block is passed as a 1-D view
 of its array starting at the block's first row, with the row length of that array (its leading dimension,
 ld); element (i, j) is at i * ld + j, j in c0 .. c1. Loops index such views from 0 (``zi = z[i * ld + c0:
@@ -18,8 +18,9 @@ the caller, or ``z.dtype.type(c)``): a bare literal such as ``1.0`` would promot
 import numba
 import numpy as np
 
-from ..constants import LEAKY_RELU, RELU, SIGMOID, SOFTPLUS, TANH
-from ._math import exp, log1p, pairwise_sum
+from ..constants import EXP, LEAKY_RELU, RELU, SIGMOID, SOFTPLUS, TANH
+from ._math import exp as exp_of  # (the names exp and tanh are this module's public kernels)
+from ._math import log1p, pairwise_sum
 from ._math import tanh as tanh_of
 
 
@@ -32,7 +33,7 @@ def _flat(x):
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def sigmoid_of(v, one, zero):
     """1 / (1 + exp(-v)) without overflow for any finite v: exp(-|v|)."""
-    e = exp(-abs(v))
+    e = exp_of(-abs(v))
     return (one if v >= zero else e) / (one + e)
 
 
@@ -41,7 +42,7 @@ def softplus_slope(a):
     """softplus'(z) = sigmoid(z) from the output a = softplus(z) > 0, in float64: 1 - exp(-a), or its series
     a (1 - a/2 + a^2/6) below 2^-10, where 1 - exp(-a) would cancel."""
     ad = np.float64(a)
-    return ad * (1.0 - ad * (0.5 - ad / 6.0)) if ad < 0.0009765625 else 1.0 - exp(-ad)
+    return ad * (1.0 - ad * (0.5 - ad / 6.0)) if ad < 0.0009765625 else 1.0 - exp_of(-ad)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -57,7 +58,7 @@ def leaky_of(v, slope, zero):
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def softplus_of(v, zero):
     """max(v, 0) + log1p(exp(-|v|)), as kernels/reference/activations.py (no overflow)."""
-    return (zero if v < zero else v) + log1p(exp(-abs(v)))
+    return (zero if v < zero else v) + log1p(exp_of(-abs(v)))
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -82,6 +83,9 @@ def _act_row(si, di, bj, w, act, slope, one, zero, has_bias):
         elif act == SOFTPLUS:
             for j in range(w):
                 di[j] = softplus_of(si[j] + bj[j], zero)
+        elif act == EXP:
+            for j in range(w):
+                di[j] = exp_of(si[j] + bj[j])
         else:
             for j in range(w):
                 di[j] = si[j] + bj[j]
@@ -100,6 +104,9 @@ def _act_row(si, di, bj, w, act, slope, one, zero, has_bias):
     elif act == SOFTPLUS:
         for j in range(w):
             di[j] = softplus_of(si[j], zero)
+    elif act == EXP:
+        for j in range(w):
+            di[j] = exp_of(si[j])  # inf past the dtype's range, 0 below it, as np.exp
     else:
         for j in range(w):
             di[j] = si[j]
@@ -150,6 +157,9 @@ def _backward_row(si, di, oi, w, act, slope, one, zero):
     elif act == SOFTPLUS:
         for j in range(w):
             oi[j] = di[j] * softplus_slope(si[j])  # in float64, rounded once on the store
+    elif act == EXP:
+        for j in range(w):
+            oi[j] = di[j] * si[j]  # exp' = exp: the output itself
     else:
         for j in range(w):
             oi[j] = di[j]
@@ -157,7 +167,7 @@ def _backward_row(si, di, oi, w, act, slope, one, zero):
 
 @numba.njit(cache=True, error_model="numpy")
 def act_backward_block(src, lds, d, ldd, out, ldo, nb, c0, c1, act, slope):
-    """out = d * f' on the block (out may be d): f' from the output a = src for SIGMOID, TANH and SOFTPLUS;
+    """out = d * f' on the block (out may be d): f' from the output a = src for SIGMOID, TANH, SOFTPLUS and EXP;
     for RELU and LEAKY_RELU src may be z or (slope >= 0) a, which are > 0 at the same places."""
     w = c1 - c0
     if w <= 0:
@@ -356,6 +366,18 @@ def softplus(z):
 def softplus_backward(z, a, da):
     """da * sigmoid(z), shape (n, k), with sigmoid(z) from the output a (``softplus_slope``)."""
     return _backward(a, da, SOFTPLUS, 0.0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def exp(z):
+    """e^z, shape (n, k): a Poisson regression's output (inf past ~88.7 in float32, ~709.8 in float64)."""
+    return _forward(z, EXP, 0.0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def exp_backward(z, a, da):
+    """da * e^z, shape (n, k), taken from the output a = e^z."""
+    return _backward(a, da, EXP, 0.0)
 
 
 def identity(z):

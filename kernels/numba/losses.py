@@ -3,17 +3,17 @@
 Values are accumulated in float64 and returned as Python floats; gradients are new arrays of the input
 dtype. ``a`` are network outputs, ``y`` targets of the same shape, ``labels`` int64 class indices (n,),
 ``w`` optional per-row weights of a's dtype. Each loss's per-element formula is written once
-(``sq_diff``, ``bce_term``, ``bce_slope``, ``log_prob``) and used by the public kernels, which write their
-float64 terms to a buffer and sum it in NumPy's pairwise order (as the reference's ``np.sum(terms,
-dtype=np.float64)``), and by ``output_block``, the output layer of the fused epoch. No fastmath: losses
-may be inf.
+(``sq_diff``, ``bce_term``, ``bce_slope``, ``log_prob``, ``poisson_term``, ``poisson_slope``) and used by
+the public kernels, which write their float64 terms to a buffer and sum it in NumPy's pairwise order (as
+the reference's ``np.sum(terms, dtype=np.float64)``), and by ``output_block``, the output layer of the
+fused epoch. No fastmath: losses may be inf.
 """
 import math
 
 import numba
 import numpy as np
 
-from ..constants import BCE, MSE, NLL, QUADRATIC, SIGMOID, SOFTMAX
+from ..constants import BCE, EXP, MSE, NLL, POISSON, QUADRATIC, SIGMOID, SOFTMAX
 from ._math import exp, log, log1p, pairwise_sum, shift_max
 from .activations import act_backward_block, act_block
 from .softmax import softmax, softmax_backward_row, softmax_row
@@ -43,6 +43,24 @@ def bce_slope(a, t, lo, hi, one):
     c = lo if a < lo else a
     c = hi if c > hi else c
     return (c - t) / (c * (one - c))
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def poisson_term(a, t, eps):
+    """a - t + t ln(t / c) in float64, c = max(a, eps) (np.maximum: NaN stays NaN); the log term is 0
+    where t == 0 (its limit; 0 ln 0 would be NaN), a select like bce_term's clipping, so that loops over it
+    can vectorize."""
+    a64, t64 = np.float64(a), np.float64(t)
+    c = eps if a64 < eps else a64
+    r = t64 * log(t64 / c)
+    return (a64 - t64) + (r if t64 != 0.0 else 0.0)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def poisson_slope(a, t, lo):
+    """d poisson / d a at one element before the weighting: (c - t) / c, c = max(a, lo) in a's dtype."""
+    c = lo if a < lo else a
+    return (c - t) / c
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -81,6 +99,8 @@ def _weighted_terms(a, y, w, loss, eps):
         for j in range(k):
             if loss == BCE:
                 terms[i * k + j] = wi * bce_term(a[i, j], y[i, j], eps)
+            elif loss == POISSON:
+                terms[i * k + j] = wi * poisson_term(a[i, j], y[i, j], eps)
             else:
                 terms[i * k + j] = wi * sq_diff(a[i, j], y[i, j])
     return pairwise_sum(terms, 0, n * k)
@@ -88,7 +108,7 @@ def _weighted_terms(a, y, w, loss, eps):
 
 @numba.njit(cache=True, error_model="numpy")
 def _grad(a, y, w, loss, eps):
-    """dC/da (quadratic, mse, bce: ``loss``) of the weighted mean, shape (n, k), a's dtype."""
+    """dC/da (quadratic, mse, bce, poisson: ``loss``) of the weighted mean, shape (n, k), a's dtype."""
     n, k = a.shape
     t = a.dtype.type
     one = t(1)
@@ -102,6 +122,8 @@ def _grad(a, y, w, loss, eps):
                 out[i, j] = (a[i, j] - y[i, j]) * wi * c_mse
             elif loss == BCE:
                 out[i, j] = bce_slope(a[i, j], y[i, j], lo, hi, one) * wi / tw
+            elif loss == POISSON:
+                out[i, j] = poisson_slope(a[i, j], y[i, j], lo) * wi / tw
             else:
                 out[i, j] = (a[i, j] - y[i, j]) * wi / tw
     return out
@@ -155,6 +177,22 @@ def bce_loss(a, y, eps, w=None):
 def bce_grad(a, y, eps, w=None):
     """w (c - y) / (c (1 - c)) / W with c = a clipped to [eps, 1-eps] in a's dtype; shape (n, k)."""
     return _grad(a, y, _w(a, w), BCE, float(eps))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _poisson_loss(a, y, eps, w):
+    return _weighted_terms(a, y, w, POISSON, eps) / weight_total(w, a.shape[0])[1]
+
+
+def poisson_loss(a, y, eps, w=None):
+    """1/W sum_i w_i sum_j [a - y + y ln(y / c)], c = max(a, eps), the log term 0 where y == 0 (half the
+    Poisson deviance, as scikit-learn), in float64 -> Python float."""
+    return _poisson_loss(a, y, float(eps), _w(a, w))
+
+
+def poisson_grad(a, y, eps, w=None):
+    """w (c - y) / c / W with c = max(a, eps) in a's dtype; shape (n, k)."""
+    return _grad(a, y, _w(a, w), POISSON, float(eps))
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -260,6 +298,12 @@ def sigmoid_bce_delta(a, y, w=None):
     return _grad(a, y, _w(a, w), QUADRATIC, 0.0)
 
 
+def exp_poisson_delta(a, y, w=None):
+    """Gradient of poisson(exp(z), y) with respect to z, from a = exp(z): w (a - y) / W (the same rule as
+    sigmoid_bce_delta: no division by a)."""
+    return _grad(a, y, _w(a, w), QUADRATIC, 0.0)
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _softmax_nll_delta(a, labels, w):
     return _minus_onehot_weighted(a.copy(), labels, w)
@@ -280,11 +324,11 @@ def output_block(z, ldz, a, y, w, nb, k, act, loss, eps, slope, delta, g, terms)
 
     z: the activation's input, rows of ldz (kept); a, delta, g: (nb * k,) contiguous (g: scratch for
     dC/da); terms: float64 (nb * k,) scratch; y: (nb * k,) targets; w: (nb,) weights of the batch's rows,
-    or empty for none; eps: float64
-    (BCE, NLL clipping); slope: LeakyReLU's (the dtype); act: any code but PRELU. Returns (the weighted mean data loss sum_i w_i C_i / W in float64, W,
-    correct rows): argmax (first on ties) against the target's argmax, or a > 0.5 for one unit.
-    BCE after SIGMOID and NLL after SOFTMAX give the fused delta w (a - y) / W; other pairings the loss's
-    gradient through the activation's backward pass.
+    or empty for none; eps: float64 (BCE, NLL, POISSON clipping); slope: LeakyReLU's (the dtype); act: any
+    code but PRELU. Returns (the weighted mean data loss sum_i w_i C_i / W in float64, W, correct rows):
+    argmax (first on ties) against the target's argmax, or a > 0.5 for one unit.
+    BCE after SIGMOID, NLL after SOFTMAX and POISSON after EXP give the fused delta w (a - y) / W; other
+    pairings the loss's gradient through the activation's backward pass.
     """
     t = a.dtype.type
     one, zero = t(1), t(0)
@@ -295,7 +339,7 @@ def output_block(z, ldz, a, y, w, nb, k, act, loss, eps, slope, delta, g, terms)
         act_block(z, ldz, a, k, nb, 0, k, act, slope, a, False)
     total_w, safe = weight_total(w, nb)
     tw, c_mse, lo, hi = t(safe), t(2.0 / (safe * k)), t(eps), t(1 - eps)
-    fused = (loss == BCE and act == SIGMOID) or (loss == NLL and act == SOFTMAX)
+    fused = (loss == BCE and act == SIGMOID) or (loss == NLL and act == SOFTMAX) or (loss == POISSON and act == EXP)
     out = delta if fused else g
     n = nb * k
     if loss == BCE:  # the loss's terms in loops of their own, which vectorize, then each row's sum
@@ -304,6 +348,9 @@ def output_block(z, ldz, a, y, w, nb, k, act, loss, eps, slope, delta, g, terms)
     elif loss == NLL:
         for q in range(n):
             terms[q] = -(np.float64(y[q]) * log_prob(a[q], eps)) if y[q] != zero else 0.0
+    elif loss == POISSON:
+        for q in range(n):
+            terms[q] = poisson_term(a[q], y[q], eps)
     else:
         for q in range(n):
             terms[q] = sq_diff(a[q], y[q])
@@ -327,6 +374,9 @@ def output_block(z, ldz, a, y, w, nb, k, act, loss, eps, slope, delta, g, terms)
         elif loss == BCE:
             for j in range(k):
                 oi[j] = bce_slope(ai[j], yi[j], lo, hi, one) * wi / tw
+        elif loss == POISSON:
+            for j in range(k):
+                oi[j] = poisson_slope(ai[j], yi[j], lo) * wi / tw
         else:
             for j in range(k):
                 p = ai[j]

@@ -7,6 +7,8 @@ Derivatives at the kinks (ReLU-like at 0) are taken from the left, i.e. 0 for Re
 """
 import numpy as np
 
+from ..constants import EXP, IDENTITY, RELU, SIGMOID, SOFTPLUS, TANH
+
 
 def sigmoid(z):
     """1 / (1 + exp(-z)), without overflow for any finite z."""
@@ -69,6 +71,17 @@ def softplus_backward(z, a, da):
     return da * -np.expm1(-a)
 
 
+def exp(z):
+    """e^z: the output of a Poisson regression's log link (overflows to inf past ~88.7 in float32, as it should)."""
+    with np.errstate(over="ignore"):
+        return np.exp(z)
+
+
+def exp_backward(z, a, da):
+    """da * e^z, taken from the output a = e^z."""
+    return da * a
+
+
 def identity(z):
     return z.copy()
 
@@ -96,3 +109,9 @@ def maxout_backward(da, idx, pieces):
     dz = np.zeros((n, units, pieces), dtype=da.dtype)
     np.put_along_axis(dz, idx[:, :, None], da[:, :, None], axis=2)
     return dz.reshape(n, units * pieces)
+
+
+# The activations without a parameter by their code (kernels/constants.py), for the whole-model kernels.
+FORWARD = {IDENTITY: identity, SIGMOID: sigmoid, TANH: tanh, RELU: relu, SOFTPLUS: softplus, EXP: exp}
+BACKWARD = {IDENTITY: identity_backward, SIGMOID: sigmoid_backward, TANH: tanh_backward, RELU: relu_backward,
+            SOFTPLUS: softplus_backward, EXP: exp_backward}

@@ -14,7 +14,7 @@ allowed there; every other activation is allowed anywhere.
 
 The loss (codes below) is a weighted mean over each batch's rows, sum_i w_i C_i / W (kernels/reference/
 losses.py; w_i = 1 and W = n without ``weights``). BCE after a SIGMOID output and NLL after a SOFTMAX
-output backpropagate their fused delta w (a - y) / W; every other pairing takes the loss's gradient with
+output (and POISSON after an EXP output) backpropagate their fused delta w (a - y) / W; every other pairing takes the loss's gradient with
 respect to the output and the output activation's backward pass (softmax's Jacobian included).
 
 Flat parameter layout (``param_layout``): for layer l = 0 .. L-1 with ``sizes[l]`` inputs and
@@ -31,7 +31,7 @@ biases too; AdamW shrinks the parameter instead); ``l2`` and ``l1`` are penaltie
 the weight gradient before the step as ``add_l2_grad`` then ``add_l1_grad`` do (g += l2 * W,
 g += l1 * sign(W)): the objective is C0 + l2/2 ||W||^2 + l1 ||W||_1. ``clip_norm`` > 0 then scales every
 gradient by clip_norm / (norm + 1e-6) when their global norm (of all parameters' gradients, penalties
-included) exceeds it, as torch.nn.utils.clip_grad_norm_. ``loss_eps`` is the clipping of BCE and NLL.
+included) exceeds it, as torch.nn.utils.clip_grad_norm_. ``loss_eps`` is the clipping of BCE, NLL and POISSON.
 ``flush_denormals`` != 0 lets the compiled backends flush subnormal floats to zero during the call (x86
 FTZ/DAZ, restored afterwards): a speed option, as subnormal arithmetic is slow; results then differ from
 this reference, which never flushes, only where values fall below the smallest normal float (1.2e-38 in
@@ -78,13 +78,6 @@ from . import losses as _loss
 from . import norm as _norm
 from . import optim as _optim
 from .softmax import softmax, softmax_backward
-
-_FORWARD = {IDENTITY: _act.identity, SIGMOID: _act.sigmoid, TANH: _act.tanh, RELU: _act.relu,
-            SOFTPLUS: _act.softplus}
-_BACKWARD = {
-    IDENTITY: _act.identity_backward, SIGMOID: _act.sigmoid_backward, TANH: _act.tanh_backward,
-    RELU: _act.relu_backward, SOFTPLUS: _act.softplus_backward,
-}
 
 
 def widths(sizes, pieces=None):
@@ -334,13 +327,18 @@ def _loss_value_and_grad(a, y, w, loss, eps):
         return _loss.bce_loss(a, y, eps, w), _loss.bce_grad(a, y, eps, w)
     if loss == MSE:
         return _loss.mse_loss(a, y, w), _loss.mse_grad(a, y, w)
+    if loss == POISSON:
+        return _loss.poisson_loss(a, y, eps, w), _loss.poisson_grad(a, y, eps, w)
     return _loss.quadratic_loss(a, y, w), _loss.quadratic_grad(a, y, w)
 
 
 def _fused_delta(a, y, w, loss, out_act):
-    """dC/dz of a sigmoid + BCE or softmax + NLL output from its output a, or None for other pairings."""
+    """dC/dz of a sigmoid + BCE, softmax + NLL or exp + POISSON output from its output a, or None for other
+    pairings."""
     if loss == BCE and out_act == SIGMOID:
         return _loss.sigmoid_bce_delta(a, y, w)
+    if loss == POISSON and out_act == EXP:
+        return _loss.exp_poisson_delta(a, y, w)
     if loss == NLL and out_act == SOFTMAX:
         return _loss.softmax_nll_delta(a, np.argmax(y, axis=1), w)
     return None
@@ -447,7 +445,7 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
             return _act.leaky_relu(z, float(slopes[l]))
         if acts[l] == PRELU:
             return _act.prelu(z, alpha(params, l))
-        return _FORWARD[int(acts[l])](z)
+        return _act.FORWARD[int(acts[l])](z)
 
     def through(l, da, cache):
         """dC/d(layer l's product) from dC/d(its output before dropout), through activation, norm, maxout."""
@@ -459,7 +457,7 @@ def train_epoch(x, y, order, params, state, sizes, acts, loss, opt, hyper, batch
         elif acts[l] == PRELU:
             d, alpha(grads, l)[...] = _act.prelu_backward(z, alpha(params, l), da)
         else:
-            d = _BACKWARD[int(acts[l])](z, a, da)
+            d = _act.BACKWARD[int(acts[l])](z, a, da)
         if normed is not None:
             xhat, inv_std = normed
             d, bn(grads, l, 0)[...], bn(grads, l, 1)[...] = _norm.batchnorm_backward(d, xhat, bn(params, l, 0), inv_std)

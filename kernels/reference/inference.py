@@ -14,8 +14,6 @@ from . import dense as _dense
 from . import norm as _norm
 from .softmax import softmax
 
-_FORWARD = {0: _act.identity, 1: _act.sigmoid, 2: _act.tanh, 3: _act.relu, 6: _act.softplus}
-
 
 def predict_rows(x, params, running, layout, sizes, acts, pieces, norm, slopes, out):
     """out (n, sizes[-1]) = the model's output for x (n, sizes[0]); returns the first row whose output is not
@@ -40,7 +38,7 @@ def predict_rows(x, params, running, layout, sizes, acts, pieces, norm, slopes, 
             a0 = int(layout[LAY_ALPHA, l])
             a = _act.prelu(z, params[a0:a0 + units])
         else:
-            a = _FORWARD[int(acts[l])](z)
+            a = _act.FORWARD[int(acts[l])](z)
     out[...] = a
     bad = ~np.isfinite(out).all(axis=1)
     return int(np.argmax(bad)) if bad.any() else -1

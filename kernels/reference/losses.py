@@ -8,8 +8,10 @@ Values are accumulated in float64 and returned as Python floats; gradients are a
 - bce:         C = -1/n sum [y ln a + (1-y) ln(1-a)], a clipped to [eps, 1-eps]
 - bce_logits:  the same on logits z, as max(z,0) - z y + log1p(exp(-|z|))      dC/dz = (sigmoid(z) - y) / n
 - nll:         C = -1/n sum ln a[label], a clipped below at eps (a are probabilities)
+- poisson:     C = 1/n sum [a - y + y ln(y / c)], c = a clipped below at eps, y ln(y / c) = 0 where y = 0
+               (half the Poisson deviance, scikit-learn's; y >= 0)                  dC/da = (c - y) / (c n)
 - softmax_nll: the same on logits z via log-softmax                            dC/dz = (softmax(z) - onehot) / n
-The fused deltas give the gradient with respect to the pre-activation of a sigmoid / softmax output
+The fused deltas give the gradient with respect to the pre-activation of a sigmoid / softmax / exp output
 layer directly from its output ``a``: exactly (a - y) / n, never through a division by a.
 
 Sample weights: the losses fit trains with (quadratic, mse, bce, nll and the fused deltas) take optional
@@ -73,6 +75,20 @@ def bce_grad(a, y, eps, w=None):
     return (c - y) / (c * (1 - c)) * w / t(total)
 
 
+def poisson_loss(a, y, eps, w=None):
+    w, total = _weights(a, w)
+    c = np.maximum(a.astype(np.float64), eps)
+    y = y.astype(np.float64)
+    logs = np.where(y != 0, y * np.log(np.where(y != 0, y, 1) / c), 0.0)
+    return _f64sum(w.astype(np.float64) * (a.astype(np.float64) - y + logs)) / total
+
+
+def poisson_grad(a, y, eps, w=None):
+    w, total = _weights(a, w)
+    c = np.maximum(a, a.dtype.type(eps))
+    return (c - y) / c * w / a.dtype.type(total)
+
+
 def bce_logits_loss(z, y):
     z64 = z.astype(np.float64)
     terms = np.maximum(z64, 0) - z64 * y.astype(np.float64) + np.log1p(np.exp(-np.abs(z64)))
@@ -110,6 +126,12 @@ def softmax_nll_grad(z, labels):
 
 def sigmoid_bce_delta(a, y, w=None):
     """Gradient of bce(sigmoid(z), y) with respect to z, from a = sigmoid(z): (a - y) / n."""
+    w, total = _weights(a, w)
+    return (a - y) * w / a.dtype.type(total)
+
+
+def exp_poisson_delta(a, y, w=None):
+    """Gradient of poisson(exp(z), y) with respect to z, from a = exp(z): (a - y) / n."""
     w, total = _weights(a, w)
     return (a - y) * w / a.dtype.type(total)
 
