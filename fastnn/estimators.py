@@ -664,6 +664,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _output_layer(self):
         return Exp() if self.out_activation_ == "exp" else Identity()
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = self.loss == "poisson"  # as scikit-learn's PoissonRegressor
+        return tags
+
     def _score_encoded(self, X, targets, weights):
         return r2_score(targets, self._predict_values(self.model_.predict(X)), sample_weight=weights)
 
