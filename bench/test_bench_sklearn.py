@@ -15,6 +15,9 @@
 - ``mlp-lbfgs-digits``: ``solver="lbfgs"`` on ``load_digits`` (64-32-10, at most 200 iterations): SciPy's
   L-BFGS-B over the same objective from the same weights, so both take the same iterations; fastnn's
   objective and gradient come from its layer kernels, scikit-learn's from NumPy.
+- ``mlp-poisson-diabetes-100ep``: ``MLPRegressor(loss="poisson")`` of the two on scikit-learn's bundled
+  ``load_diabetes`` (442 x 10, standardized; target / 100), 100 hidden units, Adam, 100 epochs: an exp output
+  on half the Poisson deviance.
 - ``partial-fit-<rows>``: ``partial_fit`` of the two, 784-100-10 Adam, over 10,000 Fashion-MNIST rows in
   chunks of 200 or 2,000 rows (one epoch of one or ten batches each; what ``dask_ml.wrappers.Incremental``
   calls per block): each call's own work (checks, setting up the epoch) weighs as much as its training.
@@ -27,10 +30,12 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+from sklearn.preprocessing import StandardScaler
 
 import e2e
 import fastnn
-from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
 
 SEARCH_ROWS = 10_000  # rows the 8 fits share (each trains on half of them)
 SMOKE_ROWS = 300
@@ -103,6 +108,28 @@ def test_mlp_small_data(benchmark, dataset, impl):
                        warmup_rounds=0 if benchmark.disabled else 1)
     benchmark.extra_info.update(impl=impl, rows=X.shape[0], train_accuracy=float(models[-1].score(X, y)))
     assert models[-1].n_iter_ == params["max_iter"]
+
+
+@pytest.mark.parametrize("impl", ["fastnn", "sklearn"])
+def test_mlp_poisson(benchmark, impl):
+    X, y = load_diabetes(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X), y / 100
+    cls = fastnn.MLPRegressor if impl == "fastnn" else SkMLPRegressor
+    params = dict(loss="poisson", max_iter=2 if benchmark.disabled else 100, tol=0.0, n_iter_no_change=1000,
+                  random_state=0)
+    models = []
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models.append(cls(**params).fit(X, y))
+
+    benchmark.group = "mlp-poisson-diabetes-100ep"
+    benchmark.pedantic(fit, rounds=1 if benchmark.disabled else 5, iterations=1,
+                       warmup_rounds=0 if benchmark.disabled else 1)
+    benchmark.extra_info.update(impl=impl, train_r2=float(models[-1].score(X, y)), loss=models[-1].loss_)
+    assert models[-1].n_iter_ == params["max_iter"] and models[-1].out_activation_ == "exp"
+    assert (models[-1].predict(X) > 0).all()
 
 
 @pytest.mark.parametrize("impl", ["fastnn", "sklearn"])
