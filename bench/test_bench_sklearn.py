@@ -46,6 +46,22 @@ def _data(rows):
     return X, y, X_test, y_test, source
 
 
+def _time_fits(benchmark, group, make, X, y, rounds=5, warmup=1):
+    """Time ``make().fit(X, y)`` over ``rounds`` after ``warmup`` rounds (one round, no warm-up, when timing is
+    disabled), scikit-learn's ConvergenceWarning silenced; returns the last fitted model."""
+    models = []
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models.append(make().fit(X, y))
+
+    benchmark.group = group
+    benchmark.pedantic(fit, rounds=1 if benchmark.disabled else rounds, iterations=1,
+                       warmup_rounds=0 if benchmark.disabled else warmup)
+    return models[-1]
+
+
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_grid_search_jobs(benchmark, n_jobs):
     rows = SMOKE_ROWS if benchmark.disabled else SEARCH_ROWS
@@ -75,18 +91,11 @@ def test_mlp_fashion_mnist(benchmark, dtype, impl):
     cls = fastnn.MLPClassifier if impl == "fastnn" else SkMLPClassifier
     params = dict(hidden_layer_sizes=(100,), solver="adam", batch_size=200, max_iter=1 if benchmark.disabled else 10,
                   tol=0.0, n_iter_no_change=1000, random_state=0)
-    models = []
-
-    def fit():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            models.append(cls(**params).fit(X, y))
-
-    benchmark.group = "mlp-784-100-10-adam-b200-10ep" + ("" if dtype == "float32" else "-float64")
-    benchmark.pedantic(fit, rounds=1 if benchmark.disabled else 3, iterations=1)
-    benchmark.extra_info.update(impl=impl, data=source, rows=X.shape[0], epochs=models[-1].n_iter_,
-                                test_accuracy=float(models[-1].score(X_test, y_test)))
-    assert models[-1].n_iter_ == params["max_iter"]
+    group = "mlp-784-100-10-adam-b200-10ep" + ("" if dtype == "float32" else "-float64")
+    model = _time_fits(benchmark, group, lambda: cls(**params), X, y, rounds=3, warmup=0)
+    benchmark.extra_info.update(impl=impl, data=source, rows=X.shape[0], epochs=model.n_iter_,
+                                test_accuracy=float(model.score(X_test, y_test)))
+    assert model.n_iter_ == params["max_iter"]
 
 
 @pytest.mark.parametrize("impl", ["fastnn", "sklearn"])
@@ -96,18 +105,9 @@ def test_mlp_small_data(benchmark, dataset, impl):
     X = (X / X.max()).astype("float32")
     cls = fastnn.MLPClassifier if impl == "fastnn" else SkMLPClassifier
     params = dict(max_iter=2 if benchmark.disabled else 100, tol=0.0, n_iter_no_change=1000, random_state=0)
-    models = []
-
-    def fit():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            models.append(cls(**params).fit(X, y))
-
-    benchmark.group = f"mlp-small-{dataset}-100ep"
-    benchmark.pedantic(fit, rounds=1 if benchmark.disabled else 5, iterations=1,
-                       warmup_rounds=0 if benchmark.disabled else 1)
-    benchmark.extra_info.update(impl=impl, rows=X.shape[0], train_accuracy=float(models[-1].score(X, y)))
-    assert models[-1].n_iter_ == params["max_iter"]
+    model = _time_fits(benchmark, f"mlp-small-{dataset}-100ep", lambda: cls(**params), X, y)
+    benchmark.extra_info.update(impl=impl, rows=X.shape[0], train_accuracy=float(model.score(X, y)))
+    assert model.n_iter_ == params["max_iter"]
 
 
 @pytest.mark.parametrize("impl", ["fastnn", "sklearn"])
@@ -117,19 +117,10 @@ def test_mlp_poisson(benchmark, impl):
     cls = fastnn.MLPRegressor if impl == "fastnn" else SkMLPRegressor
     params = dict(loss="poisson", max_iter=2 if benchmark.disabled else 100, tol=0.0, n_iter_no_change=1000,
                   random_state=0)
-    models = []
-
-    def fit():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            models.append(cls(**params).fit(X, y))
-
-    benchmark.group = "mlp-poisson-diabetes-100ep"
-    benchmark.pedantic(fit, rounds=1 if benchmark.disabled else 5, iterations=1,
-                       warmup_rounds=0 if benchmark.disabled else 1)
-    benchmark.extra_info.update(impl=impl, train_r2=float(models[-1].score(X, y)), loss=models[-1].loss_)
-    assert models[-1].n_iter_ == params["max_iter"] and models[-1].out_activation_ == "exp"
-    assert (models[-1].predict(X) > 0).all()
+    model = _time_fits(benchmark, "mlp-poisson-diabetes-100ep", lambda: cls(**params), X, y)
+    benchmark.extra_info.update(impl=impl, train_r2=float(model.score(X, y)), loss=model.loss_)
+    assert model.n_iter_ == params["max_iter"] and model.out_activation_ == "exp"
+    assert (model.predict(X) > 0).all()
 
 
 @pytest.mark.parametrize("impl", ["fastnn", "sklearn"])
@@ -158,16 +149,7 @@ def test_mlp_lbfgs(benchmark, impl):
     X = X / 16.0
     cls = fastnn.MLPClassifier if impl == "fastnn" else SkMLPClassifier
     params = dict(solver="lbfgs", hidden_layer_sizes=(32,), max_iter=3 if benchmark.disabled else 200, random_state=0)
-    models = []
-
-    def fit():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            models.append(cls(**params).fit(X, y))
-
-    benchmark.group = "mlp-lbfgs-digits"
-    benchmark.pedantic(fit, rounds=1 if benchmark.disabled else 5, iterations=1,
-                       warmup_rounds=0 if benchmark.disabled else 1)
-    benchmark.extra_info.update(impl=impl, iterations=models[-1].n_iter_, loss=models[-1].loss_)
-    assert 1 <= models[-1].n_iter_ <= params["max_iter"]
-    assert models[-1].score(X, y) > (0.3 if benchmark.disabled else 0.99)  # (3 iterations when smoke-tested)
+    model = _time_fits(benchmark, "mlp-lbfgs-digits", lambda: cls(**params), X, y)
+    benchmark.extra_info.update(impl=impl, iterations=model.n_iter_, loss=model.loss_)
+    assert 1 <= model.n_iter_ <= params["max_iter"]
+    assert model.score(X, y) > (0.3 if benchmark.disabled else 0.99)  # (3 iterations when smoke-tested)

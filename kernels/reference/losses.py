@@ -125,15 +125,13 @@ def softmax_nll_grad(z, labels):
 
 
 def sigmoid_bce_delta(a, y, w=None):
-    """Gradient of bce(sigmoid(z), y) with respect to z, from a = sigmoid(z): (a - y) / n."""
-    w, total = _weights(a, w)
-    return (a - y) * w / a.dtype.type(total)
+    """Gradient of bce(sigmoid(z), y) with respect to z, from a = sigmoid(z): (a - y) / n, quadratic_grad's."""
+    return quadratic_grad(a, y, w)
 
 
 def exp_poisson_delta(a, y, w=None):
-    """Gradient of poisson(exp(z), y) with respect to z, from a = exp(z): (a - y) / n."""
-    w, total = _weights(a, w)
-    return (a - y) * w / a.dtype.type(total)
+    """Gradient of poisson(exp(z), y) with respect to z, from a = exp(z): (a - y) / n, quadratic_grad's."""
+    return quadratic_grad(a, y, w)
 
 
 def softmax_nll_delta(a, labels, w=None):
