@@ -1,4 +1,5 @@
-"""The hand-written AVX-512 products called from Numba (kernels/numba/_small_gemm.py) against NumPy.
+"""The hand-written AVX-512 products and CSR kernels called from Numba (kernels/numba/_small_gemm.py) against
+NumPy.
 
 Every product c (m, n) = alpha op(a) b + beta c, strided (NN, TN) and through row pointers (NN, TN), in
 float32 and float64, ragged sizes (m 1..7, 10 and 12 (one block of rows), and larger, on both sides of the
@@ -9,7 +10,9 @@ small_gemm_tail.h; k 1..50 and past a packed panel's rows and the tail products'
 blocks inside larger arrays (ld > row width, not at the array's start), alpha = -0.5, beta 0 (over a c of
 NaN) and 1. Tolerance (kernel_helpers.py): |c - ref| <= rtol * (|alpha| |op(a)| |b| + |beta c|), rtol 1e-5
 (float32) / 1e-12 (float64), or 2 k eps when larger: k terms round to at most ~k eps of that magnitude. The padding of c
-must be untouched. The products are tested whenever the CPU has AVX-512F, FASTNN_PORTABLE=1 or not (it only
+must be untouched. The CSR kernels (small_sparse.h): every row length 1..300 across their masks and passes,
+int32 and int64 indices, rows repeated and shuffled, blocks inside larger arrays, against the same bound.
+The products are tested whenever the CPU has AVX-512F, FASTNN_PORTABLE=1 or not (it only
 stops callers from using them); a missing extension fails (CI builds it), a CPU without AVX-512F skips
 (allow-listed in tests/allowed_skips.txt: the callers' BLAS path is what runs there, and is tested).
 
@@ -25,6 +28,7 @@ import tempfile
 
 import numpy as np
 import pytest
+import scipy.sparse
 from numba import njit
 
 EXPORT = "fastnn._kernels.cython.small_gemm_export"
@@ -132,6 +136,67 @@ def test_mixed_dtypes_and_bad_rows_are_typing_errors():
         S.small(False, 1, 1, 1, 1.0, f32, 1, f64, 1, 0.0, f64, 1)
     with pytest.raises(TypingError):
         S.small_rows(False, 1, 1, 1, 1.0, np.zeros(1, np.int32), f64, 1, 0.0, f64, 1)
+
+
+# -- small_sparse.h's CSR kernels -------------------------------------------------------------------------
+
+SPARSE_NS = [1, 15, 16, 17, 50, 64, 100, 127, 128, 129, 200, 300]  # masks, and passes of 8 registers (float)
+
+
+def _sparse_x(rng, n, n_in, dtype, index):
+    """A CSR x (data, indices, indptr) with empty rows, duplicate and unsorted indices, zeros stored."""
+    counts = rng.integers(0, 2 * n_in // 3 + 2, n)
+    counts[::5] = 0
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(index)
+    indices = rng.integers(0, n_in, indptr[-1]).astype(index)
+    data = rng.standard_normal(indptr[-1]).astype(dtype)
+    data[::7] = 0
+    return data, indices, indptr, scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, n_in)).toarray()
+
+
+@njit
+def _csr_forward(rows, data, indices, indptr, src, ld_src, dst, ld_dst, n):  # the intrinsics, FASTNN_PORTABLE or not
+    return S._csr_forward(rows, data, indices, indptr, src, ld_src, dst, ld_dst, n)
+
+
+@njit
+def _csr_backward(rows, data, indices, indptr, src, ld_src, dst, ld_dst, n):
+    return S._csr_backward(rows, data, indices, indptr, src, ld_src, dst, ld_dst, n)
+
+
+@pytest.mark.parametrize("index", [np.int32, np.int64], ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kernel", ["forward", "backward"])
+def test_csr_kernels_match_numpy(avx512, kernel, dtype, index):
+    """A shuffled selection of x's rows (repeats included) times w's block (forward), or its transpose times
+    dy's block into dw's (backward), added to what the destination block held; nothing else written."""
+    rng = np.random.default_rng(4)
+    call = _csr_forward if kernel == "forward" else _csr_backward
+    for n_in in (1, 9, 70):
+        data, indices, indptr, dense = _sparse_x(rng, 40, n_in, dtype, index)
+        for n in SPARSE_NS:
+            rows = rng.integers(0, 40, 23).astype(np.int64)
+            xb = dense[rows].astype(np.float64)
+            src_rows, dst_rows = (n_in, len(rows)) if kernel == "forward" else (len(rows), n_in)
+            src, ld_src, src_block = _block(rng, src_rows, n, dtype)
+            dst_buf = rng.standard_normal((dst_rows + PAD, n + 2 * PAD)).astype(dtype)
+            before = dst_buf.copy()
+            dst = dst_buf.reshape(-1)[PAD * dst_buf.shape[1] + PAD:]
+            assert call(rows, data, indices, indptr, src, ld_src, dst, dst_buf.shape[1], n)
+            a = xb if kernel == "forward" else xb.T
+            _check(dst_buf, before, dst_rows, n, 1.0, a, src_block, 1.0, dtype)
+
+
+def test_csr_kernels_take_only_matching_types():
+    """Index arrays of two dtypes, or float arrays of two, are not called (False, nothing written): the
+    callers' loops take them (tests/test_sparse.py)."""
+    rows, f64 = np.zeros(1, np.int64), np.ones(4)
+    i32, i64 = np.array([0, 1], np.int32), np.array([0, 1], np.int64)
+    y = np.full(4, 7.0)
+    assert not _csr_forward(rows, f64[:1], i32[:1], i64, f64, 2, y, 2, 2)
+    assert not _csr_backward(rows, f64[:1], i32[:1], i32, np.ones(4, np.float32), 2, y, 2, 2)
+    assert (y == 7.0).all()
+    assert S.csr_forward(rows, f64[:1], i32[:1], i32, f64, 2, y, 2, 2) == S.has_avx512()
 
 
 # -- caching and the missing extension (subprocesses) ----------------------------------------------------

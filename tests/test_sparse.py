@@ -10,8 +10,10 @@ from fastnn import Sequential, optim
 from fastnn.layers import Dense, Dropout, Maxout, ReLU, Sigmoid, Softmax
 from kernel_helpers import RTOL, assert_close, assert_grad, load, numeric_grad
 
-# (n, n_in, n_out, density): one row, one column, one output, empty rows, an MNIST-like batch.
-SHAPES = [(1, 1, 1, 1.0), (1, 13, 5, 0.5), (7, 1, 3, 0.6), (7, 13, 1, 0.3), (9, 40, 17, 0.0), (128, 784, 30, 0.05)]
+# (n, n_in, n_out, density): one row, one column, one output, empty rows, an MNIST-like batch, outputs past
+# small_sparse.h's 128 float columns a pass.
+SHAPES = [(1, 1, 1, 1.0), (1, 13, 5, 0.5), (7, 1, 3, 0.6), (7, 13, 1, 0.3), (9, 40, 17, 0.0), (128, 784, 30, 0.05),
+          (20, 60, 150, 0.3)]
 
 
 def _csr(rng, n, n_in, density, dtype, index=np.int32):

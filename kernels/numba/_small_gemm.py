@@ -8,6 +8,8 @@ length of that array; element (i, j) is at i * ld + j. float32 or float64 throug
     small_rows(trans_a, m, n, k, alpha, rows, b, ldb, beta, c, ldc) the same, a read through row pointers
     set_row_pointers(rows, x, order, start, nb)  rows[i] = address of x[order[start + i], 0]
     row_address(x, i)                            address of x[i, 0] (an intp)
+    csr_forward(rows, data, indices, indptr, w, ldw, y, ldy, n)     small_sparse.h's CSR kernels; return
+    csr_backward(rows, data, indices, indptr, dy, lddy, dw, lddw, n)  whether they ran
     has_avx512()                                 whether the products may be used
     cpu_has_avx512()                             whether they compute anything here (FASTNN_PORTABLE aside)
 
@@ -38,7 +40,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 _PRODUCTS = ("fastnn_small_f", "fastnn_small_d", "fastnn_small_rows_nn_f", "fastnn_small_rows_tn_f",
-             "fastnn_small_rows_nn_d", "fastnn_small_rows_tn_d")
+             "fastnn_small_rows_nn_d", "fastnn_small_rows_tn_d") + tuple(
+    f"fastnn_csr_{kernel}_{t}{i}" for kernel in ("forward", "backward") for t in "fd" for i in "il")
 
 try:
     from ..cython import small_gemm_export as _export
@@ -140,6 +143,41 @@ _rows_nn = _make_rows("nn")
 _rows_tn = _make_rows("tn")
 
 
+def _make_csr(kernel):
+    @intrinsic
+    def csr_kernel(typingctx, rows, data, indices, indptr, src, ld_src, dst, ld_dst, n):
+        arrays = (rows, data, indices, indptr, src, dst)
+        if not all(isinstance(a, types.Array) for a in arrays):
+            return None
+        sig = types.boolean(rows, data, indices, indptr, src, ld_src, dst, ld_dst, n)
+        supported = (rows.dtype == types.int64 and data.dtype in (types.float32, types.float64)
+                     and src.dtype == data.dtype and dst.dtype == data.dtype
+                     and indices.dtype == indptr.dtype and indices.dtype in (types.int32, types.int64))
+
+        def codegen(context, builder, signature, args):
+            if not supported:
+                return context.get_constant(types.boolean, False)
+            intp = context.get_value_type(types.intp)
+            name = f"fastnn_csr_{kernel}_{_suffix(data.dtype)}{'i' if indices.dtype == types.int32 else 'l'}"
+            fnty = ir.FunctionType(ir.VoidType(), [intp] + [_VOIDP] * 5 + [intp, _VOIDP, intp, intp])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+            tys = signature.args
+            arrays = {k: context.make_array(tys[k])(context, builder, args[k]) for k in (0, 1, 2, 3, 4, 6)}
+            ptr = {k: builder.bitcast(a.data, _VOIDP) for k, a in arrays.items()}
+            ints = {k: context.cast(builder, args[k], tys[k], types.intp) for k in (5, 7, 8)}
+            builder.call(fn, [arrays[0].nitems, ptr[0], ptr[1], ptr[2], ptr[3], ptr[4], ints[5], ptr[6], ints[7],
+                              ints[8]])
+            return context.get_constant(types.boolean, True)
+        return sig, codegen
+    csr_kernel.__doc__ = (f"fastnn_csr_{kernel}_<f|d><i|l> on rows (int64), data, src and dst of one float dtype, "
+                          "indices and indptr of one int32 or int64 dtype: True. Other types call nothing: False.")
+    return csr_kernel
+
+
+_csr_forward = _make_csr("forward")
+_csr_backward = _make_csr("backward")
+
+
 @intrinsic
 def _has_avx512(typingctx):
     """fastnn_has_avx512() != 0."""
@@ -201,6 +239,19 @@ def small_rows(trans_a, m, n, k, alpha, rows, b, ldb, beta, c, ldc):
             _rows_tn(m, n, k, alpha, rows, b, ldb, beta, c, ldc)
         else:
             _rows_nn(m, n, k, alpha, rows, b, ldb, beta, c, ldc)
+
+
+@njit(cache=True, error_model="numpy")
+def csr_forward(rows, data, indices, indptr, w, ldw, y, ldy, n):
+    """small_sparse.h's y[r, :n] += x[rows[r]] @ w[:, :n] (w, y 1-D views from their blocks' first elements,
+    row lengths ldw, ldy). Returns whether it ran: has_avx512() and types it takes; else the caller's loops work."""
+    return _has_avx512() and _csr_forward(rows, data, indices, indptr, w, ldw, y, ldy, n)
+
+
+@njit(cache=True, error_model="numpy")
+def csr_backward(rows, data, indices, indptr, dy, lddy, dw, lddw, n):
+    """small_sparse.h's dw[j, :n] += x[rows[r], j] * dy[r, :n] for every stored x[rows[r], j]; as csr_forward."""
+    return _has_avx512() and _csr_backward(rows, data, indices, indptr, dy, lddy, dw, lddw, n)
 
 
 @njit(cache=True, error_model="numpy")

@@ -4,36 +4,63 @@ Both public kernels are drivers over two block functions that a fused epoch can 
 work: ``csr_rows_forward`` / ``csr_rows_backward_params`` take the rows of X to use (``rows``, e.g. a
 shuffled mini-batch read in place) and a range of output columns [c0, c1) (a thread's units). Each
 stored entry x_ij adds x_ij * w[j, c0:c1] to its output row (forward) or x_ij * dy[r, c0:c1] to dw[j]
-(backward): contiguous inner loops that vectorize, nnz * (c1 - c0) multiply-adds in all.
+(backward), nnz * (c1 - c0) multiply-adds in all: on a CPU with AVX-512 by small_sparse.h's kernels (through
+_small_gemm.py, as the products), which keep a row's sums (forward) or dy's row (backward) in registers; else
+by loops over row slices, which vectorize. Both need w, y, dy and dw with rows of contiguous elements.
 """
 import numba
 import numpy as np
 
 from ._math import column_sum
+from ._small_gemm import csr_backward, csr_forward
+
+
+@numba.njit(cache=True, error_model="numpy")
+def rows_contiguous(a):
+    """Whether a 2-D array's rows are runs of adjacent elements (what the C kernels read), at any row stride."""
+    return a.strides[1] == a.itemsize and a.strides[0] % a.itemsize == 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def row_length(a):
+    """The distance between a 2-D array's rows, in elements."""
+    return a.strides[0] // a.itemsize
 
 
 @numba.njit(cache=True, error_model="numpy")
 def csr_rows_forward(data, indices, indptr, rows, w, y, c0, c1):
     """y[r, c0:c1] += X[rows[r]] @ w[:, c0:c1] for every r (y (len(rows), n_out) holds the start values)."""
+    if rows.shape[0] == 0 or c1 <= c0 or w.shape[0] == 0:
+        return
+    if rows_contiguous(w) and rows_contiguous(y) and csr_forward(
+            rows, data, indices, indptr, w[0, c0:], row_length(w), y[0, c0:], row_length(y), c1 - c0):
+        return
     for r in range(rows.shape[0]):
         i = rows[r]
+        yr = y[r, c0:c1]
         for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
+            wj = w[indices[p], c0:c1]
             v = data[p]
-            for c in range(c0, c1):
-                y[r, c] += v * w[j, c]
+            for c in range(c1 - c0):
+                yr[c] += v * wj[c]
 
 
 @numba.njit(cache=True, error_model="numpy")
 def csr_rows_backward_params(data, indices, indptr, rows, dy, dw, c0, c1):
     """dw[:, c0:c1] += X[rows].T @ dy[:, c0:c1] (dw (n_in, n_out) holds the start values, usually 0)."""
+    if rows.shape[0] == 0 or c1 <= c0 or dw.shape[0] == 0:
+        return
+    if rows_contiguous(dy) and rows_contiguous(dw) and csr_backward(
+            rows, data, indices, indptr, dy[0, c0:], row_length(dy), dw[0, c0:], row_length(dw), c1 - c0):
+        return
     for r in range(rows.shape[0]):
         i = rows[r]
+        dyr = dy[r, c0:c1]
         for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
+            dwj = dw[indices[p], c0:c1]
             v = data[p]
-            for c in range(c0, c1):
-                dw[j, c] += v * dy[r, c]
+            for c in range(c1 - c0):
+                dwj[c] += v * dyr[c]
 
 
 @numba.njit(cache=True, error_model="numpy")
