@@ -1,9 +1,9 @@
 """small_gemm.h's hand-written AVX-512 products and small_sparse.h's CSR kernels as externally visible C
 functions, for Numba.
 
-small_gemm.h's (and small_sparse.h's) functions are ``static`` (each Cython module that includes it gets its own copy), so
-Numba cannot reach them. This module defines non-static forwarders with stable names and exports their
-addresses in ``ADDRESSES`` (name -> int); kernels/numba/_small_gemm.py registers them with
+small_gemm.h's (and small_sparse.h's) functions are ``static`` (each Cython module that includes them gets its
+own copy), so Numba cannot reach them. This module defines non-static forwarders with stable names and exports
+their addresses in ``ADDRESSES`` (name -> int); kernels/numba/_small_gemm.py registers them with
 ``llvmlite.binding.add_symbol``, and Numba code calls them by name, which keeps ``cache=True`` working
 (a baked-in function address would not cache). Signatures (row-major blocks, T = float for ``_f``,
 double for ``_d``; Py_ssize_t is intptr_t; C = alpha op(A) B + beta C with beta 0 or 1):
@@ -51,7 +51,8 @@ cdef extern from *:
     FASTNN_EXPORT void fastnn_csr_##KERNEL##_##S(Py_ssize_t n_rows, const int64_t *rows, const T *data, \
             const I *indices, const I *indptr, const T *src, Py_ssize_t ld_src, T *dst, Py_ssize_t ld_dst, \
             Py_ssize_t n) { \
-        if (fnn_cpu_has_avx512()) fnn_csr_##KERNEL##_##S(n_rows, rows, data, indices, indptr, src, ld_src, dst, ld_dst, n); \
+        if (fnn_cpu_has_avx512()) \
+            fnn_csr_##KERNEL##_##S(n_rows, rows, data, indices, indptr, src, ld_src, dst, ld_dst, n); \
     }
     FASTNN_CSR(forward, fi, float, int32_t)
     FASTNN_CSR(forward, fl, float, int64_t)
