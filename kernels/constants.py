@@ -66,6 +66,10 @@ SMALL_BATCH = 512  # batches up to this many rows use the hand-written AVX-512 p
 # float64 (627 KB) at batch 128, BLAS 10% faster on 784x256 float32 (800 KB) and 1.6-1.9x on 512x512 float64.
 SMALL_PANEL_BYTES = 640 << 10
 SMALL_NT = 8192  # a b^T products below this many multiply-adds run as loops (a BLAS call costs more)
+# The fused epoch's delta W^T (a deeper layer's delta to the layer below) on a weight block of at most this
+# many bytes is the hand-written product of delta and a copy of W^T (which stays in L1), not BLAS's a b^T,
+# whose call and packing cost more than such a block's arithmetic (BENCHMARKS.md, "delta W^T").
+TRANSPOSE_BYTES = 32 << 10
 # Every thread reads every row of a batch. Rows the first layer reads in place are asked for all at once as
 # the batch starts when it takes more than PREFETCH_BYTES (into L1: BENCHMARKS.md, "Threads on cores of
 # their own, ... the first reads of a large batch"), and not at all in smaller batches (asking for them a

@@ -199,13 +199,23 @@ cdef floating* through(const Net* net, Py_ssize_t j, Py_ssize_t nb, Py_ssize_t r
     return nd
 
 
+cdef inline void transpose_block(const floating* a, Py_ssize_t lda, Py_ssize_t m, Py_ssize_t n,
+                                 floating* t) noexcept nogil:
+    """t (n, m) = a (m, n)^T, t's rows m long."""
+    cdef Py_ssize_t i, j
+    for i in range(m):
+        for j in range(n):
+            t[j * m + i] = a[i * lda + j]
+
+
 cdef floating* backward_layer(const Net* net, Py_ssize_t l, Py_ssize_t nb, floating* delta, Py_ssize_t* ldd,
                               const int64_t* own0, const int64_t* own1, const floating* xb,
                               const floating** xrows, floating* ws, floating* params, floating* pq, floating* gq,
-                              bint fold, floating lr) noexcept nogil:
+                              bint fold, floating lr, floating* wt, Py_ssize_t n_wt) noexcept nogil:
     """Layer l's gradients from its product's delta (rows of ldd): its bias's on this thread's columns; layer
     0's weights by those columns; a deeper layer's by this thread's rows (input units), whose delta below it
     then computes (before its weights change). With ``fold`` the weights are updated instead (plain SGD).
+    wt: room for n_wt elements, where a weight block up to TRANSPOSE_BYTES is copied transposed.
     Returns the next delta's block (its row length in ldd)."""
     cdef Py_ssize_t width = lay(net, LAY_WIDTH, l), w0 = lay(net, LAY_W, l), ld = lay(net, LAY_LD, l)
     cdef Py_ssize_t c0 = net.pieces[l] * own0[l + 1], c1 = net.pieces[l] * own1[l + 1], r0 = own0[l], r1 = own1[l]
@@ -227,7 +237,11 @@ cdef floating* backward_layer(const Net* net, Py_ssize_t l, Py_ssize_t nb, float
             product(True, False, net.sizes[0], c1 - c0, nb, alpha, xb, net.sizes[0], delta + c0, ldd[0], beta,
                     (pq if fold else gq) + w0 + c0, width, net.gemm_min)
         return delta
-    product(False, True, nb, r1 - r0, width, 1, delta, ldd[0], w, width, 0, nd + r0, ld, net.gemm_min)
+    if (r1 - r0) * width <= n_wt and hand_written(nb, (r1 - r0) * width, sizeof(floating)):
+        transpose_block(w, width, r1 - r0, width, wt)  # delta W^T as the hand-written NN product's delta W'
+        product(False, False, nb, r1 - r0, width, 1, delta, ldd[0], wt, r1 - r0, 0, nd + r0, ld, net.gemm_min)
+    else:
+        product(False, True, nb, r1 - r0, width, 1, delta, ldd[0], w, width, 0, nd + r0, ld, net.gemm_min)
     product(True, False, r1 - r0, width, nb, alpha, ws + lay(net, LAY_Z, l - 1) + r0, ld, delta, ldd[0], beta,
             w if fold else gq + w0 + r0 * width, width, net.gemm_min)
     return through(net, l - 1, nb, r0, r1, nd, ws, pq, gq, ldd)
@@ -417,12 +431,18 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
     # This thread's own buffers, in one allocation: its copy of the parameters (it keeps those no other thread
     # reads there: its columns of W_0, its share of every bias, gamma, beta and PReLU slope), their gradient,
     # batch norm's scratch, the gathered rows, the output layer's targets, output, delta and dC/da, the row
-    # weights, a Maxout output's routed delta; and its copy of the optimizer state.
+    # weights, a Maxout output's routed delta, the transposed weight block of delta W^T; and its copy of the
+    # optimizer state.
     cdef Py_ssize_t n_x = 0 if net.in_place or augmenting or sparse else batch_size * n_in
     cdef Py_ssize_t ld_max = np.max(layout[LAY_LD])
     cdef Py_ssize_t n_routed = layout[LAY_LDM, n_layers - 1] if pieces[n_layers - 1] > 1 else 0
-    cdef floating[::1] own = np.zeros(2 * P + ld_max + n_x + batch_size * (4 * sizes[n_layers] + 1 + n_routed),
-                                      np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t n_wt = 0, l_wt, block
+    for l_wt in range(1, n_layers):  # the largest weight block delta W^T copies as W^T (backward_layer)
+        block = (shares[tid + 1, l_wt] - shares[tid, l_wt]) * layout[LAY_WIDTH, l_wt]
+        if block * sizeof(floating) <= TRANSPOSE_BYTES:
+            n_wt = max(n_wt, block)
+    cdef floating[::1] own = np.zeros(2 * P + ld_max + n_x + batch_size * (4 * sizes[n_layers] + 1 + n_routed)
+                                      + n_wt, np.float32 if floating is float else np.float64)
     cdef floating[:, ::1] own_state = np.array(state)
     cdef size_t[::1] row_addresses = np.zeros(batch_size, np.uintp)
     cdef const floating** xrows = <const floating**>&row_addresses[0]
@@ -433,6 +453,7 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
     cdef floating* yb = xb + n_x
     cdef floating* wb = yb + 4 * batch_size * sizes[n_layers]
     cdef floating* routed = wb + batch_size
+    cdef floating* wt = routed + batch_size * n_routed
     cdef floating* s0 = &own_state[0, 0] if state.shape[0] > 0 else NULL
     cdef floating* s1 = &own_state[1, 0] if state.shape[0] > 1 else NULL
     cdef floating* ws = &shared[0] + (64 - (<size_t>&shared[0]) % 64) % 64 // sizeof(floating)
@@ -483,7 +504,7 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
                 break
             for l in range(n_layers - 1, -1, -1):
                 delta = backward_layer(&net, l, nb, delta, &ldd, &shares[tid, 0], &shares[tid + 1, 0], xb, xrows, ws,
-                                       pp, pq, gq, fold, <floating>hyper[LR])
+                                       pp, pq, gq, fold, <floating>hyper[LR], wt, n_wt)
                 if l >= 2 and barrier(cp, n_threads, &sense):  # rows of the next layer need all of its delta
                     break
             if aborted(cp):

@@ -32,6 +32,7 @@ from ..constants import (ALIGN, CLIP_EPS, CLIP_NORM, DONE, FLUSH_DENORMALS, IDEN
                          LAY_AUG, LAY_B, LAY_D, LAY_DROP, LAY_GAMMA, LAY_LD, LAY_LDM, LAY_MAX, LAY_NORM, LAY_PRELU,
                          LAY_RUNNING, LAY_TOTAL, LAY_W, LAY_WIDTH, LAY_Z, LOSS_EPS, LR, N_LAYOUT, N_RANGE,
                          PREFETCH_BYTES, PREFETCH_L1_BYTES, PRELU, R_LO, R_PRIVATE, R_ROWS, R_STRIDE, R_WEIGHT, R_WIDTH, SGD,
+                         TRANSPOSE_BYTES,
                          STATUS, STATUS_DONE, STATUS_LOSS, STATUS_NORM, STATUS_STOPPED,
                          TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED, WEIGHT_DECAY)
 from ._small_gemm import set_row_pointers, small_rows
@@ -199,11 +200,32 @@ def _through(j, nb, r0, r1, nd, batch_size, ws, layout, pq, gq, acts, drop, slop
 
 
 @njit(cache=True, error_model="numpy")
+def _transpose_block(a, lda, m, n, t):
+    """t (n, m) = a (m, n)^T, t's rows m long."""
+    for i in range(m):
+        for j in range(n):
+            t[j * m + i] = a[i * lda + j]
+
+
+@njit(cache=True, error_model="numpy")
+def _transposed_size(n_layers, layout, own0, own1, itemsize):
+    """The largest of this thread's weight blocks of layers 1.. (its rows) that delta W^T copies as W^T for
+    the hand-written products (which take no transposed b): up to TRANSPOSE_BYTES."""
+    size = 0
+    for l in range(1, n_layers):
+        block = (own1[l] - own0[l]) * layout[LAY_WIDTH, l]
+        if block * itemsize <= TRANSPOSE_BYTES:
+            size = max(size, block)
+    return size
+
+
+@njit(cache=True, error_model="numpy")
 def _backward_layer(l, nb, batch_size, delta, ldd, ws, layout, own0, own1, ain, lda, xrows, in_place, params, pq,
-                    gq, acts, drop, slopes, pieces, gemm_min, fold, lr, xdata, xindices, xindptr, rows):
+                    gq, acts, drop, slopes, pieces, gemm_min, fold, lr, xdata, xindices, xindptr, rows, wt):
     """Layer l's gradients from its product's delta: its bias's on this thread's columns; layer 0's weights by
     those columns; a deeper layer's by this thread's rows (input units), whose delta below it then computes
-    (before its weights change). Returns the next delta's block and row length."""
+    (before its weights change); wt: room for the transposed weight block (see _transposed_size). Returns the
+    next delta's block and row length."""
     width, k = layout[LAY_WIDTH, l], pieces[l]
     c0, c1 = k * own0[l + 1], k * own1[l + 1]
     w0 = layout[LAY_W, l]
@@ -225,7 +247,11 @@ def _backward_layer(l, nb, batch_size, delta, ldd, ws, layout, own0, own1, ain, 
         prev = ws[layout[LAY_Z, l - 1]:]
         nd = ws[layout[LAY_D, l]:]
         w = params[w0 + r0 * width:]
-        product(False, True, nb, r1 - r0, width, delta, ldd, w, width, nd[r0:], ld, gemm_min)
+        if (r1 - r0) * width <= wt.shape[0] and hand_written(nb, (r1 - r0) * width, params.itemsize):
+            _transpose_block(w, width, r1 - r0, width, wt)  # delta W^T as the hand-written NN product's delta W'
+            product(False, False, nb, r1 - r0, width, delta, ldd, wt, r1 - r0, nd[r0:], ld, gemm_min)
+        else:
+            product(False, True, nb, r1 - r0, width, delta, ldd, w, width, nd[r0:], ld, gemm_min)
         if fold:
             sgd_product(r1 - r0, width, nb, prev[r0:], ld, delta, ldd, w, width, gq[w0 + r0 * width:], lr, gemm_min)
         else:
@@ -313,6 +339,7 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
     s0 = own_state[0] if state.shape[0] > 0 else gq[:0]
     s1 = own_state[1] if state.shape[0] > 1 else gq[:0]
     scratch = np.empty(layout[LAY_LD].max(), dtype)
+    wt = np.empty(_transposed_size(n_layers, layout, own0, own1, params.itemsize), dtype)
     c = np.empty(N_STEP, dtype)
     sense = np.zeros(1, np.int64)
     l2, l1, clip = hyper[L2], hyper[L1], hyper[CLIP_NORM]
@@ -321,10 +348,11 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
     lr = dtype.type(hyper[LR])
     # Every batch takes dozens of slices of these: as views that count no references (unowned), they cost
     # no atomic operations. The arrays allocated here stay alive in ``owners`` until the loop is done.
-    owners = (pq, own_state, gq, xbuf, ybuf, obuf, terms, dbuf, gbuf, wbuf, routed, scratch, c)
+    owners = (pq, own_state, gq, xbuf, ybuf, obuf, terms, dbuf, gbuf, wbuf, routed, scratch, c, wt)
     ws, params, pq, gq, s0, s1 = unowned(ws), unowned(params), unowned(pq), unowned(gq), unowned(s0), unowned(s1)
     xbuf, ybuf, obuf, terms, dbuf = unowned(xbuf), unowned(ybuf), unowned(obuf), unowned(terms), unowned(dbuf)
     gbuf, wbuf, routed, scratch, c = unowned(gbuf), unowned(wbuf), unowned(routed), unowned(scratch), unowned(c)
+    wt = unowned(wt)
     x, y, order, aug, mine = unowned(x), unowned(y), unowned(order), unowned(aug), unowned(mine)
     partials, pieces, running = unowned(partials), unowned(pieces), unowned(running)
     mxcsr = get_mxcsr()
@@ -367,7 +395,7 @@ def train_epoch_worker(tid, n_threads, control, partials, shared, layout, ranges
         for l in range(n_layers - 1, -1, -1):
             delta, ldd = _backward_layer(l, nb, batch_size, delta, ldd, ws, layout, own0, own1, xbuf, sizes[0], xrows,
                                          in_place, params, pq, gq, acts, drop, slopes, pieces, gemm_min, fold, lr,
-                                         xdata, xindices, xindptr, rows)
+                                         xdata, xindices, xindptr, rows, wt)
             if l >= 2 and barrier(control, n_threads, sense):  # rows of the next layer need all of its delta
                 break
         if aborted(control):
