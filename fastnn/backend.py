@@ -5,6 +5,7 @@ Three backends hold the same kernels with one signature each: ``numpy`` (the ref
 """
 import contextlib
 import importlib
+import importlib.util
 import os
 import threading
 import types
@@ -53,12 +54,17 @@ def _check_name(name):
     return name.lower()
 
 
+def _kernels_directory():
+    """Where fastnn._kernels' files are (in a checkout installed in place, its kernels/ folder), found without
+    importing the package: Numba caches beside the sources there when it may write."""
+    return os.path.dirname(importlib.util.find_spec("fastnn._kernels").origin)
+
+
 def _prepare_numba():
     """Give Numba a writable cache before it is imported (read-only installs cannot cache)."""
     if "NUMBA_CACHE_DIR" in os.environ:
         return
-    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_kernels")
-    if not os.access(here, os.W_OK):
+    if not os.access(_kernels_directory(), os.W_OK):
         import tempfile
 
         cache = os.path.join(os.path.expanduser("~"), ".cache", "fastnn-numba")

@@ -136,3 +136,23 @@ def test_functional_dispatches_to_current_backend(restore_backend, monkeypatch):
         with fastnn.use_backend("cython"):
             F.softmax(x)
     assert calls == ["numpy", "numba", "cython"]
+
+
+def test_numba_caches_beside_writable_kernels_else_in_the_home_cache(monkeypatch, tmp_path):
+    """A writable install (or checkout) keeps Numba's cache beside the kernels' sources; a read-only one
+    gets ~/.cache/fastnn-numba; NUMBA_CACHE_DIR, when set, is left alone."""
+    import os
+
+    kernels = backend._kernels_directory()
+    assert os.path.isfile(os.path.join(kernels, "numba", "fused.py"))  # the real package, not a guess
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    backend._prepare_numba()
+    assert "NUMBA_CACHE_DIR" not in os.environ  # this checkout's kernels/ is writable
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if path == kernels else real_access(path, mode))
+    backend._prepare_numba()
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / ".cache" / "fastnn-numba")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/elsewhere")
+    backend._prepare_numba()
+    assert os.environ["NUMBA_CACHE_DIR"] == "/elsewhere"
