@@ -6,7 +6,7 @@ shuffled mini-batch read in place) and a range of output columns [c0, c1) (a thr
 stored entry x_ij adds x_ij * w[j, c0:c1] to its output row (forward) or x_ij * dy[r, c0:c1] to dw[j]
 (backward), nnz * (c1 - c0) multiply-adds in all: on a CPU with AVX-512 by small_sparse.h's kernels (through
 _small_gemm.py, as the products), which keep a row's sums (forward) or dy's row (backward) in registers; else
-by loops over row slices, which vectorize. Both need w, y, dy and dw with rows of contiguous elements.
+by loops over row slices, which vectorize (and take arrays whose rows are not runs of adjacent elements).
 """
 import numba
 import numpy as np
@@ -16,13 +16,13 @@ from ._small_gemm import csr_backward, csr_forward
 
 
 @numba.njit(cache=True, error_model="numpy")
-def rows_contiguous(a):
+def _rows_contiguous(a):
     """Whether a 2-D array's rows are runs of adjacent elements (what the C kernels read), at any row stride."""
     return a.strides[1] == a.itemsize and a.strides[0] % a.itemsize == 0
 
 
 @numba.njit(cache=True, error_model="numpy")
-def row_length(a):
+def _row_length(a):
     """The distance between a 2-D array's rows, in elements."""
     return a.strides[0] // a.itemsize
 
@@ -32,8 +32,8 @@ def csr_rows_forward(data, indices, indptr, rows, w, y, c0, c1):
     """y[r, c0:c1] += X[rows[r]] @ w[:, c0:c1] for every r (y (len(rows), n_out) holds the start values)."""
     if rows.shape[0] == 0 or c1 <= c0 or w.shape[0] == 0:
         return
-    if rows_contiguous(w) and rows_contiguous(y) and csr_forward(
-            rows, data, indices, indptr, w[0, c0:], row_length(w), y[0, c0:], row_length(y), c1 - c0):
+    if _rows_contiguous(w) and _rows_contiguous(y) and csr_forward(
+            rows, data, indices, indptr, w[0, c0:], _row_length(w), y[0, c0:], _row_length(y), c1 - c0):
         return
     for r in range(rows.shape[0]):
         i = rows[r]
@@ -50,8 +50,8 @@ def csr_rows_backward_params(data, indices, indptr, rows, dy, dw, c0, c1):
     """dw[:, c0:c1] += X[rows].T @ dy[:, c0:c1] (dw (n_in, n_out) holds the start values, usually 0)."""
     if rows.shape[0] == 0 or c1 <= c0 or dw.shape[0] == 0:
         return
-    if rows_contiguous(dy) and rows_contiguous(dw) and csr_backward(
-            rows, data, indices, indptr, dy[0, c0:], row_length(dy), dw[0, c0:], row_length(dw), c1 - c0):
+    if _rows_contiguous(dy) and _rows_contiguous(dw) and csr_backward(
+            rows, data, indices, indptr, dy[0, c0:], _row_length(dy), dw[0, c0:], _row_length(dw), c1 - c0):
         return
     for r in range(rows.shape[0]):
         i = rows[r]
