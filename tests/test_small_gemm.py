@@ -156,12 +156,12 @@ def _sparse_x(rng, n, n_in, dtype, index):
 
 @njit
 def _csr_forward(rows, data, indices, indptr, src, ld_src, dst, ld_dst, n):  # the intrinsics, FASTNN_PORTABLE or not
-    return S._csr_forward(rows, data, indices, indptr, src, ld_src, dst, ld_dst, n)
+    return S._csr_forward(rows.shape[0], rows, data, indices, indptr, src, ld_src, dst, ld_dst, n)
 
 
 @njit
 def _csr_backward(rows, data, indices, indptr, src, ld_src, dst, ld_dst, n):
-    return S._csr_backward(rows, data, indices, indptr, src, ld_src, dst, ld_dst, n)
+    return S._csr_backward(rows.shape[0], rows, data, indices, indptr, src, ld_src, dst, ld_dst, n)
 
 
 @pytest.mark.parametrize("index", [np.int32, np.int64], ids=["i32", "i64"])

@@ -73,8 +73,9 @@ def _call(context, builder, signature, args, name, kinds):
     """Declare ``name`` and call it with args converted by ``kinds``: "i" an intp, "s" a scalar of the
     dtype of c (the last but one argument), "p" an array's data pointer (as void*)."""
     tys = signature.args
-    dtype = tys[-2].dtype
-    intp, scalar = context.get_value_type(types.intp), context.get_value_type(dtype)
+    dtype = tys[-2].dtype if "s" in kinds else None
+    intp = context.get_value_type(types.intp)
+    scalar = context.get_value_type(dtype) if dtype is not None else None
     fnty = ir.FunctionType(ir.VoidType(), [{"i": intp, "s": scalar, "p": _VOIDP}[kind] for kind in kinds])
     fn = cgutils.get_or_insert_function(builder.module, fnty, name)
     values = []
@@ -143,34 +144,29 @@ _rows_nn = _make_rows("nn")
 _rows_tn = _make_rows("tn")
 
 
+_CSR_KINDS = "ipppppipii"  # n_rows, rows, data, indices, indptr, src, ld_src, dst, ld_dst, n
+
+
 def _make_csr(kernel):
     @intrinsic
-    def csr_kernel(typingctx, rows, data, indices, indptr, src, ld_src, dst, ld_dst, n):
+    def csr_kernel(typingctx, n_rows, rows, data, indices, indptr, src, ld_src, dst, ld_dst, n):
         arrays = (rows, data, indices, indptr, src, dst)
         if not all(isinstance(a, types.Array) for a in arrays):
             return None
-        sig = types.boolean(rows, data, indices, indptr, src, ld_src, dst, ld_dst, n)
+        sig = types.boolean(n_rows, rows, data, indices, indptr, src, ld_src, dst, ld_dst, n)
         supported = (rows.dtype == types.int64 and data.dtype in (types.float32, types.float64)
                      and src.dtype == data.dtype and dst.dtype == data.dtype
                      and indices.dtype == indptr.dtype and indices.dtype in (types.int32, types.int64))
 
         def codegen(context, builder, signature, args):
-            if not supported:
-                return context.get_constant(types.boolean, False)
-            intp = context.get_value_type(types.intp)
-            name = f"fastnn_csr_{kernel}_{_suffix(data.dtype)}{'i' if indices.dtype == types.int32 else 'l'}"
-            fnty = ir.FunctionType(ir.VoidType(), [intp] + [_VOIDP] * 5 + [intp, _VOIDP, intp, intp])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, name)
-            tys = signature.args
-            arrays = {k: context.make_array(tys[k])(context, builder, args[k]) for k in (0, 1, 2, 3, 4, 6)}
-            ptr = {k: builder.bitcast(a.data, _VOIDP) for k, a in arrays.items()}
-            ints = {k: context.cast(builder, args[k], tys[k], types.intp) for k in (5, 7, 8)}
-            builder.call(fn, [arrays[0].nitems, ptr[0], ptr[1], ptr[2], ptr[3], ptr[4], ints[5], ptr[6], ints[7],
-                              ints[8]])
-            return context.get_constant(types.boolean, True)
+            if supported:
+                name = f"fastnn_csr_{kernel}_{_suffix(data.dtype)}{'i' if indices.dtype == types.int32 else 'l'}"
+                _call(context, builder, signature, args, name, _CSR_KINDS)
+            return context.get_constant(types.boolean, supported)
         return sig, codegen
-    csr_kernel.__doc__ = (f"fastnn_csr_{kernel}_<f|d><i|l> on rows (int64), data, src and dst of one float dtype, "
-                          "indices and indptr of one int32 or int64 dtype: True. Other types call nothing: False.")
+    csr_kernel.__doc__ = (f"fastnn_csr_{kernel}_<f|d><i|l> on the first n_rows of rows (int64), data, src and dst of "
+                          "one float dtype, indices and indptr of one int32 or int64 dtype: True. Other types call "
+                          "nothing: False.")
     return csr_kernel
 
 
@@ -245,13 +241,13 @@ def small_rows(trans_a, m, n, k, alpha, rows, b, ldb, beta, c, ldc):
 def csr_forward(rows, data, indices, indptr, w, ldw, y, ldy, n):
     """small_sparse.h's y[r, :n] += x[rows[r]] @ w[:, :n] (w, y 1-D views from their blocks' first elements,
     row lengths ldw, ldy). Returns whether it ran: has_avx512() and types it takes; else the caller's loops work."""
-    return _has_avx512() and _csr_forward(rows, data, indices, indptr, w, ldw, y, ldy, n)
+    return _has_avx512() and _csr_forward(rows.shape[0], rows, data, indices, indptr, w, ldw, y, ldy, n)
 
 
 @njit(cache=True, error_model="numpy")
 def csr_backward(rows, data, indices, indptr, dy, lddy, dw, lddw, n):
     """small_sparse.h's dw[j, :n] += x[rows[r], j] * dy[r, :n] for every stored x[rows[r], j]; as csr_forward."""
-    return _has_avx512() and _csr_backward(rows, data, indices, indptr, dy, lddy, dw, lddw, n)
+    return _has_avx512() and _csr_backward(rows.shape[0], rows, data, indices, indptr, dy, lddy, dw, lddw, n)
 
 
 @njit(cache=True, error_model="numpy")
