@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 GROUPS = (  # (group, substrings of symbol names), the first match wins
     ("hand-written products", ("fnn_small", "fastnn_small")),
     ("BLAS products", ("gemm", "_copy_", "itcopy", "oncopy", "otcopy", "incopy", "gemv")),
-    ("optimizer update", ("step_block", "update", "write_back")),
+    ("optimizer update", ("step_block", "update", "write_back", "fnn_sgd_", "fnn_momentum_", "fnn_adam_",
+                          "fnn_adagrad_", "fnn_rmsprop_", "fnn_adadelta_")),
     ("element-wise blocks", ("act_block", "act_backward", "output_block", "column_sums", "bn_", "dropout",
                              "mask_block", "maxout", "prelu", "same_block", "softmax", "log_softmax")),
     ("waiting (barrier, yield, idle BLAS threads)", ("barrier", "sched_yield", "__schedule", "pause",

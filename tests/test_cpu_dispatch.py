@@ -64,13 +64,34 @@ from fastnn import backend
 paths = {name: backend.cpu_paths(name) for name in backend.BACKENDS}
 rng = np.random.default_rng(0)
 results = {}
+
+
+def optimizer_steps(k, g, dtype):
+    # Three steps of every rule (with weight decay, Nesterov and AdamW's shrink) from the same start: the
+    # parameters and every state array after them.
+    n = g.size
+    rules = [("sgd_step", 0, (0.1, 0.01)), ("momentum_step", 1, (0.1, 0.9, 0.01, True)),
+             ("adagrad_step", 1, (0.1, 0.01, 1e-10, 0.01)), ("rmsprop_step", 1, (0.01, 0.99, 1e-8, 0.01)),
+             ("adadelta_step", 2, (1.0, 0.9, 1e-6, 0.01)), ("adam_step", 2, (1e-3, 0.9, 0.999, 1e-8, 0.01)),
+             ("adamw_step", 2, (1e-3, 0.9, 0.999, 1e-8, 0.01))]
+    outs = []
+    for name, n_state, hyper in rules:
+        p = np.linspace(-1, 1, n).astype(dtype)
+        state = [np.full(n, 0.5 * i, dtype) for i in range(n_state)]
+        for step in (1, 2, 3):
+            extra = (step,) if name in ("adagrad_step", "adam_step", "adamw_step") else ()
+            getattr(k, name)(p, g * step, *state, *hyper, *extra)
+        outs += [a.astype(np.float64).tolist() for a in (p, *state)]
+    return outs
+
+
 for dtype in ("float32", "float64"):
     z = (8 * rng.standard_normal((37, 301))).astype(dtype)
     k = backend.kernels("cython")
     outs = [k.sigmoid(z), k.softplus(z), k.softmax(z), k.bce_logits_loss(z, (z > 0).astype(dtype)),
             k.dropout_forward(z, 0.3, 7)[0], k.dense_forward(z[:10, :30].copy(), z[:30, :20].copy(), z[0, :20].copy()),
             k.tanh(z)]
-    results[dtype] = [np.asarray(o, np.float64).tolist() for o in outs]
+    results[dtype] = [np.asarray(o, np.float64).tolist() for o in outs] + optimizer_steps(k, z.ravel(), dtype)
 print(json.dumps({"paths": paths, "results": results}))
 """
 
@@ -82,16 +103,24 @@ def run_with(portable):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def split(results):
+    """SCRIPT's results of one dtype: (the first five, the product and tanh, the optimizers' arrays)."""
+    arrays = [np.array(r) for r in results]
+    return arrays[:5], arrays[5:7], arrays[7:]
+
+
 def test_portable_switch_changes_the_paths_and_not_the_results():
     """Two processes, FASTNN_PORTABLE=1 and =0: each takes its paths, and the element-wise results are
     bit-identical (the clones compute the same operations in the same order) except float32 tanh (FMA on
-    AVX2/AVX-512: within 2 ulp of the baseline) and the product (BLAS or small_gemm.h: summation order)."""
+    AVX2/AVX-512: within 2 ulp of the baseline) and the product (BLAS or small_gemm.h: summation order). The
+    optimizers' rules too: three steps of each, parameters and state."""
     portable, native = run_with(True), run_with(False)
     check_paths(portable["paths"], True)
     check_paths(native["paths"], False)
     for dtype, eps in (("float32", np.finfo(np.float32).eps), ("float64", np.finfo(np.float64).eps)):
-        *same_p, dense_p, tanh_p = (np.array(r) for r in portable["results"][dtype])
-        *same_n, dense_n, tanh_n = (np.array(r) for r in native["results"][dtype])
+        same_p, (dense_p, tanh_p), steps_p = split(portable["results"][dtype])
+        same_n, (dense_n, tanh_n), steps_n = split(native["results"][dtype])
+        same_p, same_n = same_p + steps_p, same_n + steps_n
         for i, (a, b) in enumerate(zip(same_p, same_n)):
             np.testing.assert_array_equal(a, b, err_msg=f"{dtype} result {i}")
         np.testing.assert_allclose(tanh_p, tanh_n, rtol=2 * eps, atol=0)

@@ -4,28 +4,99 @@
 # of flat buffers (a block whose rows lie back to back is one row). Every operation is in the parameter
 # dtype, in the reference's order, on scalars computed in float64 as the reference does and rounded once to
 # the dtype (``step_constants``), so the public kernels give the reference's bits. Each rule is its own
-# branch-free loop (vsel), which GCC vectorizes (square roots too: setup.py passes -fno-math-errno).
+# branch-free loop over a row, in C below, compiled for the baseline, AVX2 and AVX-512 like the activations'
+# loops (FNN_MULTIVERSION): the divisions and square roots of Adam and the others take 2-3 times as long in
+# SSE2's 4 lanes. All versions round the same (no FMA: _common.pxi), so every CPU gets the reference's bits.
 # Needs _common.pxi and _constants.pxi included first.
 
 from libc.math cimport pow
 
-cdef enum:
-    # Slots of the step constants (an array of the parameter dtype that ``step_constants`` fills).
-    C_LR = 0
-    C_MU = 1
-    C_WD = 2
-    C_B1 = 3
-    C_OMB1 = 4
-    C_B2 = 5
-    C_OMB2 = 6
-    C_EPS = 7
-    C_STEP_SIZE = 8
-    C_BC2 = 9
-    C_SHRINK = 10
-    C_DECAY = 11
-    C_OMD = 12
-    C_FACTOR = 13
-    N_STEP = 14
+cdef extern from *:
+    """
+    /* Slots of the step constants (an array of the parameter dtype that step_constants fills). */
+    enum { FNN_C_LR, FNN_C_MU, FNN_C_WD, FNN_C_B1, FNN_C_OMB1, FNN_C_B2, FNN_C_OMB2, FNN_C_EPS, FNN_C_STEP_SIZE,
+           FNN_C_BC2, FNN_C_SHRINK, FNN_C_DECAY, FNN_C_OMD, FNN_C_FACTOR, FNN_N_STEP };
+
+    /* One update of a row of n parameters p from their gradient g times c[FNN_C_FACTOR], s0 and s1 the
+       rule's state rows (unused ones may be NULL). decay: add wd * p to the gradient; variant: Nesterov's
+       update (momentum), AdamW's shrink of p by c[FNN_C_SHRINK] first (Adam). CONSTANTS declares the
+       other constants the rule reads, as locals before its loop. */
+    #define FNN_STEP_RULE(NAME, S, T, CONSTANTS, ...)                                                          \
+    FNN_MULTIVERSION(fnn_##NAME##_##S, (T *p, const T *g, T *s0, T *s1, Py_ssize_t n, const T *c, int decay,   \
+                                        int variant), (p, g, s0, s1, n, c, decay, variant),                    \
+        const T f = c[FNN_C_FACTOR], wd = c[FNN_C_WD];                                                         \
+        CONSTANTS                                                                                              \
+        (void)s0; (void)s1; (void)variant;                                                                     \
+        for (Py_ssize_t j = 0; j < n; j++) {                                                                   \
+            T pv = p[j], d = g[j] * f;                                                                         \
+            __VA_ARGS__                                                                                        \
+        })
+    #define FNN_DECAYED d = decay ? d + wd * pv : d;
+    #define FNN_RATE(T) const T lr = c[FNN_C_LR];
+    #define FNN_SQUARES(T) const T lr = c[FNN_C_LR], eps = c[FNN_C_EPS], rho = c[FNN_C_DECAY], omr = c[FNN_C_OMD];
+    #define FNN_MOMENTS(T) const T b1 = c[FNN_C_B1], omb1 = c[FNN_C_OMB1], b2 = c[FNN_C_B2], omb2 = c[FNN_C_OMB2], \
+        step_size = c[FNN_C_STEP_SIZE], bc2 = c[FNN_C_BC2], eps = c[FNN_C_EPS], shrink = c[FNN_C_SHRINK];
+
+    #define FNN_STEP_RULES(T, S, SQRT)                                                                         \
+    FNN_STEP_RULE(sgd, S, T, FNN_RATE(T), FNN_DECAYED p[j] = pv - lr * d;)                                     \
+    FNN_STEP_RULE(momentum, S, T, FNN_RATE(T) const T mu = c[FNN_C_MU];, FNN_DECAYED                           \
+        T b = s0[j] * mu + d;                                                                                  \
+        s0[j] = b;                                                                                             \
+        p[j] = pv - lr * (variant ? d + mu * b : b);)                                                          \
+    FNN_STEP_RULE(adam, S, T, FNN_MOMENTS(T),                                                                  \
+        pv = variant ? pv * shrink : pv;                                                                       \
+        FNN_DECAYED                                                                                            \
+        T m = s0[j] * b1 + omb1 * d;                                                                           \
+        T v = s1[j] * b2 + omb2 * (d * d);                                                                     \
+        s0[j] = m;                                                                                             \
+        s1[j] = v;                                                                                             \
+        p[j] = pv - step_size * (m / (SQRT(v) / bc2 + eps));)                                                  \
+    FNN_STEP_RULE(adagrad, S, T, FNN_RATE(T) const T eps = c[FNN_C_EPS];, FNN_DECAYED                          \
+        T s = s0[j] + d * d;                                                                                   \
+        s0[j] = s;                                                                                             \
+        p[j] = pv - lr * (d / (SQRT(s) + eps));)                                                               \
+    FNN_STEP_RULE(rmsprop, S, T, FNN_SQUARES(T), FNN_DECAYED                                                   \
+        T s = s0[j] * rho + omr * (d * d);                                                                     \
+        s0[j] = s;                                                                                             \
+        p[j] = pv - lr * (d / (SQRT(s) + eps));)                                                               \
+    FNN_STEP_RULE(adadelta, S, T, FNN_SQUARES(T), FNN_DECAYED                                                  \
+        T s = s0[j] * rho + omr * (d * d);                                                                     \
+        s0[j] = s;                                                                                             \
+        T delta = SQRT(s1[j] + eps) / SQRT(s + eps) * d;                                                       \
+        s1[j] = s1[j] * rho + omr * (delta * delta);                                                           \
+        p[j] = pv - lr * delta;)
+
+    FNN_STEP_RULES(float, f, sqrtf)
+    FNN_STEP_RULES(double, d, sqrt)
+    """
+    enum:
+        C_LR "FNN_C_LR"
+        C_MU "FNN_C_MU"
+        C_WD "FNN_C_WD"
+        C_B1 "FNN_C_B1"
+        C_OMB1 "FNN_C_OMB1"
+        C_B2 "FNN_C_B2"
+        C_OMB2 "FNN_C_OMB2"
+        C_EPS "FNN_C_EPS"
+        C_STEP_SIZE "FNN_C_STEP_SIZE"
+        C_BC2 "FNN_C_BC2"
+        C_SHRINK "FNN_C_SHRINK"
+        C_DECAY "FNN_C_DECAY"
+        C_OMD "FNN_C_OMD"
+        C_FACTOR "FNN_C_FACTOR"
+        N_STEP "FNN_N_STEP"
+    void fnn_sgd_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
+    void fnn_sgd_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
+    void fnn_momentum_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
+    void fnn_momentum_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
+    void fnn_adam_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
+    void fnn_adam_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
+    void fnn_adagrad_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
+    void fnn_adagrad_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
+    void fnn_rmsprop_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
+    void fnn_rmsprop_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
+    void fnn_adadelta_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
+    void fnn_adadelta_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
 
 
 cdef void step_constants(long opt, const double* hyper, long long step, double factor,
@@ -54,18 +125,46 @@ cdef void step_constants(long opt, const double* hyper, long long step, double f
     c[C_OMD] = <floating>(1 - decay)
 
 
+cdef inline void step_row(long opt, floating* p, const floating* g, floating* s0, floating* s1, Py_ssize_t n,
+                          const floating* c, int decay, int variant) noexcept nogil:
+    """The rule of ``opt`` (FNN_STEP_RULES) on n contiguous elements."""
+    if floating is float:
+        if opt == SGD:
+            fnn_sgd_f(p, g, s0, s1, n, c, decay, variant)
+        elif opt == MOMENTUM or opt == NESTEROV:
+            fnn_momentum_f(p, g, s0, s1, n, c, decay, variant)
+        elif opt == ADAM or opt == ADAMW:
+            fnn_adam_f(p, g, s0, s1, n, c, decay, variant)
+        elif opt == ADAGRAD:
+            fnn_adagrad_f(p, g, s0, s1, n, c, decay, variant)
+        elif opt == RMSPROP:
+            fnn_rmsprop_f(p, g, s0, s1, n, c, decay, variant)
+        else:
+            fnn_adadelta_f(p, g, s0, s1, n, c, decay, variant)
+    else:
+        if opt == SGD:
+            fnn_sgd_d(p, g, s0, s1, n, c, decay, variant)
+        elif opt == MOMENTUM or opt == NESTEROV:
+            fnn_momentum_d(p, g, s0, s1, n, c, decay, variant)
+        elif opt == ADAM or opt == ADAMW:
+            fnn_adam_d(p, g, s0, s1, n, c, decay, variant)
+        elif opt == ADAGRAD:
+            fnn_adagrad_d(p, g, s0, s1, n, c, decay, variant)
+        elif opt == RMSPROP:
+            fnn_rmsprop_d(p, g, s0, s1, n, c, decay, variant)
+        else:
+            fnn_adadelta_d(p, g, s0, s1, n, c, decay, variant)
+
+
 cdef void step_block(long opt, floating* p, const floating* g, floating* s0, floating* s1, Py_ssize_t lo,
                      Py_ssize_t rows, Py_ssize_t width, Py_ssize_t stride, const floating* c) noexcept nogil:
     """One update of the block's elements of p from their gradient g times c[C_FACTOR]; s0, s1: the
     optimizer's state rows (momentum buffer; Adam's m, v; Adagrad's sum; RMSprop's square average;
     Adadelta's square average and accumulated delta), NULL where it has none. Weight decay adds wd * p to
     the gradient, except in AdamW, which shrinks p by c[C_SHRINK] first."""
-    cdef Py_ssize_t i, j, q
-    cdef floating lr = c[C_LR], mu = c[C_MU], wd = c[C_WD], f = c[C_FACTOR], eps = c[C_EPS]
-    cdef floating b1 = c[C_B1], omb1 = c[C_OMB1], b2 = c[C_B2], omb2 = c[C_OMB2]
-    cdef floating step_size = c[C_STEP_SIZE], bc2 = c[C_BC2], shrink = c[C_SHRINK], rho = c[C_DECAY]
-    cdef floating omr = c[C_OMD], pv, d, b, m, v, s, delta
-    cdef bint decay = wd != 0 and opt != ADAMW, shrinking = wd != 0 and opt == ADAMW, nesterov = opt == NESTEROV
+    cdef Py_ssize_t i, q
+    cdef int decay = c[C_WD] != 0 and opt != ADAMW
+    cdef int variant = opt == NESTEROV or (opt == ADAMW and c[C_WD] != 0)
     if rows <= 0 or width <= 0:
         return
     if width == stride:
@@ -73,57 +172,8 @@ cdef void step_block(long opt, floating* p, const floating* g, floating* s0, flo
         rows = 1
     for i in range(rows):
         q = lo + i * stride
-        if opt == SGD:
-            for j in range(q, q + width):
-                pv = p[j]
-                d = g[j] * f
-                d = vsel(decay, d + wd * pv, d)
-                p[j] = pv - lr * d
-        elif opt == MOMENTUM or opt == NESTEROV:
-            for j in range(q, q + width):
-                pv = p[j]
-                d = g[j] * f
-                d = vsel(decay, d + wd * pv, d)
-                b = s0[j] * mu + d
-                s0[j] = b
-                p[j] = pv - lr * vsel(nesterov, d + mu * b, b)
-        elif opt == ADAM or opt == ADAMW:
-            for j in range(q, q + width):
-                pv = p[j]
-                pv = vsel(shrinking, pv * shrink, pv)
-                d = g[j] * f
-                d = vsel(decay, d + wd * pv, d)
-                m = s0[j] * b1 + omb1 * d
-                v = s1[j] * b2 + omb2 * (d * d)
-                s0[j] = m
-                s1[j] = v
-                p[j] = pv - step_size * (m / (vsqrt(v) / bc2 + eps))
-        elif opt == ADAGRAD:
-            for j in range(q, q + width):
-                pv = p[j]
-                d = g[j] * f
-                d = vsel(decay, d + wd * pv, d)
-                s = s0[j] + d * d
-                s0[j] = s
-                p[j] = pv - lr * (d / (vsqrt(s) + eps))
-        elif opt == RMSPROP:
-            for j in range(q, q + width):
-                pv = p[j]
-                d = g[j] * f
-                d = vsel(decay, d + wd * pv, d)
-                s = s0[j] * rho + omr * (d * d)
-                s0[j] = s
-                p[j] = pv - lr * (d / (vsqrt(s) + eps))
-        else:  # ADADELTA
-            for j in range(q, q + width):
-                pv = p[j]
-                d = g[j] * f
-                d = vsel(decay, d + wd * pv, d)
-                s = s0[j] * rho + omr * (d * d)
-                s0[j] = s
-                delta = vsqrt(s1[j] + eps) / vsqrt(s + eps) * d
-                s1[j] = s1[j] * rho + omr * (delta * delta)
-                p[j] = pv - lr * delta
+        step_row(opt, p + q, g + q, s0 + q if s0 != NULL else NULL, s1 + q if s1 != NULL else NULL, width, c,
+                 decay, variant)
 
 
 cdef void penalize_block(const floating* p, floating* g, Py_ssize_t lo, Py_ssize_t rows, Py_ssize_t width,
