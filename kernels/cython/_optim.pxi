@@ -17,20 +17,22 @@ cdef extern from *:
     enum { FNN_C_LR, FNN_C_MU, FNN_C_WD, FNN_C_B1, FNN_C_OMB1, FNN_C_B2, FNN_C_OMB2, FNN_C_EPS, FNN_C_STEP_SIZE,
            FNN_C_BC2, FNN_C_SHRINK, FNN_C_DECAY, FNN_C_OMD, FNN_C_FACTOR, FNN_N_STEP };
 
-    /* One update of a row of n parameters p from their gradient g times c[FNN_C_FACTOR], s0 and s1 the
-       rule's state rows (unused ones may be NULL). decay: add wd * p to the gradient; variant: Nesterov's
-       update (momentum), AdamW's shrink of p by c[FNN_C_SHRINK] first (Adam). CONSTANTS declares the
-       other constants the rule reads, as locals before its loop. */
+    /* One update of a block of parameters p (rows of n, row i at i * stride) from their gradient g times
+       c[FNN_C_FACTOR], s0 and s1 the rule's state (laid out as p; unused ones may be NULL). decay: add
+       wd * p to the gradient; variant: Nesterov's update (momentum), AdamW's shrink of p by c[FNN_C_SHRINK]
+       first (Adam). CONSTANTS declares the other constants the rule reads, as locals before its loops. */
     #define FNN_STEP_RULE(NAME, S, T, CONSTANTS, ...)                                                          \
-    FNN_MULTIVERSION(fnn_##NAME##_##S, (T *p, const T *g, T *s0, T *s1, Py_ssize_t n, const T *c, int decay,   \
-                                        int variant), (p, g, s0, s1, n, c, decay, variant),                    \
+    FNN_MULTIVERSION(fnn_##NAME##_##S, (T *p, const T *g, T *s0, T *s1, Py_ssize_t rows, Py_ssize_t n,         \
+                                        Py_ssize_t stride, const T *c, int decay, int variant),                \
+                     (p, g, s0, s1, rows, n, stride, c, decay, variant),                                       \
         const T f = c[FNN_C_FACTOR], wd = c[FNN_C_WD];                                                         \
         CONSTANTS                                                                                              \
         (void)s0; (void)s1; (void)variant;                                                                     \
-        for (Py_ssize_t j = 0; j < n; j++) {                                                                   \
-            T pv = p[j], d = g[j] * f;                                                                         \
-            __VA_ARGS__                                                                                        \
-        })
+        for (Py_ssize_t i = 0; i < rows; i++)                                                                  \
+            for (Py_ssize_t j = i * stride; j < i * stride + n; j++) {                                         \
+                T pv = p[j], d = g[j] * f;                                                                     \
+                __VA_ARGS__                                                                                    \
+            })
     #define FNN_DECAYED d = decay ? d + wd * pv : d;
     #define FNN_RATE(T) const T lr = c[FNN_C_LR];
     #define FNN_SQUARES(T) const T lr = c[FNN_C_LR], eps = c[FNN_C_EPS], rho = c[FNN_C_DECAY], omr = c[FNN_C_OMD];
@@ -85,18 +87,30 @@ cdef extern from *:
         C_OMD "FNN_C_OMD"
         C_FACTOR "FNN_C_FACTOR"
         N_STEP "FNN_N_STEP"
-    void fnn_sgd_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
-    void fnn_sgd_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
-    void fnn_momentum_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
-    void fnn_momentum_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
-    void fnn_adam_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
-    void fnn_adam_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
-    void fnn_adagrad_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
-    void fnn_adagrad_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
-    void fnn_rmsprop_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
-    void fnn_rmsprop_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
-    void fnn_adadelta_f(float*, const float*, float*, float*, Py_ssize_t, const float*, int, int) noexcept nogil
-    void fnn_adadelta_d(double*, const double*, double*, double*, Py_ssize_t, const double*, int, int) noexcept nogil
+    void fnn_sgd_f(float*, const float*, float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*, int,
+                   int) noexcept nogil
+    void fnn_sgd_d(double*, const double*, double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*, int,
+                   int) noexcept nogil
+    void fnn_momentum_f(float*, const float*, float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*, int,
+                        int) noexcept nogil
+    void fnn_momentum_d(double*, const double*, double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*, int,
+                        int) noexcept nogil
+    void fnn_adam_f(float*, const float*, float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*, int,
+                    int) noexcept nogil
+    void fnn_adam_d(double*, const double*, double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*, int,
+                    int) noexcept nogil
+    void fnn_adagrad_f(float*, const float*, float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*, int,
+                       int) noexcept nogil
+    void fnn_adagrad_d(double*, const double*, double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*, int,
+                       int) noexcept nogil
+    void fnn_rmsprop_f(float*, const float*, float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*, int,
+                       int) noexcept nogil
+    void fnn_rmsprop_d(double*, const double*, double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*, int,
+                       int) noexcept nogil
+    void fnn_adadelta_f(float*, const float*, float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*, int,
+                        int) noexcept nogil
+    void fnn_adadelta_d(double*, const double*, double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*, int,
+                        int) noexcept nogil
 
 
 cdef void step_constants(long opt, const double* hyper, long long step, double factor,
@@ -125,35 +139,40 @@ cdef void step_constants(long opt, const double* hyper, long long step, double f
     c[C_OMD] = <floating>(1 - decay)
 
 
-cdef inline void step_row(long opt, floating* p, const floating* g, floating* s0, floating* s1, Py_ssize_t n,
-                          const floating* c, int decay, int variant) noexcept nogil:
-    """The rule of ``opt`` (FNN_STEP_RULES) on n contiguous elements."""
+cdef inline void step_rows(long opt, floating* p, const floating* g, floating* s0, floating* s1, Py_ssize_t rows,
+                           Py_ssize_t n, Py_ssize_t stride, const floating* c, int decay, int variant) noexcept nogil:
+    """The rule of ``opt`` (FNN_STEP_RULES) on rows of n elements, row i at i * stride."""
     if floating is float:
         if opt == SGD:
-            fnn_sgd_f(p, g, s0, s1, n, c, decay, variant)
+            fnn_sgd_f(p, g, s0, s1, rows, n, stride, c, decay, variant)
         elif opt == MOMENTUM or opt == NESTEROV:
-            fnn_momentum_f(p, g, s0, s1, n, c, decay, variant)
+            fnn_momentum_f(p, g, s0, s1, rows, n, stride, c, decay, variant)
         elif opt == ADAM or opt == ADAMW:
-            fnn_adam_f(p, g, s0, s1, n, c, decay, variant)
+            fnn_adam_f(p, g, s0, s1, rows, n, stride, c, decay, variant)
         elif opt == ADAGRAD:
-            fnn_adagrad_f(p, g, s0, s1, n, c, decay, variant)
+            fnn_adagrad_f(p, g, s0, s1, rows, n, stride, c, decay, variant)
         elif opt == RMSPROP:
-            fnn_rmsprop_f(p, g, s0, s1, n, c, decay, variant)
+            fnn_rmsprop_f(p, g, s0, s1, rows, n, stride, c, decay, variant)
         else:
-            fnn_adadelta_f(p, g, s0, s1, n, c, decay, variant)
+            fnn_adadelta_f(p, g, s0, s1, rows, n, stride, c, decay, variant)
     else:
         if opt == SGD:
-            fnn_sgd_d(p, g, s0, s1, n, c, decay, variant)
+            fnn_sgd_d(p, g, s0, s1, rows, n, stride, c, decay, variant)
         elif opt == MOMENTUM or opt == NESTEROV:
-            fnn_momentum_d(p, g, s0, s1, n, c, decay, variant)
+            fnn_momentum_d(p, g, s0, s1, rows, n, stride, c, decay, variant)
         elif opt == ADAM or opt == ADAMW:
-            fnn_adam_d(p, g, s0, s1, n, c, decay, variant)
+            fnn_adam_d(p, g, s0, s1, rows, n, stride, c, decay, variant)
         elif opt == ADAGRAD:
-            fnn_adagrad_d(p, g, s0, s1, n, c, decay, variant)
+            fnn_adagrad_d(p, g, s0, s1, rows, n, stride, c, decay, variant)
         elif opt == RMSPROP:
-            fnn_rmsprop_d(p, g, s0, s1, n, c, decay, variant)
+            fnn_rmsprop_d(p, g, s0, s1, rows, n, stride, c, decay, variant)
         else:
-            fnn_adadelta_d(p, g, s0, s1, n, c, decay, variant)
+            fnn_adadelta_d(p, g, s0, s1, rows, n, stride, c, decay, variant)
+
+
+cdef enum:
+    VECTOR_BYTES = 64  # an AVX-512 register: step_block's rows are stepped in place in whole ones
+    GATHERED = 256  # elements per buffer of step_tails
 
 
 cdef void step_block(long opt, floating* p, const floating* g, floating* s0, floating* s1, Py_ssize_t lo,
@@ -161,19 +180,61 @@ cdef void step_block(long opt, floating* p, const floating* g, floating* s0, flo
     """One update of the block's elements of p from their gradient g times c[C_FACTOR]; s0, s1: the
     optimizer's state rows (momentum buffer; Adam's m, v; Adagrad's sum; RMSprop's square average;
     Adadelta's square average and accumulated delta), NULL where it has none. Weight decay adds wd * p to
-    the gradient, except in AdamW, which shrinks p by c[C_SHRINK] first."""
-    cdef Py_ssize_t i, q
+    the gradient, except in AdamW, which shrinks p by c[C_SHRINK] first. Rows of a width that is not whole
+    vectors (a thread's columns of W_0, 52 of 100) leave their last elements to ``step_tails``: stepped
+    in place, each row would end in the rules' scalar loop, whose square roots and divisions took as long as
+    the rest of the row."""
     cdef int decay = c[C_WD] != 0 and opt != ADAMW
     cdef int variant = opt == NESTEROV or (opt == ADAMW and c[C_WD] != 0)
+    cdef Py_ssize_t whole = width
     if rows <= 0 or width <= 0:
         return
     if width == stride:
         width *= rows
         rows = 1
-    for i in range(rows):
-        q = lo + i * stride
-        step_row(opt, p + q, g + q, s0 + q if s0 != NULL else NULL, s1 + q if s1 != NULL else NULL, width, c,
-                 decay, variant)
+        whole = width
+    elif rows > 1:
+        whole = width - width % (VECTOR_BYTES // sizeof(floating))
+    if whole > 0:
+        step_rows(opt, p + lo, g + lo, s0 + lo if s0 != NULL else NULL, s1 + lo if s1 != NULL else NULL, rows,
+                  whole, stride, c, decay, variant)
+    if whole < width:
+        step_tails(opt, p, g, s0, s1, lo + whole, rows, width - whole, stride, c, decay, variant)
+
+
+cdef void step_tails(long opt, floating* p, const floating* g, floating* s0, floating* s1, Py_ssize_t lo,
+                     Py_ssize_t rows, Py_ssize_t t, Py_ssize_t stride, const floating* c, int decay,
+                     int variant) noexcept nogil:
+    """The rule on t < GATHERED elements of each row (lo + i * stride ...): gathered, some rows at a time,
+    into contiguous buffers, stepped there as one row, and put back (the same operations on each element:
+    the same bits)."""
+    cdef floating bp[GATHERED]
+    cdef floating bg[GATHERED]
+    cdef floating b0[GATHERED]
+    cdef floating b1[GATHERED]
+    cdef Py_ssize_t per = GATHERED // t, r0 = 0, r1, i, j, q, k
+    while r0 < rows:
+        r1 = min(rows, r0 + per)
+        for i in range(r0, r1):
+            for j in range(t):
+                q, k = lo + i * stride + j, (i - r0) * t + j
+                bp[k] = p[q]
+                bg[k] = g[q]
+                if s0 != NULL:
+                    b0[k] = s0[q]
+                if s1 != NULL:
+                    b1[k] = s1[q]
+        step_rows(opt, bp, bg, b0 if s0 != NULL else NULL, b1 if s1 != NULL else NULL, 1, (r1 - r0) * t, 0, c,
+                  decay, variant)
+        for i in range(r0, r1):
+            for j in range(t):
+                q, k = lo + i * stride + j, (i - r0) * t + j
+                p[q] = bp[k]
+                if s0 != NULL:
+                    s0[q] = b0[k]
+                if s1 != NULL:
+                    s1[q] = b1[k]
+        r0 = r1
 
 
 cdef void penalize_block(const floating* p, floating* g, Py_ssize_t lo, Py_ssize_t rows, Py_ssize_t width,
