@@ -4,9 +4,9 @@
 # of flat buffers (a block whose rows lie back to back is one row). Every operation is in the parameter
 # dtype, in the reference's order, on scalars computed in float64 as the reference does and rounded once to
 # the dtype (``step_constants``), so the public kernels give the reference's bits. Each rule is its own
-# branch-free loop over a row, in C below, compiled for the baseline, AVX2 and AVX-512 like the activations'
-# loops (FNN_MULTIVERSION): the divisions and square roots of Adam and the others take 2-3 times as long in
-# SSE2's 4 lanes. All versions round the same (no FMA: _common.pxi), so every CPU gets the reference's bits.
+# branch-free loop over a block's rows, in C below, compiled for the baseline, AVX2 and AVX-512 like the
+# activations' loops (FNN_MULTIVERSION), whose wider registers their divisions and square roots need. All
+# versions round the same (no FMA: _common.pxi), so every CPU gets the reference's bits.
 # Needs _common.pxi and _constants.pxi included first.
 
 from libc.math cimport pow
@@ -182,8 +182,8 @@ cdef void step_block(long opt, floating* p, const floating* g, floating* s0, flo
     Adadelta's square average and accumulated delta), NULL where it has none. Weight decay adds wd * p to
     the gradient, except in AdamW, which shrinks p by c[C_SHRINK] first. Rows of a width that is not whole
     vectors (a thread's columns of W_0, 52 of 100) leave their last elements to ``step_tails``: stepped
-    in place, each row would end in the rules' scalar loop, whose square roots and divisions took as long as
-    the rest of the row."""
+    in place, each row would end in the rules' scalar loop (GCC has no masked tails on x86), one square root
+    and two divisions at a time."""
     cdef int decay = c[C_WD] != 0 and opt != ADAMW
     cdef int variant = opt == NESTEROV or (opt == ADAMW and c[C_WD] != 0)
     cdef Py_ssize_t whole = width
