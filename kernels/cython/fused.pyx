@@ -208,6 +208,18 @@ cdef inline void transpose_block(const floating* a, Py_ssize_t lda, Py_ssize_t m
             t[j * m + i] = a[i * lda + j]
 
 
+cdef Py_ssize_t transposed_size(Py_ssize_t n_layers, const int64_t[:, ::1] layout, const int64_t* own0,
+                                const int64_t* own1, size_t itemsize) noexcept nogil:
+    """The largest of this thread's weight blocks of layers 1.. (its rows) that delta W^T copies as W^T for
+    the hand-written products (which take no transposed b): up to TRANSPOSE_BYTES."""
+    cdef Py_ssize_t l, block, size = 0
+    for l in range(1, n_layers):
+        block = (own1[l] - own0[l]) * layout[LAY_WIDTH, l]
+        if block * itemsize <= TRANSPOSE_BYTES:
+            size = max(size, block)
+    return size
+
+
 cdef floating* backward_layer(const Net* net, Py_ssize_t l, Py_ssize_t nb, floating* delta, Py_ssize_t* ldd,
                               const int64_t* own0, const int64_t* own1, const floating* xb,
                               const floating** xrows, floating* ws, floating* params, floating* pq, floating* gq,
@@ -436,11 +448,7 @@ def train_epoch_worker(Py_ssize_t tid, Py_ssize_t n_threads, int64_t[::1] contro
     cdef Py_ssize_t n_x = 0 if net.in_place or augmenting or sparse else batch_size * n_in
     cdef Py_ssize_t ld_max = np.max(layout[LAY_LD])
     cdef Py_ssize_t n_routed = layout[LAY_LDM, n_layers - 1] if pieces[n_layers - 1] > 1 else 0
-    cdef Py_ssize_t n_wt = 0, l_wt, block
-    for l_wt in range(1, n_layers):  # the largest weight block delta W^T copies as W^T (backward_layer)
-        block = (shares[tid + 1, l_wt] - shares[tid, l_wt]) * layout[LAY_WIDTH, l_wt]
-        if block * sizeof(floating) <= TRANSPOSE_BYTES:
-            n_wt = max(n_wt, block)
+    cdef Py_ssize_t n_wt = transposed_size(n_layers, layout, &shares[tid, 0], &shares[tid + 1, 0], sizeof(floating))
     cdef floating[::1] own = np.zeros(2 * P + ld_max + n_x + batch_size * (4 * sizes[n_layers] + 1 + n_routed)
                                       + n_wt, np.float32 if floating is float else np.float64)
     cdef floating[:, ::1] own_state = np.array(state)

@@ -32,9 +32,8 @@ from ..constants import (ALIGN, CLIP_EPS, CLIP_NORM, DONE, FLUSH_DENORMALS, IDEN
                          LAY_AUG, LAY_B, LAY_D, LAY_DROP, LAY_GAMMA, LAY_LD, LAY_LDM, LAY_MAX, LAY_NORM, LAY_PRELU,
                          LAY_RUNNING, LAY_TOTAL, LAY_W, LAY_WIDTH, LAY_Z, LOSS_EPS, LR, N_LAYOUT, N_RANGE,
                          PREFETCH_BYTES, PREFETCH_L1_BYTES, PRELU, R_LO, R_PRIVATE, R_ROWS, R_STRIDE, R_WEIGHT, R_WIDTH, SGD,
-                         TRANSPOSE_BYTES,
                          STATUS, STATUS_DONE, STATUS_LOSS, STATUS_NORM, STATUS_STOPPED,
-                         TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED, WEIGHT_DECAY)
+                         TOTAL_PARAMS, TOTAL_RUNNING, TOTAL_SHARED, TRANSPOSE_BYTES, WEIGHT_DECAY)
 from ._small_gemm import set_row_pointers, small_rows
 from ._sync import (aborted, barrier, get_mxcsr, keep_alive, prefetch_rows, publish, set_mxcsr, stop_decided,
                     unowned)
